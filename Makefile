@@ -1,0 +1,29 @@
+# `make demo` and `make test` each create .venv when missing and install into it.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of torch; override for another build, e.g. make test TORCH_SPEC='torch==2.13.0+cu121'
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check '$(TORCH_SPEC)'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/sharedsg demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	$(BIN)/sharedsg bench learner --json
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,257 @@
+"""Structured configuration: the one place where every default lives.
+
+A run's configuration is the merge of three layers, later ones winning:
+
+1. the dataclasses below (all defaults),
+2. a YAML file (``configs/*.yaml``),
+3. ``key=value`` overrides from the command line (OmegaConf dotlist syntax).
+
+Any user mistake (unknown key, wrong type, out-of-range value, unknown choice)
+raises :class:`ConfigError` with a one-line message naming the key; the CLI turns
+it into exit code 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+MIXING_MODES = ("bp_only", "sg_only", "sum", "lambda")
+ENCODERS = ("lstm", "conv")
+DECODERS = ("regression", "classification")
+OUTPUT_ACTIVATIONS = ("linear", "tanh", "relu")
+SG_KINDS = ("lstm", "mlp")
+SHARING = ("shared", "separate")
+TRANSPORTS = ("replica", "rpc")
+DATA_FORMATS = ("sample", "sdd", "ind", "omniglot", "mnist")
+
+
+class ConfigError(ValueError):
+    """A user mistake in a configuration; the message is one line naming the key."""
+
+
+@dataclass
+class ModelConfig:
+    """The NMN (Eq. 1-8): encoder f^E, memory of ``slots`` x ``slot_width``, decoder f^D."""
+
+    encoder: str = "lstm"  # lstm: LSTM(encoder_hidden) over (x, y) frames (Sec. 4.2); conv: Sec. 4.1
+    input_dim: int = 2  # features per frame for the lstm encoder
+    encoder_hidden: int = 30  # LSTM(30) of Sec. 4.2
+    conv_channels: int = 64  # Sec. 4.1: 3 blocks of 3x3 conv with 64 filters
+    conv_blocks: int = 3
+    image_size: int = 28
+    slots: int = 10  # l, memory slots (10 in both experiments of the paper)
+    slot_width: int = 32  # k, width of a slot = size of q_t, m_t and m'_t
+    decoder: str = "regression"  # regression: dense(output_dim); classification: dense + softmax
+    output_dim: int = 2  # coordinates per frame, or number of classes
+    # The paper's trajectory decoder uses ReLU, which cannot produce the negative half of
+    # coordinates scaled to [-0.5, 0.5]; we default to a linear output (see README).
+    output_activation: str = "linear"
+    persist_memory: bool = True  # carry memory and controller states across batches
+
+
+@dataclass
+class SGConfig:
+    """Synthetic-gradient predictors SG^IC, SG^OC, SG^WC (Eq. 9-11) and how streams share them."""
+
+    kind: str = "lstm"  # lstm (the paper) or mlp
+    hidden: int = 64
+    lr: float = 1e-3  # Adam learning rate of the SG modules (Eq. 11)
+    updates_per_push: int = 1  # optimiser steps on each pushed set of targets
+    sharing: str = "shared"  # shared: one group for all streams; separate: one group per stream
+    transport: str = "replica"  # replica: local SG copy refreshed by version; rpc: server predicts
+    max_staleness: int = 1  # replica: refresh when the server is this many versions ahead
+    checkpoint_every_pushes: int = 50  # server checkpoint interval K (pushes) ...
+    checkpoint_every_s: float = 30.0  # ... or S seconds, whichever comes first
+
+
+@dataclass
+class LearnerConfig:
+    """How one stream learns (DESIGN.md, 'One training step of a stream')."""
+
+    mixing: str = "sum"  # bp_only (baseline NMN) | sg_only (pure DNI) | sum | lambda
+    lam: float = 0.5  # lambda mode: controller grad = (1 - lam) * true + lam * synthetic
+    lr: float = 1e-3  # Adam learning rate of the NMN
+    grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
+    batch_size: int = 32
+    device: str = "cpu"  # cpu | cuda (the runtime uses the GPU Ray assigned)
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how trajectories are windowed."""
+
+    format: str = "sample"  # sample (shipped SDD subset) | sdd | ind | omniglot | mnist
+    root: str = ""  # empty: $SHAREDSG_DATA, else ../shared/data beside the repository
+    cache_dir: str = ""  # empty: $SHAREDSG_CACHE, else ~/.cache/sharedsg
+    obs_len: int = 50  # observed frames (Sec. 4.2)
+    pred_len: int = 50  # predicted frames
+    frame_rate: float = 25.0  # trajectories are resampled to this rate (inD's 25 Hz)
+    window_stride: int = 50  # frames between window starts within a track
+    test_fraction: float = 0.2  # fraction of tracks held out (split by track)
+    max_train_tracks: int = 0  # 0 = all; e.g. 150 cyclist trajectories in Sec. 4.2
+    split_seed: int = 0
+
+
+@dataclass
+class ScheduleConfig:
+    """When a stream trains: at iterations start, start + every, start + 2 * every, ..."""
+
+    start: int = 0
+    every: int = 1
+    batch_size: int = 0  # 0: learner.batch_size
+
+
+@dataclass
+class StreamConfig:
+    """One NMN stream: which class of data it learns from and when."""
+
+    data_class: str = "cyclist"  # cyclist | pedestrian for trajectories; a split name otherwise
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    kind: str = "train"  # which module of sharedsg.experiments runs it
+    iterations: int = 100
+    seed: int = 0
+    eval_every: int = 10  # iterations between evaluations on held-out data
+    eval_batches: int = 4
+    run_dir: str = "runs"  # runs/<experiment>/<run>/<stream>/
+    run_name: str = ""  # empty: a timestamp
+    attachable: bool = False
+    progress: bool = True
+
+
+@dataclass
+class ResourcesConfig:
+    gpus_per_stream: float = -1.0  # -1: 1 when the cluster has GPUs, else 0
+    cpus_per_stream: float = 1.0
+
+
+@dataclass
+class Config:
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sg: SGConfig = field(default_factory=SGConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    streams: Dict[str, StreamConfig] = field(
+        default_factory=lambda: {"cyclist": StreamConfig()}
+    )
+
+
+def _one_line(exc: OmegaConfBaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    key = getattr(exc, "full_key", None)
+    if key and key not in msg:
+        return f"{key}: {msg}"
+    return msg
+
+
+def load_config(path: Optional[str | os.PathLike] = None, overrides: List[str] = ()) -> DictConfig:
+    """Merge defaults, an optional YAML file and ``key=value`` overrides; validate the result."""
+    schema = OmegaConf.structured(Config)
+    layers: List[Any] = [schema]
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist; pass a YAML file such as configs/local_small.yaml")
+        try:
+            layers.append(OmegaConf.load(p))
+        except Exception as exc:  # yaml.YAMLError and friends
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"config file {p} is not valid YAML: {first}") from None
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not key=value; write e.g. model.slots=10")
+    try:
+        layers.append(OmegaConf.from_dotlist(list(overrides)))
+        cfg = OmegaConf.merge(*layers)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"config error: {_one_line(exc)}") from None
+    validate(cfg)
+    return cfg
+
+
+def _choice(cfg: DictConfig, key: str, choices: tuple) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value not in choices:
+        raise ConfigError(f"config error: {key}: '{value}' is not one of {', '.join(choices)}")
+
+
+def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ConfigError(f"config error: {key}: must be {bound}, got {value}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Range and choice checks that types alone cannot express."""
+    _choice(cfg, "model.encoder", ENCODERS)
+    _choice(cfg, "model.decoder", DECODERS)
+    _choice(cfg, "model.output_activation", OUTPUT_ACTIVATIONS)
+    _choice(cfg, "sg.kind", SG_KINDS)
+    _choice(cfg, "sg.sharing", SHARING)
+    _choice(cfg, "sg.transport", TRANSPORTS)
+    _choice(cfg, "learner.mixing", MIXING_MODES)
+    _choice(cfg, "data.format", DATA_FORMATS)
+    for key in (
+        "model.input_dim", "model.encoder_hidden", "model.conv_channels", "model.conv_blocks",
+        "model.image_size", "model.slots", "model.slot_width", "model.output_dim",
+        "sg.hidden", "sg.lr", "sg.updates_per_push", "sg.checkpoint_every_pushes",
+        "learner.lr", "learner.batch_size", "data.obs_len", "data.pred_len",
+        "data.frame_rate", "data.window_stride", "experiment.iterations",
+        "experiment.eval_every", "experiment.eval_batches",
+    ):
+        _positive(cfg, key)
+    for key in ("learner.grad_clip", "sg.max_staleness", "data.max_train_tracks", "sg.checkpoint_every_s"):
+        _positive(cfg, key, allow_zero=True)
+    if not 0.0 <= cfg.learner.lam <= 1.0:
+        raise ConfigError(f"config error: learner.lam: must be in [0, 1], got {cfg.learner.lam}")
+    if not 0.0 < cfg.data.test_fraction < 1.0:
+        raise ConfigError(f"config error: data.test_fraction: must be in (0, 1), got {cfg.data.test_fraction}")
+    if not cfg.streams:
+        raise ConfigError("config error: streams: at least one stream is needed, e.g. streams.cyclist.data_class=cyclist")
+    for name, stream in cfg.streams.items():
+        _positive(cfg, f"streams.{name}.schedule.every")
+        _positive(cfg, f"streams.{name}.schedule.start", allow_zero=True)
+        _positive(cfg, f"streams.{name}.schedule.batch_size", allow_zero=True)
+    if not cfg.experiment.name or "/" in cfg.experiment.name:
+        raise ConfigError(f"config error: experiment.name: '{cfg.experiment.name}' must be a non-empty name without '/'")
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg)
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def data_root(cfg: Optional[DictConfig] = None) -> Path:
+    """``data.root``, else ``$SHAREDSG_DATA``, else ``../shared/data`` beside the repository."""
+    if cfg is not None and cfg.data.root:
+        return Path(cfg.data.root).expanduser()
+    env = os.environ.get("SHAREDSG_DATA")
+    if env:
+        return Path(env).expanduser()
+    return repo_root().parent / "shared" / "data"
+
+
+def cache_dir(cfg: Optional[DictConfig] = None) -> Path:
+    """``data.cache_dir``, else ``$SHAREDSG_CACHE``, else ``~/.cache/sharedsg``."""
+    if cfg is not None and cfg.data.cache_dir:
+        return Path(cfg.data.cache_dir).expanduser()
+    env = os.environ.get("SHAREDSG_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "sharedsg"
