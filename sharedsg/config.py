@@ -21,6 +21,8 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from sharedsg.errors import UserError
+
 MIXING_MODES = ("bp_only", "sg_only", "sum", "lambda")
 ENCODERS = ("lstm", "conv")
 DECODERS = ("regression", "classification")
@@ -31,7 +33,7 @@ TRANSPORTS = ("replica", "rpc")
 DATA_FORMATS = ("sample", "sdd", "ind", "omniglot", "mnist")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A user mistake in a configuration; the message is one line naming the key."""
 
 
@@ -68,6 +70,7 @@ class SGConfig:
     max_staleness: int = 1  # replica: refresh when the server is this many versions ahead
     checkpoint_every_pushes: int = 50  # server checkpoint interval K (pushes) ...
     checkpoint_every_s: float = 30.0  # ... or S seconds, whichever comes first
+    max_inflight_pushes: int = 4  # replica: un-acknowledged pushes a stream may have before it waits (runtime)
 
 
 @dataclass
@@ -96,6 +99,7 @@ class DataConfig:
     test_fraction: float = 0.2  # fraction of tracks held out (split by track)
     max_train_tracks: int = 0  # 0 = all; e.g. 150 cyclist trajectories in Sec. 4.2
     split_seed: int = 0
+    sdd_fps: float = 29.97  # native frame rate of the SDD videos (resampled to frame_rate)
 
 
 @dataclass
@@ -126,6 +130,9 @@ class ExperimentConfig:
     run_dir: str = "runs"  # runs/<experiment>/<run>/<stream>/
     run_name: str = ""  # empty: a timestamp
     attachable: bool = False
+    # Ray: streams scheduled in one iteration step one after another, in config order, each
+    # waiting for its push (LocalBackend's order; with sg.transport=rpc the losses match --local)
+    synchronous: bool = False
     progress: bool = True
 
 
@@ -133,6 +140,10 @@ class ExperimentConfig:
 class ResourcesConfig:
     gpus_per_stream: float = -1.0  # -1: 1 when the cluster has GPUs, else 0
     cpus_per_stream: float = 1.0
+    server_cpus: float = 1.0  # CPUs reserved for the SG server actor (runtime)
+    max_restarts: int = -1  # Ray restarts of a crashed server or stream actor (-1: unlimited)
+    stream_checkpoint_every: int = 25  # steps between a stream actor's own checkpoints (0: never)
+    object_store_mb: int = 200  # object store of the embedded Ray that `sharedsg run` starts without an address
 
 
 @dataclass
@@ -209,7 +220,7 @@ def validate(cfg: DictConfig) -> None:
         "model.image_size", "model.slots", "model.slot_width", "model.output_dim",
         "sg.hidden", "sg.lr", "sg.updates_per_push", "sg.checkpoint_every_pushes",
         "learner.lr", "learner.batch_size", "data.obs_len", "data.pred_len",
-        "data.frame_rate", "data.window_stride", "experiment.iterations",
+        "data.frame_rate", "data.window_stride", "data.sdd_fps", "experiment.iterations",
         "experiment.eval_every", "experiment.eval_batches",
     ):
         _positive(cfg, key)

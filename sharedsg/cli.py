@@ -1,0 +1,68 @@
+"""The ``sharedsg`` command: run | attach | status | stop | bench | data | demo.
+
+User mistakes (:class:`sharedsg.errors.UserError`) print one line and exit 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, List, Optional
+
+from sharedsg.errors import UserError
+
+# Subcommand modules; each has add_parser(subparsers) that sets ``func(args) -> int``.
+COMMAND_MODULES = (
+    "sharedsg.commands.run",
+    "sharedsg.runtime.commands",
+    "sharedsg.bench.commands",
+    "sharedsg.data.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sharedsg",
+        description="Neural Memory Networks with synthetic-gradient controllers, shared across streams on Ray.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for mod in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name == mod:  # not built yet in this installation
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def _user_error_types() -> tuple:
+    types: List[type] = [UserError]
+    try:
+        from sharedsg.data.errors import DataError
+
+        types.append(DataError)
+    except ModuleNotFoundError:
+        pass
+    return tuple(types)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return int(func(args) or 0)
+    except _user_error_types() as exc:
+        print(f"sharedsg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sharedsg: interrupted; what was written is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Paper experiments: schedules over streams, written against the :class:`Backend` protocol."""

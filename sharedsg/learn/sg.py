@@ -1,0 +1,84 @@
+"""SGLearner: the SG predictors of one sharing group and their training (Eq. 11)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Dict, Iterable
+
+import torch
+from omegaconf import DictConfig
+
+from sharedsg.learn.stream import build_sg_modules
+from sharedsg.learn.tasks import make_task
+from sharedsg.learn.types import SGState, SGTargets
+from sharedsg.model.controllers import CONTROLLERS
+from sharedsg.model.synthetic import sg_loss
+
+
+class DimensionMismatch(ValueError):
+    """A stream's controller or target dimensions do not fit its SG group."""
+
+
+class SGLearner:
+    """Trains SG^IC, SG^OC, SG^WC on targets from any number of streams.
+
+    The state is versioned: ``version`` increases by one with every :meth:`update`,
+    so a stream can tell whether its copy is stale.
+    """
+
+    def __init__(self, model: DictConfig, sg: DictConfig, seed: int = 0,
+                 device: str | torch.device = "cpu") -> None:
+        torch.manual_seed(seed + 7919)
+        self.device = torch.device(device)
+        self.modules = build_sg_modules(model, sg, make_task(model).target_dim).to(self.device)
+        self.optimizer = torch.optim.Adam(self.modules.parameters(), lr=sg.lr)
+        self.updates_per_push = int(sg.updates_per_push)
+        self.version = 0
+
+    @property
+    def dims(self) -> Dict[str, int]:
+        return {**self.modules.controller_dims, "target": self.modules.target_dim}
+
+    def check_dims(self, dims: Dict[str, int]) -> None:
+        """Raise :class:`DimensionMismatch` naming every dimension that differs from the group's."""
+        wrong = [f"{k}={dims.get(k)} (group has {v})" for k, v in self.dims.items() if dims.get(k) != v]
+        if wrong:
+            raise DimensionMismatch("stream dimensions do not fit the SG group: " + ", ".join(wrong))
+
+    def update(self, batches: Iterable[SGTargets]) -> Dict[str, float]:
+        """Eq. 11 on the given targets (one loss per target set, summed); version += 1."""
+        batches = [b.to(self.device) for b in batches]
+        losses: Dict[str, float] = {}
+        for _ in range(self.updates_per_push):
+            self.optimizer.zero_grad(set_to_none=True)
+            total = torch.zeros((), device=self.device)
+            per_c = {c: torch.zeros((), device=self.device) for c in CONTROLLERS}
+            for b in batches:
+                pred = self.modules(b.h, b.y)
+                for c in CONTROLLERS:
+                    per_c[c] = per_c[c] + sg_loss(pred[c], b.g[c])
+            for c in CONTROLLERS:
+                total = total + per_c[c]
+            total.backward()
+            self.optimizer.step()
+            losses = {f"sg/{c}/loss": float(per_c[c].detach()) / max(len(batches), 1) for c in CONTROLLERS}
+        self.version += 1
+        return losses
+
+    @torch.no_grad()
+    def predict(self, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Synthetic gradients for the ``rpc`` transport (CPU tensors in and out)."""
+        out = self.modules({c: v.to(self.device) for c, v in h.items()}, y.to(self.device))
+        return {c: v.cpu() for c, v in out.items()}
+
+    def state(self) -> SGState:
+        return SGState(self.version, {k: v.detach().cpu().clone() for k, v in self.modules.state_dict().items()})
+
+    def state_dict(self) -> Dict[str, object]:
+        return {"weights": self.state().weights, "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+                "version": self.version}
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        self.modules.load_state_dict(state["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.version = int(state["version"])

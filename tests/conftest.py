@@ -1,0 +1,27 @@
+"""Shared fixtures: small configs built through the real config system."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sharedsg.config import load_config
+
+SMALL = [
+    "model.slot_width=8", "model.slots=4", "model.encoder_hidden=8",
+    "sg.hidden=16", "learner.batch_size=4", "data.obs_len=6", "data.pred_len=6",
+]
+
+
+@pytest.fixture
+def small_cfg():
+    """A tiny trajectory NMN config; extra overrides via small_cfg(*more)."""
+    def make(*more: str):
+        return load_config(None, SMALL + list(more))
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    torch.set_num_threads(1)
+    yield

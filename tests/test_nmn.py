@@ -1,0 +1,45 @@
+"""Eq. 1-8: the NMN forward exposes every controller output at every step, in the graph."""
+
+import torch
+
+from sharedsg.model.nmn import NMN
+
+
+def test_trajectory_nmn_shapes_and_controller_outputs(small_cfg):
+    cfg = small_cfg()
+    nmn = NMN(cfg.model, seed=0)
+    out = nmn(torch.randn(3, 6, 2), carry=False)
+    assert out.y_hat.shape == (3, 6, 2)
+    assert out.z.shape == (3, 6, cfg.model.slots)
+    for c in ("ic", "oc", "wc"):
+        assert len(out.h[c]) == 6 and out.h[c][0].shape == (3, cfg.model.slot_width)
+        assert out.h[c][0].requires_grad
+    # the decoder reads m_t = h_oc: Eq. 8
+    torch.testing.assert_close(out.y_hat[:, 2], nmn.decoder(out.h["oc"][2]))
+
+
+def test_conv_nmn_for_images(small_cfg):
+    cfg = small_cfg("model.encoder=conv", "model.decoder=classification", "model.output_dim=5", "model.conv_channels=8")
+    nmn = NMN(cfg.model, seed=0)
+    assert nmn.encoder.out_dim == 8 * 3 * 3  # 28 -> 14 -> 7 -> 3 after three 2x2 pools
+    out = nmn(torch.rand(4, 1, 1, 28, 28))
+    assert out.y_hat.shape == (4, 1, 5)
+
+
+def test_memory_carries_across_batches_unless_disabled(small_cfg):
+    x = torch.randn(2, 6, 2)
+    nmn = NMN(small_cfg().model, seed=0)
+    first = nmn(x, carry=True).y_hat.detach()
+    second = nmn(x, carry=True).y_hat.detach()
+    assert not torch.allclose(first, second), "the carried memory must change the next batch's output"
+    nmn.reset_state()
+    torch.testing.assert_close(nmn(x, carry=False).y_hat.detach(), first)
+    frozen = NMN(small_cfg("model.persist_memory=false").model, seed=0)
+    torch.testing.assert_close(frozen(x).y_hat.detach(), frozen(x).y_hat.detach())
+
+
+def test_relu_output_activation_is_a_choice(small_cfg):
+    nmn = NMN(small_cfg("model.output_activation=relu").model, seed=0)
+    assert float(nmn(torch.randn(8, 6, 2)).y_hat.detach().min()) >= 0.0
+    lin = NMN(small_cfg().model, seed=0)
+    assert float(lin(torch.randn(8, 6, 2) * 3).y_hat.detach().min()) < 0.0

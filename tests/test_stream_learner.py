@@ -1,0 +1,106 @@
+"""The SG protocol of one stream: true path, synthetic path, and their mixing."""
+
+import copy
+
+import pytest
+import torch
+
+from sharedsg.data.batch import Batch
+from sharedsg.learn.stream import StreamLearner
+
+CONTROLLERS = ("ic", "oc", "wc")
+
+
+def _batch(seed=0, b=4, t=6):
+    g = torch.Generator().manual_seed(seed)
+    return Batch(torch.randn(b, t, 2, generator=g) * 0.3, torch.randn(b, t, 2, generator=g) * 0.3)
+
+
+def _learner(cfg, mixing, lam=0.5):
+    cfg.learner.mixing = mixing
+    cfg.learner.lam = lam
+    learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=3)
+    torch.manual_seed(11)  # a non-zero SG, so the synthetic path is not trivially zero
+    for p in learner.sg.parameters():
+        p.data.normal_(0, 0.3)
+    return learner
+
+
+def _reference(learner, batch):
+    """A copy of the NMN, its loss, and its controller outputs, before the learner runs."""
+    nmn = copy.deepcopy(learner.nmn)
+    out = nmn(batch.x, carry=True)
+    loss = learner.task.loss(out.y_hat, batch.y)
+    return nmn, out, loss
+
+
+def test_bp_only_equals_plain_autograd(small_cfg):
+    learner, batch = _learner(small_cfg(), "bp_only"), _batch()
+    nmn, _, loss = _reference(learner, batch)
+    loss.backward()
+    grads, result = learner.gradients(batch)
+    for name, p in nmn.named_parameters():
+        torch.testing.assert_close(grads[name], p.grad, atol=1e-6, rtol=0)
+    assert result.metrics["loss/train"] == pytest.approx(float(loss), abs=1e-7)
+
+
+def test_sg_only_pushes_synthetic_gradient_through_each_controller(small_cfg):
+    learner, batch = _learner(small_cfg(), "sg_only"), _batch(1)
+    nmn, out, loss = _reference(learner, batch)
+    y_enc = learner.task.encode_target(batch.y)
+    s = learner.local_predict({c: out.stacked(c) for c in CONTROLLERS}, y_enc)
+    true = dict(zip([n for n, _ in nmn.named_parameters()], torch.autograd.grad(loss, list(nmn.parameters()), retain_graph=True)))
+    grads, _ = learner.gradients(batch)
+    bsz, t_len = batch.y.shape[:2]
+    for c in CONTROLLERS:
+        assert s[c].abs().sum() > 0
+        params = list(nmn.controller(c).parameters())
+        expect = torch.autograd.grad(out.h[c], params, grad_outputs=[s[c][:, t] / bsz for t in range(t_len)],
+                                     retain_graph=True)
+        for (n, _), e in zip(nmn.controller(c).named_parameters(), expect):
+            torch.testing.assert_close(grads[f"{c}.{n}"], e, atol=1e-6, rtol=1e-5)
+            assert not torch.allclose(grads[f"{c}.{n}"], true[f"{c}.{n}"])
+    for name in true:
+        if name.startswith(("encoder.", "decoder.")):
+            torch.testing.assert_close(grads[name], true[name], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("mixing", ["sum", "lambda"])
+def test_mixing_modes_combine_true_and_synthetic(small_cfg, mixing):
+    batch = _batch(2)
+    parts = {}
+    for mode in ("bp_only", "sg_only", mixing):
+        parts[mode], _ = _learner(small_cfg(), mode, lam=0.25).gradients(batch)
+    for name, g in parts[mixing].items():
+        true, fast = parts["bp_only"][name], parts["sg_only"][name]
+        if name.startswith(("encoder.", "decoder.")):
+            torch.testing.assert_close(g, true, atol=1e-6, rtol=0)
+        elif mixing == "sum":
+            torch.testing.assert_close(g, true + fast, atol=1e-6, rtol=1e-5)
+        else:
+            torch.testing.assert_close(g, 0.75 * true + 0.25 * fast, atol=1e-6, rtol=1e-5)
+
+
+def test_step_returns_targets_and_metrics(small_cfg):
+    learner = _learner(small_cfg(), "sum")
+    result = learner.step(_batch())
+    for c in CONTROLLERS:
+        assert result.targets.h[c].shape == (4, 6, 8)
+        assert result.targets.g[c].shape == (4, 6, 8)
+        for tag in (f"grad_norm/{c}/true", f"grad_norm/{c}/synthetic", f"sg/{c}/cosine", f"sg/{c}/mse"):
+            assert tag in result.metrics
+    assert result.targets.y.shape == (4, 6, 2)
+    for tag in ("loss/train", "ade/train", "memory/attention_entropy"):
+        assert torch.isfinite(torch.tensor(result.metrics[tag]))
+    assert learner.steps == 1
+
+
+def test_checkpoint_round_trip(small_cfg, tmp_path):
+    learner = _learner(small_cfg(), "sum")
+    learner.step(_batch())
+    path = tmp_path / "stream.pt"
+    torch.save(learner.state_dict(), path)
+    other = _learner(small_cfg(), "sum")
+    other.load_state_dict(torch.load(path, weights_only=True))
+    batch = _batch(5)
+    torch.testing.assert_close(learner.step(batch).metrics["loss/train"], other.step(batch).metrics["loss/train"])
