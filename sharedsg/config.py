@@ -25,6 +25,9 @@ from sharedsg.errors import UserError
 
 MIXING_MODES = ("bp_only", "sg_only", "sum", "lambda")
 ENCODERS = ("lstm", "conv")
+ENCODER_OUTPUTS = ("last", "sequence")
+ADDRESSING = ("dot", "cosine")
+MEMORY_INITS = ("learned", "random")
 DECODERS = ("regression", "classification")
 OUTPUT_ACTIVATIONS = ("linear", "tanh", "relu")
 SG_KINDS = ("lstm", "mlp")
@@ -44,6 +47,7 @@ class ModelConfig:
     encoder: str = "lstm"  # lstm: LSTM(encoder_hidden) over (x, y) frames (Sec. 4.2); conv: Sec. 4.1
     input_dim: int = 2  # features per frame for the lstm encoder
     encoder_hidden: int = 30  # LSTM(30) of Sec. 4.2
+    encoder_output: str = "last"  # lstm: last = summary of the observed track for every step; sequence = per frame
     conv_channels: int = 64  # Sec. 4.1: 3 blocks of 3x3 conv with 64 filters
     conv_blocks: int = 3
     image_size: int = 28
@@ -54,7 +58,15 @@ class ModelConfig:
     # The paper's trajectory decoder uses ReLU, which cannot produce the negative half of
     # coordinates scaled to [-0.5, 0.5]; we default to a linear output (see README).
     output_activation: str = "linear"
-    persist_memory: bool = True  # carry memory and controller states across batches
+    # Memory as printed in the paper (Eq. 3, 7): addressing=dot memory_init=random persist_memory=true.
+    # With it the attention is uniform from the first batch, every write reaches every slot and
+    # the slots become identical, so the input no longer reaches the output (README, "The NMN
+    # as printed"). The defaults keep the slots apart: cosine addressing with a key strength
+    # (NTM/DNC content addressing) and an initial memory learned by back-propagation.
+    addressing: str = "cosine"  # dot: z = softmax(q^T M) (Eq. 3); cosine: softmax(strength * cos(q, M_i))
+    address_strength: float = 10.0
+    memory_init: str = "learned"  # learned: every batch starts from a trained content; random: a fixed draw
+    persist_memory: bool = False  # carry memory and controller states across batches (needs memory_init=random)
 
 
 @dataclass
@@ -100,6 +112,9 @@ class DataConfig:
     max_train_tracks: int = 0  # 0 = all; e.g. 150 cyclist trajectories in Sec. 4.2
     split_seed: int = 0
     sdd_fps: float = 29.97  # native frame rate of the SDD videos (resampled to frame_rate)
+    # `sharedsg data download` sources (base URLs; each file's sha256 / raw MD5 is checked)
+    omniglot_url: str = "https://raw.githubusercontent.com/bitsandscraps/omniglot/b0481240b7eb42393285a93ce7d2f266ff10c62b/"
+    mnist_url: str = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 
 @dataclass
@@ -208,6 +223,12 @@ def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
 def validate(cfg: DictConfig) -> None:
     """Range and choice checks that types alone cannot express."""
     _choice(cfg, "model.encoder", ENCODERS)
+    _choice(cfg, "model.encoder_output", ENCODER_OUTPUTS)
+    _choice(cfg, "model.addressing", ADDRESSING)
+    _choice(cfg, "model.memory_init", MEMORY_INITS)
+    if cfg.model.persist_memory and cfg.model.memory_init == "learned":
+        raise ConfigError("config error: model.persist_memory: true needs model.memory_init=random "
+                          "(a learned initial memory is where every batch starts)")
     _choice(cfg, "model.decoder", DECODERS)
     _choice(cfg, "model.output_activation", OUTPUT_ACTIVATIONS)
     _choice(cfg, "sg.kind", SG_KINDS)
@@ -217,7 +238,7 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "data.format", DATA_FORMATS)
     for key in (
         "model.input_dim", "model.encoder_hidden", "model.conv_channels", "model.conv_blocks",
-        "model.image_size", "model.slots", "model.slot_width", "model.output_dim",
+        "model.image_size", "model.slots", "model.address_strength", "model.slot_width", "model.output_dim",
         "sg.hidden", "sg.lr", "sg.updates_per_push", "sg.checkpoint_every_pushes",
         "learner.lr", "learner.batch_size", "data.obs_len", "data.pred_len",
         "data.frame_rate", "data.window_stride", "data.sdd_fps", "experiment.iterations",

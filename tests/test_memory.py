@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from sharedsg.model.memory import MemoryStack, address, attention_entropy, read, write
+from sharedsg.model.memory import MemoryStack, address, address_cosine, attention_entropy, read, write
 
 
 def test_write_one_hot_replaces_exactly_one_slot():
@@ -72,3 +72,11 @@ def test_memory_persists_detached_and_resets():
     assert not carried.requires_grad
     stack.reset()
     torch.testing.assert_close(stack.start(1)[0], init)
+
+
+def test_cosine_addressing_ignores_magnitudes_and_sharpens_with_strength():
+    torch.manual_seed(4)
+    mem, q = torch.randn(2, 5, 3), torch.randn(2, 3)
+    z = address_cosine(q, mem, strength=10.0)
+    torch.testing.assert_close(z, address_cosine(q * 7.0, mem * 0.01, strength=10.0))
+    assert float(attention_entropy(address_cosine(q, mem, 50.0))) < float(attention_entropy(z))

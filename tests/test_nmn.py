@@ -28,13 +28,13 @@ def test_conv_nmn_for_images(small_cfg):
 
 def test_memory_carries_across_batches_unless_disabled(small_cfg):
     x = torch.randn(2, 6, 2)
-    nmn = NMN(small_cfg().model, seed=0)
+    nmn = NMN(small_cfg("model.memory_init=random", "model.persist_memory=true").model, seed=0)
     first = nmn(x, carry=True).y_hat.detach()
     second = nmn(x, carry=True).y_hat.detach()
     assert not torch.allclose(first, second), "the carried memory must change the next batch's output"
     nmn.reset_state()
     torch.testing.assert_close(nmn(x, carry=False).y_hat.detach(), first)
-    frozen = NMN(small_cfg("model.persist_memory=false").model, seed=0)
+    frozen = NMN(small_cfg("model.memory_init=random").model, seed=0)
     torch.testing.assert_close(frozen(x).y_hat.detach(), frozen(x).y_hat.detach())
 
 
@@ -43,3 +43,19 @@ def test_relu_output_activation_is_a_choice(small_cfg):
     assert float(nmn(torch.randn(8, 6, 2)).y_hat.detach().min()) >= 0.0
     lin = NMN(small_cfg().model, seed=0)
     assert float(lin(torch.randn(8, 6, 2) * 3).y_hat.detach().min()) < 0.0
+
+
+def test_learned_initial_memory_gets_gradient_and_every_batch_starts_there(small_cfg):
+    nmn = NMN(small_cfg().model, seed=0)
+    assert nmn.memory.init is not None
+    x = torch.randn(3, 6, 2)
+    out = nmn(x)
+    out.y_hat.sum().backward()
+    assert nmn.memory.init.grad is not None and nmn.memory.init.grad.abs().sum() > 0
+    torch.testing.assert_close(nmn(x).y_hat, out.y_hat)
+
+
+def test_paper_dot_addressing_is_available(small_cfg):
+    nmn = NMN(small_cfg("model.addressing=dot").model, seed=0)
+    out = nmn(torch.randn(2, 6, 2))
+    assert out.z.shape[-1] == 4

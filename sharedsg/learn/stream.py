@@ -95,7 +95,7 @@ class StreamLearner:
         """
         batch = batch.to(self.device)
         self.nmn.train()
-        out = self.nmn(batch.x, carry=True)
+        out = self.nmn(batch.x, carry=True, steps=batch.y.shape[1])
         loss = self.task.loss(out.y_hat, batch.y)
         names, params = zip(*[(n, p) for n, p in self.nmn.named_parameters() if p.requires_grad])
         flat_h: List[torch.Tensor] = [h for c in CONTROLLERS for h in out.h[c]]
@@ -168,7 +168,7 @@ class StreamLearner:
         losses, metrics, n = 0.0, 0.0, 0
         for batch in batches:
             batch = batch.to(self.device)
-            out = self.nmn(batch.x, carry=False)
+            out = self.nmn(batch.x, carry=False, steps=batch.y.shape[1])
             losses += float(self.task.loss(out.y_hat, batch.y)) * len(batch)
             metrics += self.task.metric(out.y_hat, batch.y) * len(batch)
             n += len(batch)
@@ -177,10 +177,10 @@ class StreamLearner:
         return {"loss/eval": losses / n, f"{self.task.metric_name}/eval": metrics / n}
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Model outputs for inputs x without advancing the carried state."""
+    def predict(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """Model outputs for inputs x (``steps`` output steps) without advancing the carried state."""
         self.nmn.eval()
-        y_hat = self.nmn(x.to(self.device), carry=False).y_hat
+        y_hat = self.nmn(x.to(self.device), carry=False, steps=steps).y_hat
         self.nmn.train()
         return y_hat.cpu()
 

@@ -22,6 +22,17 @@ def address(q: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
     return torch.softmax(torch.einsum("bk,blk->bl", q, memory), dim=-1)
 
 
+def address_cosine(q: torch.Tensor, memory: torch.Tensor, strength: float) -> torch.Tensor:
+    """Content addressing by cosine similarity with a key strength (NTM/DNC), an alternative
+    to Eq. 3 that does not depend on the magnitudes of q_t and of the slots:
+    z_t = softmax(strength * cos(q_t, M_{t-1,i})).
+    """
+    sim = torch.einsum("bk,blk->bl", q, memory) / (
+        q.norm(dim=-1, keepdim=True) * memory.norm(dim=-1) + 1e-8
+    )
+    return torch.softmax(strength * sim, dim=-1)
+
+
 def read(z: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
     """Eq. 4: m_bar_t = z_t [M_{t-1}]^T -- the attention-weighted mix of the slots.
 
@@ -52,13 +63,17 @@ class MemoryStack(nn.Module):
     would give uniform attention and identical writes to every slot forever.
     """
 
-    def __init__(self, slots: int, width: int, generator: torch.Generator | None = None) -> None:
+    def __init__(self, slots: int, width: int, generator: torch.Generator | None = None,
+                 learned_init: bool = False) -> None:
         super().__init__()
         self.slots, self.width = slots, width
         init = torch.randn(slots, width, generator=generator) / math.sqrt(width)
         self.state = CarriedState({"memory": init})
+        self.init = nn.Parameter(init.clone()) if learned_init else None
 
     def start(self, batch_size: int) -> torch.Tensor:
+        if self.init is not None:
+            return self.init.unsqueeze(0).expand(batch_size, -1, -1)
         return self.state.start(batch_size)["memory"]
 
     def carry(self, memory: torch.Tensor) -> None:

@@ -28,7 +28,7 @@ from torch import nn
 from sharedsg.model.controllers import CONTROLLERS, Controller
 from sharedsg.model.decoders import ClassificationDecoder, RegressionDecoder
 from sharedsg.model.encoders import ConvEncoder, LSTMEncoder
-from sharedsg.model.memory import MemoryStack, address, read, write
+from sharedsg.model.memory import MemoryStack, address, address_cosine, read, write
 
 
 @dataclass
@@ -44,7 +44,7 @@ class NMNOutput:
 
 def build_encoder(cfg: DictConfig) -> nn.Module:
     if cfg.encoder == "lstm":
-        return LSTMEncoder(cfg.input_dim, cfg.encoder_hidden)
+        return LSTMEncoder(cfg.input_dim, cfg.encoder_hidden, cfg.encoder_output)
     return ConvEncoder(cfg.conv_channels, cfg.conv_blocks, cfg.image_size)
 
 
@@ -65,16 +65,18 @@ class NMN(nn.Module):
         self.ic = Controller(self.encoder.out_dim, k)
         self.oc = Controller(k, k)
         self.wc = Controller(k, k)
-        self.memory = MemoryStack(cfg.slots, k, torch.Generator().manual_seed(seed))
+        self.memory = MemoryStack(cfg.slots, k, torch.Generator().manual_seed(seed), learned_init=cfg.memory_init == "learned")
         self.decoder = build_decoder(cfg)
         self.persist = bool(cfg.persist_memory)
+        self.addressing, self.strength = cfg.addressing, float(cfg.address_strength)
 
     def controller(self, name: str) -> Controller:
         return getattr(self, name)
 
-    def forward(self, chi: torch.Tensor, carry: bool = True) -> NMNOutput:
-        """Run the batch; with ``carry`` (and ``persist_memory``) its final states carry to the next batch."""
-        x = self.encoder(chi)
+    def forward(self, chi: torch.Tensor, carry: bool = True, steps: int | None = None) -> NMNOutput:
+        """Run the batch for ``steps`` output steps (default: as many as input steps);
+        with ``carry`` (and ``persist_memory``) its final states carry to the next batch."""
+        x = self.encoder(chi, steps)
         b, t_len = x.shape[:2]
         mem = self.memory.start(b)
         states = {c: self.controller(c).start(b) for c in CONTROLLERS}
@@ -83,7 +85,7 @@ class NMN(nn.Module):
         for t in range(t_len):
             states["ic"] = self.ic(x[:, t], states["ic"])
             q = states["ic"][0]
-            z = address(q, mem)
+            z = address(q, mem) if self.addressing == "dot" else address_cosine(q, mem, self.strength)
             states["oc"] = self.oc(read(z, mem), states["oc"])
             m = states["oc"][0]
             states["wc"] = self.wc(m, states["wc"])

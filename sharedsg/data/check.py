@@ -1,0 +1,175 @@
+"""``sharedsg data check``: which datasets are under a root, their counts and checksum status.
+
+Every dataset is checked independently: a broken one is reported with its
+one-line error and the others are still counted.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Dict
+
+import numpy as np
+
+from sharedsg.config import DataConfig
+from sharedsg.data.errors import DataError
+from sharedsg.data.ind import find_ind_dir, load_ind
+from sharedsg.data.integrity import checksum_status, expected_sha256, read_manifest
+from sharedsg.data.mnist import FILES, find_idx, read_idx
+from sharedsg.data.omniglot import DRAWERS, HALVES, POOLS, SHIPPED_TABLE, detect_layout, read_character_table
+from sharedsg.data.sample import SAMPLE_PATH, load_sample
+from sharedsg.data.sdd import annotation_files, load_sdd
+
+Report = Dict[str, Any]
+
+
+def _checksums(root: Path, folder: Path, manifest: Dict[str, str]) -> Dict[str, str]:
+    """{relative path: ok | mismatch | unknown} for every file under ``folder``; 'missing' for listed absent files."""
+    result: Dict[str, str] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(root).as_posix()
+        result[relative] = checksum_status(path, expected_sha256(root, relative, manifest))
+    prefix = folder.relative_to(root).as_posix() + "/"
+    for relative in manifest:
+        if relative.startswith(prefix) and relative not in result:
+            result[relative] = "missing"
+    return result
+
+
+def _npz_count(path: Path) -> int:
+    """Characters in an Omniglot npz, from the array header only (no decompression of the pixels)."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("images.npy") as member:
+            version = np.lib.format.read_magic(member)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape = reader(member)[0]
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise DataError(f"{path}: corrupted npz ({exc}); download it again") from None
+    return int(shape[0])
+
+
+def check_omniglot(folder: Path) -> Report:
+    layout = detect_layout(folder)
+    if layout == "npz":
+        characters = sum(_npz_count(folder / f"{stem}.npz") for stem, _, _ in HALVES)
+        images = characters * DRAWERS
+    else:
+        with zipfile.ZipFile(folder / "images_background.zip") as a, zipfile.ZipFile(folder / "images_evaluation.zip") as b:
+            images = sum(n.endswith(".png") for n in a.namelist() + b.namelist())
+        characters = images // DRAWERS
+    table_file = folder / "characters.csv"
+    table = read_character_table(table_file if table_file.is_file() else None)
+    pools = {pool: sorted(i for i, row in table.items() if row[2] in splits) for pool, splits in POOLS.items()}
+    return {
+        "layout": layout,
+        "characters": characters,
+        "images": images,
+        "train_characters": len(pools["train"]),
+        "test_characters": len(pools["test"]),
+        "characters_in_both_splits": len(set(pools["train"]) & set(pools["test"])),
+        "character_table": str(table_file if table_file.is_file() else SHIPPED_TABLE),
+    }
+
+
+def check_mnist(folder: Path) -> Report:
+    report: Report = {}
+    for split, (image_name, label_name) in FILES.items():
+        images = read_idx(find_idx(folder, image_name))
+        labels = read_idx(find_idx(folder, label_name))
+        report[split] = int(len(images))
+        report[f"{split}_per_class"] = np.bincount(labels, minlength=10).tolist()
+    report["raw_md5"] = "ok"
+    return report
+
+
+def check_sdd(folder: Path) -> Report:
+    tracks = load_sdd(folder, fps=DataConfig.sdd_fps)
+    return {"videos": len(annotation_files(folder)), "tracks": tracks.track_counts, "skipped": tracks.skipped}
+
+
+def check_ind(root: Path) -> Report:
+    folder = find_ind_dir(root)
+    tracks = load_ind(folder)
+    recordings = len({p.name.split("_")[0] for p in folder.glob("*_tracks.csv")})
+    return {"folder": str(folder), "recordings": recordings, "tracks": tracks.track_counts, "skipped": tracks.skipped}
+
+
+def check_sample() -> Report:
+    tracks = load_sample(SAMPLE_PATH)
+    return {"path": str(SAMPLE_PATH), "tracks": tracks.track_counts}
+
+
+def _present(root: Path) -> Dict[str, bool]:
+    return {
+        "omniglot": (root / "omniglot").is_dir(),
+        "mnist": (root / "mnist").is_dir(),
+        "sdd": (root / "sdd").is_dir(),
+        "ind": any((root / d).is_dir() for d in ("ind", "inD")),
+    }
+
+
+def check_root(root: Path) -> Report:
+    """A report per dataset: status (ok | error | absent), counts, checksums."""
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; pass --root DIR or set SHAREDSG_DATA")
+    manifest = read_manifest(root)
+    checks: Dict[str, Callable[[], Report]] = {
+        "omniglot": lambda: check_omniglot(root / "omniglot"),
+        "mnist": lambda: check_mnist(root / "mnist"),
+        "sdd": lambda: check_sdd(root / "sdd"),
+        "ind": lambda: check_ind(root),
+    }
+    datasets: Dict[str, Report] = {}
+    for name, present in _present(root).items():
+        if not present:
+            datasets[name] = {"status": "absent"}
+            continue
+        try:
+            report = {"status": "ok", **checks[name]()}
+        except DataError as exc:
+            report = {"status": "error", "error": str(exc)}
+        folder = root / name
+        if folder.is_dir() and name != "ind":
+            report["checksums"] = _checksums(root, folder, manifest)
+            if any(v in ("mismatch", "missing") for v in report["checksums"].values()) and report["status"] == "ok":
+                report["status"] = "checksum mismatch"
+        datasets[name] = report
+    try:
+        datasets["sample"] = {"status": "ok", **check_sample()}
+    except DataError as exc:
+        datasets["sample"] = {"status": "error", "error": str(exc)}
+    return {"root": str(root), "datasets": datasets}
+
+
+def summary_lines(report: Report) -> list[str]:
+    """Human-readable lines, one per dataset."""
+    lines = [f"data root: {report['root']}"]
+    for name, entry in report["datasets"].items():
+        status = entry["status"]
+        if status == "absent":
+            lines.append(f"  {name:9s} absent")
+            continue
+        if "error" in entry:
+            lines.append(f"  {name:9s} ERROR  {entry['error']}")
+            continue
+        if name == "omniglot":
+            detail = (f"{entry['characters']} characters, {entry['images']} images ({entry['layout']} layout); "
+                      f"split {entry['train_characters']} train / {entry['test_characters']} test")
+        elif name == "mnist":
+            detail = f"train {entry['train']}, test {entry['test']}; raw MD5 {entry['raw_md5']}"
+        elif name in ("sdd", "ind", "sample"):
+            tracks = entry["tracks"]
+            detail = f"tracks: {tracks['cyclist']} cyclist, {tracks['pedestrian']} pedestrian"
+            skipped = {k: v for k, v in entry.get("skipped", {}).items() if v}
+            if skipped:
+                detail += "; skipped " + ", ".join(f"{v} {k}" for k, v in skipped.items())
+        else:
+            detail = ""
+        sums = entry.get("checksums", {})
+        if sums:
+            counts = {s: list(sums.values()).count(s) for s in ("ok", "mismatch", "missing", "unknown")}
+            detail += "; sha256 " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            detail += "".join(f"\n      {s}: {p}" for p, s in sums.items() if s in ("mismatch", "missing"))
+        lines.append(f"  {name:9s} {status:6s} {detail}")
+    return lines

@@ -1,0 +1,94 @@
+"""Omniglot loading (Sec. 4.1) on the real files: counts, the Vinyals split, both layouts, the cache."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sharedsg.config import data_root
+from sharedsg.data.errors import DataError
+from sharedsg.data.omniglot import OmniglotPool, load_omniglot, read_character_table, read_png_zip
+
+OMNIGLOT = data_root() / "omniglot"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp() / "omniglot-cache"  # shared by every test module of the session
+
+
+@pytest.fixture(scope="module")
+def omniglot(cache):
+    return load_omniglot(OMNIGLOT, cache)
+
+
+def test_counts_and_split(omniglot):
+    assert omniglot.images.shape == (1623, 20, 28, 28)
+    assert omniglot.num_images == 32460
+    assert omniglot.images.dtype == np.uint8
+    train, test = omniglot.pool_indices("train"), omniglot.pool_indices("test")
+    assert (len(train), len(test)) == (1200, 423)
+    assert not set(train) & set(test)
+    assert sorted(set(train) | set(test)) == list(range(1623))
+    # ink = 1: about 8% of a drawing is ink (README: ~92% of the 105x105 pixels are background)
+    assert 0.05 < omniglot.images.mean() / 255 < 0.11
+
+
+def test_warm_load_is_fast_and_identical(omniglot, cache):
+    start = time.perf_counter()
+    again = load_omniglot(OMNIGLOT, cache)
+    assert time.perf_counter() - start < 5.0
+    assert np.array_equal(again.images, omniglot.images)
+
+
+def test_png_layout_matches_npz(omniglot):
+    chars = read_png_zip(OMNIGLOT / "images_background_small1.zip")
+    assert len(chars) == 136  # Balinese, Early_Aramaic, Greek, Korean, Latin: 2720 PNGs
+    for char_id, (alphabet, character, images) in chars.items():
+        assert (omniglot.alphabets[char_id - 1], omniglot.characters[char_id - 1]) == (alphabet, character)
+        assert np.array_equal(images, omniglot.images[char_id - 1])
+
+
+def test_incomplete_release_zips_are_rejected(tmp_path, cache):
+    shutil.copy(OMNIGLOT / "images_background_small1.zip", tmp_path / "images_background.zip")
+    shutil.copy(OMNIGLOT / "images_background_small2.zip", tmp_path / "images_evaluation.zip")
+    with pytest.raises(DataError, match=r"images_background\.zip: 136 characters, expected 964"):
+        load_omniglot(tmp_path, cache)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupted_npz_is_an_error(tmp_path, cache, damage):
+    raw = bytearray((OMNIGLOT / "images_background.npz").read_bytes())
+    if damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw[len(raw) // 2] ^= 0xFF
+    (tmp_path / "images_background.npz").write_bytes(bytes(raw))
+    shutil.copy(OMNIGLOT / "images_evaluation.npz", tmp_path)
+    shutil.copy(OMNIGLOT / "characters.csv", tmp_path)
+    with pytest.raises(DataError, match=r"images_background\.npz: corrupted or truncated npz") as info:
+        load_omniglot(tmp_path, cache)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_images_name_what_is_needed(tmp_path, cache):
+    with pytest.raises(DataError, match="images_background.npz"):
+        load_omniglot(tmp_path, cache)
+
+
+def test_shipped_character_table_equals_the_real_one():
+    assert read_character_table(None) == read_character_table(OMNIGLOT / "characters.csv")
+
+
+def test_rotations_are_separate_classes(omniglot):
+    pool = OmniglotPool(omniglot, "test")
+    assert pool.num_classes == 423 * 4
+    images = pool.images(np.array([0, 1, 2, 3]), np.zeros((4, 1), dtype=int))[:, 0]
+    for r in range(4):
+        assert np.array_equal(images[r], np.rot90(images[0], r))
+    assert images.dtype == np.float32 and images.max() <= 1.0 and images.min() >= 0.0
+    assert pool.char_ids(np.array([0, 3, 4])).tolist() == [omniglot.pool_indices("test")[0] + 1] * 2 + [omniglot.pool_indices("test")[1] + 1]
