@@ -58,6 +58,9 @@ class ModelConfig:
     # The paper's trajectory decoder uses ReLU, which cannot produce the negative half of
     # coordinates scaled to [-0.5, 0.5]; we default to a linear output (see README).
     output_activation: str = "linear"
+    # regression: f^D gives each future frame relative to the last observed frame (added back),
+    # so the absolute position need not pass through the memory's attention; false = Eq. 8 as printed
+    predict_offsets: bool = True
     # Memory as printed in the paper (Eq. 3, 7): addressing=dot memory_init=random persist_memory=true.
     # With it the attention is uniform from the first batch, every write reaches every slot and
     # the slots become identical, so the input no longer reaches the output (README, "The NMN
@@ -132,6 +135,8 @@ class StreamConfig:
 
     data_class: str = "cyclist"  # cyclist | pedestrian for trajectories; a split name otherwise
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    group: str = ""  # SG group; empty: from sg.sharing (one "shared" group, or one per stream)
+    seed: int = -1  # -1: experiment.seed * 1000 + the stream's position in the config
 
 
 @dataclass
@@ -140,6 +145,7 @@ class ExperimentConfig:
     kind: str = "train"  # which module of sharedsg.experiments runs it
     iterations: int = 100
     seed: int = 0
+    seeds: List[int] = field(default_factory=lambda: [0, 1, 2])  # multi-seed experiments (knowledge_sharing, metatest)
     eval_every: int = 10  # iterations between evaluations on held-out data
     eval_batches: int = 4
     run_dir: str = "runs"  # runs/<experiment>/<run>/<stream>/
@@ -161,6 +167,81 @@ class ResourcesConfig:
     object_store_mb: int = 200  # object store of the embedded Ray that `sharedsg run` starts without an address
 
 
+FEWSHOT_METHODS = ("proposed", "baseline", "maml")
+FEWSHOT_META = ("fomaml", "reptile")
+FEWSHOT_QUERY_BN = ("batch", "running")
+FEWSHOT_INNER_STEPS = ("sgd", "sign")
+
+
+@dataclass
+class FewShotConfig:
+    """Omniglot N-way K-shot (Sec. 4.1) and the episode protocol (docs/classification.md).
+
+    An episode's support images reach the NMN as one batch of one-step sequences; the NMN
+    (reset to its meta-trained weights, learned initial memory included) takes ``adapt_steps``
+    gradient steps on the support loss, the controllers with the mixed true + synthetic
+    gradient of ``learner.mixing``; the adapted NMN then classifies the query images.
+    """
+
+    ways: int = 5  # N; the decoder has N outputs (model.output_dim is set to it)
+    shots: int = 1  # K support images per class
+    queries: int = 5  # Q query images per class (meta-training and test)
+    settings: List[str] = field(default_factory=list)  # sweep: e.g. [5w1s, 20w5s]; empty: the one (ways, shots)
+    methods: List[str] = field(default_factory=lambda: ["proposed", "baseline", "maml"])  # proposed | baseline | maml
+    proposed_mixing: str = "sum"  # learner.mixing of 'proposed' (baseline is always bp_only)
+    adapt_steps: int = 5  # inner gradient steps on the support set (meta-training and test)
+    inner_lr: float = 0.5  # SGD step size of MAML's inner steps
+    # The NMN's inner steps. sgd: p -= nmn_inner_lr * g. sign: p -= nmn_inner_lr * sign(g), the first
+    # step of Adam; at initialisation the NMN's controller outputs vary little between images, so its
+    # gradients are tiny and plain SGD barely moves it in a few steps (docs/classification.md).
+    nmn_inner_step: str = "sign"
+    nmn_inner_lr: float = 0.01
+    meta: str = "fomaml"  # fomaml: query-loss gradient at the adapted weights; reptile: meta-weights toward the adapted ones
+    meta_lr: float = 1e-3  # Adam learning rate of the meta-weights (the paper: 5e-6 over far more iterations)
+    meta_batch: int = 4  # episodes per meta-update
+    meta_iterations: int = 300  # meta-updates (the training budget, the same for every method)
+    test_episodes: int = 1000  # held-out episodes for the accuracy and its 95% CI
+    test_adapt_steps: int = -1  # -1: adapt_steps
+    query_bn: str = "batch"  # batch: BN on the query batch statistics (as MAML); running: BN running stats
+    maml_order: int = 2  # 2: second-order MAML; 1: first order
+    maml_order_20way: int = 1  # order used when ways >= 20 (first order allowed there)
+    checkpoint_every: int = 25  # meta-iterations (and test episodes x 4) between job checkpoints
+    log_every: int = 5  # meta-iterations between logged scalars
+
+
+RARE_METHODS = ("proposed", "baseline")
+
+
+@dataclass
+class RareConfig:
+    """MNIST rare-class ablation (Sec. 5.1): classes 0-4 always, a batch of classes 5-9 every ``period``."""
+
+    period: int = 500  # rare iterations: period, 2 * period, ...
+    rare_batch: int = 10  # images in a rare batch
+    methods: List[str] = field(default_factory=lambda: ["proposed", "baseline"])
+    proposed_mixing: str = "sum"
+    test_every: int = 250  # iterations between rare-class test accuracies (and at every rare iteration + 1)
+    test_images: int = 500  # unseen test images of classes 5-9 per test (0: all 4,861)
+    checkpoint_every: int = 250
+
+
+@dataclass
+class MetaTestConfig:
+    """Sec. 4.2 / Fig. 4: pre-train on cyclists, adapt on a few pedestrians, track held-out MSE."""
+
+    pretrain_iterations: int = 100  # on the cyclist training windows (Sec. 4.2: 100)
+    adapt_iterations: int = 100  # steps on the adaptation set, held-out MSE after each
+    adapt_examples: int = 10  # pedestrian windows to adapt on (Sec. 4.2: 10)
+    eval_windows: int = 256  # held-out pedestrian windows for the MSE
+    methods: List[str] = field(
+        default_factory=lambda: ["proposed", "baseline", "maml2", "maml1", "supervised"]
+    )  # proposed: NMN with sum mixing; baseline: NMN bp_only; maml2/maml1: MAML second/first order; supervised: LSTM enc-dec
+    seq2seq_hidden: int = 30  # the supervised LSTM encoder-decoder (stand-in for [50]) and MAML's network
+    maml_inner_lr: float = 0.05  # SGD step size of MAML's inner loop
+    maml_inner_steps: int = 1
+    maml_tasks: int = 2  # tasks per meta-batch; a task = support + query sets of adapt_examples windows
+
+
 @dataclass
 class Config:
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
@@ -172,6 +253,9 @@ class Config:
     streams: Dict[str, StreamConfig] = field(
         default_factory=lambda: {"cyclist": StreamConfig()}
     )
+    fewshot: FewShotConfig = field(default_factory=FewShotConfig)
+    rare: RareConfig = field(default_factory=RareConfig)
+    metatest: MetaTestConfig = field(default_factory=MetaTestConfig)
 
 
 def _one_line(exc: OmegaConfBaseException) -> str:
@@ -257,8 +341,48 @@ def validate(cfg: DictConfig) -> None:
         _positive(cfg, f"streams.{name}.schedule.every")
         _positive(cfg, f"streams.{name}.schedule.start", allow_zero=True)
         _positive(cfg, f"streams.{name}.schedule.batch_size", allow_zero=True)
+    _validate_fewshot_rare(cfg)
     if not cfg.experiment.name or "/" in cfg.experiment.name:
         raise ConfigError(f"config error: experiment.name: '{cfg.experiment.name}' must be a non-empty name without '/'")
+
+
+def parse_setting(setting: str) -> tuple:
+    """'5w1s' -> (5, 1); raises ConfigError on anything else."""
+    import re
+
+    m = re.fullmatch(r"(\d+)w(\d+)s", str(setting))
+    if not m or int(m.group(1)) < 2 or int(m.group(2)) < 1:
+        raise ConfigError(f"config error: fewshot.settings: '{setting}' is not NwKs (e.g. 5w1s, 20w5s)")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _validate_fewshot_rare(cfg: DictConfig) -> None:
+    fs, rare = cfg.fewshot, cfg.rare
+    for m in fs.methods:
+        if m not in FEWSHOT_METHODS:
+            raise ConfigError(f"config error: fewshot.methods: '{m}' is not one of {', '.join(FEWSHOT_METHODS)}")
+    for m in rare.methods:
+        if m not in RARE_METHODS:
+            raise ConfigError(f"config error: rare.methods: '{m}' is not one of {', '.join(RARE_METHODS)}")
+    for s in fs.settings:
+        parse_setting(s)
+    _choice(cfg, "fewshot.meta", FEWSHOT_META)
+    _choice(cfg, "fewshot.query_bn", FEWSHOT_QUERY_BN)
+    _choice(cfg, "fewshot.nmn_inner_step", FEWSHOT_INNER_STEPS)
+    _choice(cfg, "fewshot.proposed_mixing", MIXING_MODES[1:])
+    _choice(cfg, "rare.proposed_mixing", MIXING_MODES[1:])
+    for key in ("fewshot.ways", "fewshot.shots", "fewshot.adapt_steps", "fewshot.inner_lr", "fewshot.nmn_inner_lr", "fewshot.meta_lr",
+                "fewshot.meta_batch", "fewshot.checkpoint_every", "fewshot.log_every",
+                "rare.period", "rare.rare_batch", "rare.test_every", "rare.checkpoint_every"):
+        _positive(cfg, key)
+    for key in ("fewshot.queries", "fewshot.meta_iterations", "fewshot.test_episodes", "rare.test_images"):
+        _positive(cfg, key, allow_zero=True)
+    if fs.ways < 2:
+        raise ConfigError(f"config error: fewshot.ways: must be at least 2, got {fs.ways}")
+    if fs.maml_order not in (1, 2) or fs.maml_order_20way not in (1, 2):
+        raise ConfigError("config error: fewshot.maml_order: must be 1 or 2")
+    if fs.test_adapt_steps < -1:
+        raise ConfigError(f"config error: fewshot.test_adapt_steps: must be -1 or >= 0, got {fs.test_adapt_steps}")
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -8,14 +8,18 @@ from sharedsg.model.nmn import NMN
 def test_trajectory_nmn_shapes_and_controller_outputs(small_cfg):
     cfg = small_cfg()
     nmn = NMN(cfg.model, seed=0)
-    out = nmn(torch.randn(3, 6, 2), carry=False)
+    chi = torch.randn(3, 6, 2)
+    out = nmn(chi, carry=False)
     assert out.y_hat.shape == (3, 6, 2)
     assert out.z.shape == (3, 6, cfg.model.slots)
     for c in ("ic", "oc", "wc"):
         assert len(out.h[c]) == 6 and out.h[c][0].shape == (3, cfg.model.slot_width)
         assert out.h[c][0].requires_grad
-    # the decoder reads m_t = h_oc: Eq. 8
-    torch.testing.assert_close(out.y_hat[:, 2], nmn.decoder(out.h["oc"][2]))
+    # the decoder reads m_t = h_oc (Eq. 8), its output relative to the last observed frame
+    torch.testing.assert_close(out.y_hat[:, 2], nmn.decoder(out.h["oc"][2]) + chi[:, -1])
+    literal = NMN(small_cfg("model.predict_offsets=false").model, seed=0)
+    out = literal(chi, carry=False)
+    torch.testing.assert_close(out.y_hat[:, 2], literal.decoder(out.h["oc"][2]))
 
 
 def test_conv_nmn_for_images(small_cfg):
@@ -39,9 +43,9 @@ def test_memory_carries_across_batches_unless_disabled(small_cfg):
 
 
 def test_relu_output_activation_is_a_choice(small_cfg):
-    nmn = NMN(small_cfg("model.output_activation=relu").model, seed=0)
+    nmn = NMN(small_cfg("model.output_activation=relu", "model.predict_offsets=false").model, seed=0)
     assert float(nmn(torch.randn(8, 6, 2)).y_hat.detach().min()) >= 0.0
-    lin = NMN(small_cfg().model, seed=0)
+    lin = NMN(small_cfg("model.predict_offsets=false").model, seed=0)
     assert float(lin(torch.randn(8, 6, 2) * 3).y_hat.detach().min()) < 0.0
 
 
@@ -59,3 +63,28 @@ def test_paper_dot_addressing_is_available(small_cfg):
     nmn = NMN(small_cfg("model.addressing=dot").model, seed=0)
     out = nmn(torch.randn(2, 6, 2))
     assert out.z.shape[-1] == 4
+
+
+def test_paper_literal_memory_collapses_to_uniform_attention(small_cfg):
+    """Eq. 3 + 7 as printed, memory carried across batches: the slots become identical, the
+    attention uniform, and the prediction no longer depends on the input (README, "The NMN as printed")."""
+    import math
+
+    from sharedsg.data.sources import make_source
+    from sharedsg.learn.stream import StreamLearner
+
+    cfg = small_cfg("model.addressing=dot", "model.memory_init=random", "model.persist_memory=true",
+                    "model.predict_offsets=false",
+                    "model.slots=10", "model.slot_width=16", "data.format=sample", "data.obs_len=20",
+                    "data.pred_len=20", "learner.lr=0.003", "learner.batch_size=16")
+    learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
+    src = make_source(cfg.data, "cyclist", "train", 0)
+    for _ in range(30):
+        result = learner.step(src.next_batch(16))
+    batch = src.next_batch(16)
+    spread = float(learner.predict(batch.x, 20).var(dim=0).mean())
+    print(f"paper-literal memory after 30 steps: attention entropy {result.metrics['memory/attention_entropy']:.5f} "
+          f"(log 10 = {math.log(10):.5f}), input-controller grad norm {result.metrics['grad_norm/ic/true']:.2e}, "
+          f"prediction spread across the batch {spread:.2e}")
+    assert result.metrics["memory/attention_entropy"] > 0.999 * math.log(10)
+    assert spread < 1e-6

@@ -9,7 +9,9 @@ in the report); box centres are converted to metres with ``estimated_scales.yaml
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+import hashlib
+import os
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import yaml
@@ -95,8 +97,30 @@ def visible_tracks(rows: np.ndarray) -> Iterator[Tuple[str, int, np.ndarray, np.
             yield data_class, int(track_id), part[:, 5], sums
 
 
-def load_sdd(directory: Path, fps: float) -> TrackSet:
-    """All Biker / Pedestrian tracks under ``directory`` (an SDD ``annotations`` tree)."""
+def read_annotations_cached(path: Path, cache: Optional[Path]) -> np.ndarray:
+    """:func:`read_annotations`, through an on-disk ``.npy`` cache keyed by the file's path, size and mtime."""
+    if cache is None:
+        return read_annotations(path)
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
+    cached = cache / "sdd" / f"annotations-{key}.npy"
+    if cached.is_file():
+        try:
+            return np.load(cached, allow_pickle=False)
+        except (OSError, ValueError):
+            pass  # unreadable cache: parse again and rewrite it
+    rows = read_annotations(path)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, rows, allow_pickle=False)
+    os.replace(tmp, cached)
+    return rows
+
+
+def load_sdd(directory: Path, fps: float, cache: Optional[Path] = None) -> TrackSet:
+    """All Biker / Pedestrian tracks under ``directory`` (an SDD ``annotations`` tree);
+    parsed annotation files are cached under ``cache`` when given."""
     scales = read_scales(directory / "estimated_scales.yaml")
     tracks: List[Track] = []
     counts = {"cyclist": 0, "pedestrian": 0}
@@ -105,7 +129,7 @@ def load_sdd(directory: Path, fps: float) -> TrackSet:
         scene, video = path.parent.parent.name, path.parent.name
         if (scene, video) not in scales:
             raise DataError(f"{directory / 'estimated_scales.yaml'}: no scale for {scene}/{video}; add '{scene}: {video}: scale: <metres per pixel>'")
-        rows = read_annotations(path)
+        rows = read_annotations_cached(path, cache)
         for code, data_class in CLASS_OF_LABEL.items():
             mine = rows[rows[:, 9] == code]
             all_ids, visible_ids = np.unique(mine[:, 0]), np.unique(mine[mine[:, 6] == 0, 0])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -59,12 +59,12 @@ def window_spec(data_cfg: DictConfig) -> WindowSpec:
 
 
 @functools.lru_cache(maxsize=4)
-def load_tracks(fmt: str, root: Path, sdd_fps: float) -> TrackSet:
-    """The tracks of a trajectory format, parsed once per process; skips are logged."""
+def load_tracks(fmt: str, root: Path, sdd_fps: float, cache: Optional[Path] = None) -> TrackSet:
+    """The tracks of a trajectory format, parsed once per process (SDD files once per ``cache``); skips are logged."""
     if fmt == "sample":
         tracks = load_sample()
     elif fmt == "sdd":
-        tracks = load_sdd(root / "sdd", sdd_fps)
+        tracks = load_sdd(root / "sdd", sdd_fps, cache)
     elif fmt == "ind":
         tracks = load_ind(find_ind_dir(root))
     else:
@@ -74,9 +74,9 @@ def load_tracks(fmt: str, root: Path, sdd_fps: float) -> TrackSet:
 
 
 @functools.lru_cache(maxsize=8)
-def load_windows(fmt: str, root: Path, sdd_fps: float, spec: WindowSpec) -> WindowSet:
+def load_windows(fmt: str, root: Path, sdd_fps: float, spec: WindowSpec, cache: Optional[Path] = None) -> WindowSet:
     """Windows of every class and split, scaled by one scaler per dataset; cached per process."""
-    return build_windows(load_tracks(fmt, root, sdd_fps), spec)
+    return build_windows(load_tracks(fmt, root, sdd_fps, cache), spec)
 
 
 @functools.lru_cache(maxsize=2)
@@ -198,7 +198,8 @@ def make_source(data_cfg: DictConfig, data_class: str, split: str, seed: int) ->
     fmt, root = str(data_cfg.format), resolve_root(data_cfg)
     if fmt in TRAJECTORY_FORMATS:
         _check_choice(f"data class for data.format={fmt}", data_class, CLASSES)
-        windows = load_windows(fmt, root, float(data_cfg.sdd_fps), window_spec(data_cfg))
+        windows = load_windows(fmt, root, float(data_cfg.sdd_fps), window_spec(data_cfg),
+                               resolve_cache(data_cfg) if fmt == "sdd" else None)
         return TrajectorySource(windows, data_class, split, seed)
     if fmt == "mnist":
         _check_choice("data class for data.format=mnist", data_class, tuple(CLASS_GROUPS))

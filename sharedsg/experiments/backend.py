@@ -18,13 +18,18 @@ from sharedsg.learn.stream import StreamLearner
 
 
 def group_of(cfg: DictConfig, stream: str) -> str:
-    """The sharing group of a stream: one ``shared`` group, or one group per stream."""
+    """The sharing group of a stream: its explicit ``group``, else one ``shared`` group or one per stream."""
+    explicit = cfg.streams[stream].group if stream in cfg.streams else ""
+    if explicit:
+        return explicit
     return "shared" if cfg.sg.sharing == "shared" else stream
 
 
 def stream_seed(cfg: DictConfig, stream: str) -> int:
-    """A stream's seed: the experiment seed plus the stream's position in the config."""
+    """A stream's seed: its explicit ``seed``, else the experiment seed plus its position in the config."""
     names = list(cfg.streams)
+    if stream in cfg.streams and cfg.streams[stream].seed >= 0:
+        return int(cfg.streams[stream].seed)
     index = names.index(stream) if stream in names else len(names)
     return int(cfg.experiment.seed) * 1000 + index
 
@@ -86,8 +91,10 @@ class LocalBackend:
         out: Dict[str, Dict[str, float]] = {}
         for name in names:
             s = self.streams[name]
-            result = s.learner.step(s.train.next_batch(s.batch_size))
             sg = self.groups[s.group]
+            if s.learner.sg_version != sg.version:  # another stream of the group moved it on
+                s.learner.load_sg(sg.state())
+            result = s.learner.step(s.train.next_batch(s.batch_size))
             metrics = dict(result.metrics)
             metrics["sg/version_lag"] = float(sg.version - s.learner.sg_version)
             metrics.update(sg.update([result.targets]))

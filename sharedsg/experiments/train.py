@@ -6,37 +6,38 @@ evaluations on held-out data every ``eval_every`` iterations, TensorBoard for ev
 from __future__ import annotations
 
 import time
-from typing import Dict
+from typing import Dict, List
 
 from omegaconf import DictConfig
 from tqdm import tqdm
 
 from sharedsg.experiments.backend import Backend
+from sharedsg.experiments.launcher import Launcher
 from sharedsg.experiments.runlog import RunLog, write_json_atomic
 from sharedsg.experiments.schedule import scheduled
 
+History = Dict[str, Dict[str, List[float]]]
+"""stream -> {"iteration": [...], "loss/eval": [...], "updates": [iterations it trained at]}."""
 
-def run_training(cfg: DictConfig, backend: Backend, log: RunLog) -> Dict[str, object]:
-    """Run ``experiment.iterations`` iterations of every stream's schedule; returns the results."""
+
+def train_loop(cfg: DictConfig, backend: Backend, log: RunLog, desc: str = "") -> History:
+    """Add ``cfg.streams`` to the backend and run ``experiment.iterations`` iterations of their schedules."""
     for name, stream_cfg in cfg.streams.items():
         backend.add_stream(name, stream_cfg)
         log.config(name, cfg)
-    history: Dict[str, Dict[str, list]] = {n: {"iteration": [], "loss/eval": []} for n in cfg.streams}
-    steps = {n: 0 for n in cfg.streams}
-    started = time.perf_counter()
-    bar = tqdm(range(cfg.experiment.iterations), desc=cfg.experiment.name, disable=not cfg.experiment.progress,
-               unit="it", leave=False)
+    history: History = {n: {"iteration": [], "loss/eval": [], "updates": []} for n in cfg.streams}
+    bar = tqdm(range(cfg.experiment.iterations), desc=desc or cfg.experiment.name,
+               disable=not cfg.experiment.progress, unit="it", leave=False)
     for it in bar:
         names = scheduled(cfg, it)
         t0 = time.perf_counter()
         results = backend.train(names, it) if names else {}
         elapsed = time.perf_counter() - t0
         for name, metrics in results.items():
-            steps[name] += 1
+            history[name]["updates"].append(it)
             metrics = dict(metrics, **{"perf/steps_per_s": len(names) / elapsed if elapsed > 0 else 0.0})
             log.scalars(name, it, metrics)
-        last = it == cfg.experiment.iterations - 1
-        if (it + 1) % cfg.experiment.eval_every == 0 or last:
+        if (it + 1) % cfg.experiment.eval_every == 0 or it == cfg.experiment.iterations - 1:
             for name in cfg.streams:
                 ev = backend.evaluate(name)
                 log.scalars(name, it, ev)
@@ -44,14 +45,27 @@ def run_training(cfg: DictConfig, backend: Backend, log: RunLog) -> Dict[str, ob
                 history[name]["loss/eval"].append(ev["loss/eval"])
             bar.set_postfix({n: f"{h['loss/eval'][-1]:.4f}" for n, h in history.items()})
     log.flush()
+    return history
+
+
+def run_training(cfg: DictConfig, launcher: Launcher, log: RunLog) -> Dict[str, object]:
+    """The ``train`` experiment: one backend, the config's streams, ``results.json``."""
+    started = time.perf_counter()
+    backend = launcher.backend(cfg, log)
+    try:
+        history = train_loop(cfg, backend, log)
+        versions = backend.sg_versions()
+    finally:
+        backend.close()
     results = {
         "experiment": cfg.experiment.name,
         "run": cfg.experiment.run_name,
         "iterations": cfg.experiment.iterations,
         "wall_time_s": time.perf_counter() - started,
-        "sg_versions": backend.sg_versions(),
+        "sg_versions": versions,
         "streams": {
-            n: {"steps": steps[n], "final_loss_eval": h["loss/eval"][-1], "curve": h}
+            n: {"steps": len(h["updates"]), "final_loss_eval": h["loss/eval"][-1],
+                "curve": {"iteration": h["iteration"], "loss/eval": h["loss/eval"]}}
             for n, h in history.items()
         },
     }

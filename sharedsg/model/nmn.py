@@ -9,7 +9,7 @@ One forward pass over a batch of sequences runs, at every time step t (Fig. 2):
     m_t = OC(m_bar_t)                       Eq. 5
     m'_t = WC(m_t)                          Eq. 6
     M_t = write(M_{t-1}, z_t, m'_t)         Eq. 7
-    y_hat_t = f^D(m_t)                      Eq. 8
+    y_hat_t = f^D(m_t)                      Eq. 8 (+ the last observed frame with model.predict_offsets)
 
 and keeps every controller output h_IC = q_t, h_OC = m_t, h_WC = m'_t as the very
 tensors the rest of the graph consumes, so that autograd can give dL/dh_c,t and a
@@ -69,6 +69,7 @@ class NMN(nn.Module):
         self.decoder = build_decoder(cfg)
         self.persist = bool(cfg.persist_memory)
         self.addressing, self.strength = cfg.addressing, float(cfg.address_strength)
+        self.offsets = cfg.decoder == "regression" and bool(cfg.predict_offsets)
 
     def controller(self, name: str) -> Controller:
         return getattr(self, name)
@@ -99,7 +100,10 @@ class NMN(nn.Module):
             self.memory.carry(mem)
             for c in CONTROLLERS:
                 self.controller(c).carry(states[c])
-        return NMNOutput(y_hat=torch.stack(outs, dim=1), h=h, z=torch.stack(zs, dim=1))
+        y_hat = torch.stack(outs, dim=1)
+        if self.offsets:  # predicted frames relative to the last observed one
+            y_hat = y_hat + chi[:, -1:, : y_hat.shape[-1]]
+        return NMNOutput(y_hat=y_hat, h=h, z=torch.stack(zs, dim=1))
 
     def reset_state(self) -> None:
         """Forget the memory content and controller states (back to their initial values)."""

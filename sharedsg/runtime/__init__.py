@@ -1,0 +1,44 @@
+"""The distributed runtime: the only package of sharedsg that imports ray.
+
+- :mod:`.server`: ``SGServer``, one named actor per experiment holding the SG groups;
+- :mod:`.stream`: ``StreamActor``, one NMN stream (a :class:`~sharedsg.learn.stream.StreamLearner`);
+- :mod:`.backend`: ``RayBackend``, the experiments' :class:`~sharedsg.experiments.backend.Backend` on Ray;
+- :mod:`.job`: connecting to / starting Ray, ``run``, ``attach``, ``status``, ``stop``;
+- :mod:`.commands`: the ``attach``, ``status`` and ``stop`` subcommands;
+- :mod:`.checkpoint`: atomic checkpoints that load with ``torch.load(weights_only=True)``.
+"""
+
+NAMESPACE = "sharedsg"
+SERVER_PREFIX = "sgserver:"
+STREAM_PREFIX = "stream:"
+
+
+def server_name(experiment: str) -> str:
+    return f"{SERVER_PREFIX}{experiment}"
+
+
+def stream_actor_name(experiment: str, stream: str) -> str:
+    return f"{STREAM_PREFIX}{experiment}:{stream}"
+
+
+def was_reconstructed() -> bool:
+    """Inside an actor: whether Ray restarted it (its constructor runs again after a crash)."""
+    import warnings
+
+    import ray
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+
+def with_defaults(plain):
+    """A config sent over the wire as a plain dict, merged onto this process's defaults (so a
+    worker whose code knows a field the driver's does not still gets its default)."""
+    from omegaconf import OmegaConf
+
+    from sharedsg.config import Config
+
+    schema = OmegaConf.structured(Config)
+    schema.streams = {}
+    return OmegaConf.merge(schema, plain)

@@ -1,0 +1,146 @@
+"""``RayBackend``: the experiments' :class:`~sharedsg.experiments.backend.Backend` on Ray actors.
+
+Same semantics as :class:`~sharedsg.experiments.backend.LocalBackend` (stream seeds from
+``stream_seed``, one SG group per ``group_of``, metrics per step), with one ``StreamActor`` per
+stream and the experiment's ``SGServer``. Streams scheduled in the same iteration step in
+parallel; with ``experiment.synchronous`` they step one after another in config order.
+The driver writes everything to TensorBoard on its own machine: each stream's metrics come
+back with its step, the server's state is polled (``server/`` in the run directory).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Optional
+
+import ray
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from sharedsg.errors import UserError
+from sharedsg.experiments.backend import stream_seed
+from sharedsg.experiments.runlog import RunLog
+from sharedsg.runtime import stream_actor_name
+from sharedsg.runtime.stream import stream_actor
+
+SERVER_LOG_EVERY = 10  # iterations between polls of the server's state for TensorBoard
+
+
+class RayBackend:
+    def __init__(self, cfg: DictConfig, log: Optional[RunLog], server: Any, *, owns_server: bool = True,
+                 on_close=None) -> None:
+        self.cfg, self.log, self.server = cfg, log, server
+        self.owns_server = owns_server
+        self.on_close = on_close
+        self.run_path = str(log.path) if log is not None else ray.get(server.state.remote())["run_path"]
+        self.actors: Dict[str, Any] = {}
+        self.groups: Dict[str, str] = {}
+        self._gpus = self._gpus_per_stream()
+        self._state_ref = None
+        self._last_state: Optional[Dict[str, Any]] = None
+        self._last_poll = (time.perf_counter(), 0)
+        self.closed = False
+
+    def _gpus_per_stream(self) -> float:
+        g = float(self.cfg.resources.gpus_per_stream)
+        if g < 0:
+            return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        return g
+
+    # -- Backend protocol ------------------------------------------------------------------
+    def add_stream(self, name: str, stream_cfg: DictConfig) -> None:
+        cfg = self.cfg
+        if name not in cfg.streams:  # attach and tests may add a stream not in the config
+            cfg = self.cfg = OmegaConf.merge(cfg, {"streams": {name: stream_cfg}})
+        try:
+            actor = stream_actor(cfg, name, stream_seed(cfg, name), self.run_path,
+                                 gpus=self._gpus, actor_name=stream_actor_name(cfg.experiment.name, name))
+        except ValueError as exc:  # the name is taken
+            raise UserError(f"stream '{name}' of experiment '{cfg.experiment.name}' is already running: {exc}") from None
+        info = ray.get(actor.setup.remote())
+        if info.get("error"):
+            ray.kill(actor, no_restart=True)
+            raise UserError(info["error"])
+        self.actors[name] = actor
+        self.groups[name] = info["group"]
+
+    def train(self, names: List[str], iteration: int) -> Dict[str, Dict[str, float]]:
+        if self.cfg.experiment.synchronous:
+            out = {n: ray.get(self.actors[n].train.remote(iteration)) for n in names}
+        else:
+            refs = [self.actors[n].train.remote(iteration) for n in names]
+            out = dict(zip(names, ray.get(refs)))
+        self._log_server(iteration)
+        return out
+
+    def evaluate(self, name: str) -> Dict[str, float]:
+        return ray.get(self.actors[name].evaluate.remote())
+
+    def predict(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return ray.get(self.actors[name].predict.remote(x.detach().cpu()))
+
+    def sg_versions(self) -> Dict[str, int]:
+        return ray.get(self.server.versions.remote())
+
+    def test_source(self, name: str):
+        return ray.get(self.actors[name].test_source.remote())
+
+    # -- extras ----------------------------------------------------------------------------
+    def info(self, name: str) -> Dict[str, Any]:
+        return ray.get(self.actors[name].info.remote())
+
+    def server_state(self) -> Dict[str, Any]:
+        return ray.get(self.server.state.remote())
+
+    def flush(self) -> None:
+        ray.get([a.flush.remote() for a in self.actors.values()])
+
+    def _log_server(self, iteration: int, force: bool = False) -> None:
+        """Server scalars (``server/``): pushes, push rate, versions, queue, lost pushes, restarts."""
+        if self.log is None:
+            return
+        if self._state_ref is not None:
+            ready, _ = ray.wait([self._state_ref], timeout=0 if not force else 10)
+            if ready:
+                state = ray.get(self._state_ref)
+                self._state_ref = None
+                t, pushes = time.perf_counter(), state["pushes"]
+                t0, p0 = self._last_poll
+                values = {"server/pushes": pushes, "server/queue": state["queue"],
+                          "server/lost_pushes": state["lost_pushes"], "server/restarts": state["restarts"],
+                          "server/checkpoints": state["checkpoints"]}
+                if t > t0:
+                    values["server/pushes_per_s"] = (pushes - p0) / (t - t0)
+                for g, info in state["groups"].items():
+                    values[f"sg/version/{g}"] = info["version"]
+                self.log.scalars("server", iteration, values)
+                self._last_poll, self._last_state = (t, pushes), state
+        if self._state_ref is None and (force or iteration % SERVER_LOG_EVERY == 0):
+            self._state_ref = self.server.state.remote()
+
+    def close(self) -> None:
+        """Wait for pushes in flight, log the server's last state, stop the streams (and the server
+        unless the experiment is attachable). Safe to call twice and after Ctrl-C."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.actors:
+                ray.get([a.flush.remote() for a in self.actors.values()], timeout=60)
+            if self.log is not None:
+                self._state_ref = None
+                self._log_server(int(self.cfg.experiment.iterations), force=True)
+                self._log_server(int(self.cfg.experiment.iterations), force=True)
+                self.log.flush()
+            if self.owns_server:
+                ray.get(self.server.checkpoint.remote(), timeout=60)
+        except (ray.exceptions.RayError, KeyboardInterrupt):
+            pass
+        finally:
+            for a in self.actors.values():
+                ray.kill(a, no_restart=True)
+            self.actors.clear()
+            if self.owns_server and not self.cfg.experiment.attachable:
+                ray.kill(self.server, no_restart=True)
+            if self.on_close is not None:
+                self.on_close()

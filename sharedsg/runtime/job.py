@@ -1,0 +1,275 @@
+"""Launch, attach, status and stop: connecting to (or starting) Ray and finding experiments.
+
+- No ``--address`` and no ``RAY_ADDRESS``: start a Ray inside this command (the embedded
+  default: no dashboard, a small object store, enough logical CPUs for the streams and server).
+- Otherwise join that cluster (``host:port``, ``auto`` or ``ray://...``).
+
+Experiments are found by name: the server is ``sgserver:<experiment>`` in namespace ``sharedsg``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import ray
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from sharedsg.config import Config, ConfigError, validate
+from sharedsg.errors import UserError
+from sharedsg.experiments.launcher import Launcher
+from sharedsg.experiments.runlog import RunLog
+from sharedsg.experiments.schedule import scheduled
+from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, server_name, stream_actor_name
+from sharedsg.runtime.backend import RayBackend
+from sharedsg.runtime.server import server_actor
+
+_STARTED_HERE = False
+
+
+def _reachable(address: str, timeout: float = 3.0) -> Optional[str]:
+    """None when ``host:port`` accepts a TCP connection, else why not."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return f"'{address}' is not host:port"
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, embedded_ok: bool = True) -> str:
+    """Join the cluster at ``address`` (else ``$RAY_ADDRESS``), or start an embedded Ray; returns where."""
+    global _STARTED_HERE
+    if ray.is_initialized():
+        return "connected"
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    quiet = dict(logging_level=logging.WARNING, log_to_driver=True, namespace=NAMESPACE)
+    if address is None:
+        if not embedded_ok:
+            raise UserError("no Ray cluster given: pass --address HOST:PORT (or set RAY_ADDRESS) "
+                            "to reach the cluster that runs the experiment")
+        need = 1.0
+        mb = 200
+        if cfg is not None:
+            need = len(cfg.streams) * float(cfg.resources.cpus_per_stream) + float(cfg.resources.server_cpus)
+            mb = int(cfg.resources.object_store_mb)
+        ray.init(include_dashboard=False, object_store_memory=mb * 1024 * 1024,
+                 num_cpus=max(int(os.cpu_count() or 1), int(need + 0.999)), **quiet)
+        _STARTED_HERE = True
+        return "embedded"
+    if not address.startswith("ray://") and address != "auto":
+        why = _reachable(address)
+        if why is not None:
+            raise UserError(f"no Ray cluster at {address} ({why}); start one with `ray start --head` "
+                            f"or leave out --address to run on an embedded Ray")
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"cannot join the Ray cluster at {address}: {first}") from None
+    return address
+
+
+def disconnect() -> None:
+    global _STARTED_HERE
+    if ray.is_initialized():
+        ray.shutdown()
+    _STARTED_HERE = False
+
+
+def experiments() -> List[str]:
+    """Names of the experiments whose server runs on the connected cluster."""
+    names = ray.util.list_named_actors(all_namespaces=True)
+    return sorted(a["name"][len(SERVER_PREFIX):] for a in names
+                  if a.get("namespace") == NAMESPACE and a["name"].startswith(SERVER_PREFIX))
+
+
+def find_server(experiment: str):
+    try:
+        return ray.get_actor(server_name(experiment), namespace=NAMESPACE)
+    except ValueError:
+        running = experiments()
+        listed = ", ".join(running) if running else "none"
+        raise UserError(f"no experiment '{experiment}' in Ray namespace '{NAMESPACE}' "
+                        f"(actor '{server_name(experiment)}'); experiments running there: {listed}") from None
+
+
+def _driver_node() -> Optional[str]:
+    try:
+        return ray.get_runtime_context().get_node_id()
+    except Exception:
+        return None
+
+
+def ray_backend(cfg: DictConfig, log: RunLog, address: Optional[str] = None) -> RayBackend:
+    """The backend of ``sharedsg run`` without ``--local``: a new server plus one actor per stream."""
+    connect(address, cfg)
+    try:
+        existing = ray.get_actor(server_name(cfg.experiment.name), namespace=NAMESPACE)
+    except ValueError:
+        existing = None
+    if existing is not None:
+        run = ray.get(existing.state.remote(), timeout=30)["run_path"]
+        raise UserError(f"experiment '{cfg.experiment.name}' is already running in namespace '{NAMESPACE}' "
+                        f"(run {run}); attach streams with `sharedsg attach --experiment {cfg.experiment.name}` "
+                        f"or stop it with `sharedsg stop --experiment {cfg.experiment.name}`")
+    server = server_actor(cfg, str(Path(log.path).resolve()), detached=bool(cfg.experiment.attachable),
+                          node_id=_driver_node())
+    ray.get(server.ping.remote())
+    log.config("server", cfg)
+    return RayBackend(cfg, log, server, owns_server=True)
+
+
+# -- attach ------------------------------------------------------------------------------------
+def attach_config(server_cfg: Dict[str, Any], stream_config: str, overrides: List[str]) -> DictConfig:
+    """The experiment's config with its streams replaced by those of ``stream_config``."""
+    p = Path(stream_config)
+    if not p.is_file():
+        raise ConfigError(f"stream config {p} does not exist; pass a YAML file with a streams: section")
+    try:
+        user = OmegaConf.load(p)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"stream config {p} is not valid YAML: {first}") from None
+    base = dict(server_cfg)
+    base.pop("streams", None)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not key=value; write e.g. experiment.iterations=20")
+    schema = OmegaConf.structured(Config)
+    schema.streams = {}  # only the attached streams, not the default one
+    try:
+        cfg = OmegaConf.merge(schema, base, user, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as exc:
+        raise ConfigError(f"config error: {(str(exc).strip().splitlines() or [''])[0]}") from None
+    if "streams" not in user or not user.streams:
+        raise ConfigError(f"stream config {p} has no streams: section, e.g. streams: {{cyclist2: {{data_class: cyclist}}}}")
+    cfg.experiment.name = server_cfg["experiment"]["name"]
+    validate(cfg)
+    return cfg
+
+
+def attach(experiment: str, stream_config: str, overrides: List[str], address: Optional[str] = None,
+           progress: bool = False) -> Dict[str, Any]:
+    """Register the streams of ``stream_config`` with a running experiment and train them;
+    their TensorBoard logs go into the experiment's run directory."""
+    connect(address, embedded_ok=False)
+    server = find_server(experiment)
+    server_cfg = ray.get(server.config.remote(), timeout=60)
+    run_path = ray.get(server.state.remote(), timeout=60)["run_path"]
+    cfg = attach_config(server_cfg, stream_config, overrides)
+    log = RunLog(Path(run_path))
+    backend = RayBackend(cfg, log, server, owns_server=False)
+    started = time.perf_counter()
+    steps = {n: 0 for n in cfg.streams}
+    evals: Dict[str, Dict[str, float]] = {}
+    try:
+        for name, stream_cfg in cfg.streams.items():
+            backend.add_stream(name, stream_cfg)
+            log.config(name, cfg)
+        for it in range(int(cfg.experiment.iterations)):
+            names = scheduled(cfg, it)
+            t0 = time.perf_counter()
+            results = backend.train(names, it) if names else {}
+            dt = time.perf_counter() - t0
+            for name, metrics in results.items():
+                steps[name] += 1
+                log.scalars(name, it, dict(metrics, **{"perf/steps_per_s": len(names) / dt if dt > 0 else 0.0}))
+            if (it + 1) % cfg.experiment.eval_every == 0 or it == cfg.experiment.iterations - 1:
+                for name in cfg.streams:
+                    evals[name] = backend.evaluate(name)
+                    log.scalars(name, it, evals[name])
+        infos = {n: backend.info(n) for n in cfg.streams}
+    finally:
+        backend.close()
+        log.close()
+    return {"experiment": experiment, "run_path": run_path, "wall_time_s": time.perf_counter() - started,
+            "streams": {n: {"steps": steps[n], "eval": evals.get(n, {}), "group": infos[n]["group"]}
+                        for n in cfg.streams}}
+
+
+# -- status and stop ---------------------------------------------------------------------------
+def status(experiment: Optional[str] = None, address: Optional[str] = None) -> Dict[str, Any]:
+    connect(address, embedded_ok=False)
+    names = [experiment] if experiment else experiments()
+    out: Dict[str, Any] = {}
+    for name in names:
+        server = find_server(name)
+        try:
+            out[name] = ray.get(server.state.remote(), timeout=30)
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayError) as exc:
+            out[name] = {"error": type(exc).__name__}
+    return out
+
+
+def stop(experiment: str, address: Optional[str] = None) -> Dict[str, Any]:
+    """Checkpoint and stop the experiment's server and any of its stream actors still alive."""
+    connect(address, embedded_ok=False)
+    server = find_server(experiment)
+    path = None
+    try:
+        path = ray.get(server.stop.remote(), timeout=60)
+    except ray.exceptions.RayError:
+        pass
+    ray.kill(server, no_restart=True)
+    killed = []
+    prefix = stream_actor_name(experiment, "")
+    for a in ray.util.list_named_actors(all_namespaces=True):
+        if a.get("namespace") == NAMESPACE and a["name"].startswith(prefix):
+            try:
+                ray.kill(ray.get_actor(a["name"], namespace=NAMESPACE), no_restart=True)
+                killed.append(a["name"])
+            except ValueError:
+                pass
+    return {"experiment": experiment, "stopped": True, "checkpoint": path, "streams_stopped": killed}
+
+
+def format_status(states: Dict[str, Any]) -> str:
+    if not states:
+        return f"no experiments running in Ray namespace '{NAMESPACE}'"
+    lines = []
+    for name, s in states.items():
+        if "error" in s:
+            lines.append(f"{name}: unreachable ({s['error']})")
+            continue
+        versions = ", ".join(f"{g}=v{i['version']}" for g, i in s["groups"].items()) or "-"
+        lines.append(f"{name}: run {s['run_path']}  sharing={s['sharing']} transport={s['transport']}  "
+                     f"pushes={s['pushes']} queue={s['queue']} lost={s['lost_pushes']} restarts={s['restarts']}  "
+                     f"versions: {versions}")
+        for sn, st in sorted(s["streams"].items()):
+            lines.append(f"  {sn}: group={st['group']} pushes={st['pushes']} last_seq={st['last_seq']} "
+                         f"node={st.get('node', '?')} device={st.get('device', '?')}")
+    return "\n".join(lines)
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+# -- launcher for experiments ------------------------------------------------------------------
+def _job(fn, args):
+    torch.set_num_threads(1)
+    return fn(*args)
+
+
+def ray_launcher(address: Optional[str] = None) -> Launcher:
+    """Streams as actors (an embedded Ray sized for the first backend's streams), jobs as Ray tasks."""
+
+    def backend(cfg: DictConfig, log: RunLog) -> RayBackend:
+        connect(address, cfg)
+        return ray_backend(cfg, log, address=address)
+
+    def job_map(fn, args_list):
+        connect(address, None)
+        task = ray.remote(num_cpus=1, max_retries=2)(_job)
+        return ray.get([task.remote(fn, tuple(a)) for a in args_list])
+
+    return Launcher(backend=backend, map=job_map)

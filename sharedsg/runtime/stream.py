@@ -1,0 +1,214 @@
+"""``StreamActor``: one NMN stream on Ray (a :class:`~sharedsg.learn.stream.StreamLearner` and its data).
+
+Transports (``sg.transport``):
+
+- ``replica`` (default): the stream keeps a local copy of its group's SG weights. Pushes are
+  fire-and-forget (at most ``sg.max_inflight_pushes`` un-acknowledged); each acknowledgement
+  carries the group's version. When that known version is ahead of the copy the stream
+  prefetches the newer weights in the background and swaps them in at its next step; it waits
+  for them only when the copy is more than ``sg.max_staleness`` versions behind the newest
+  version it has seen. So SG refresh and push overlap with compute.
+- ``rpc``: every step asks the server for the synthetic gradients and waits for its push, so
+  the server always predicts with the newest weights (with ``experiment.synchronous`` the run
+  matches the in-process LocalBackend).
+
+The device is the one Ray assigned (``ray.get_gpu_ids()``); tensors cross the wire on the CPU.
+A checkpoint (learner, optimiser, sequence numbers) is written every
+``resources.stream_checkpoint_every`` steps; when Ray restarts a crashed actor it resumes from it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Dict, List, Optional
+
+import ray
+import torch
+from omegaconf import OmegaConf
+
+from sharedsg.data.sources import make_source
+from sharedsg.experiments.backend import batch_size_of
+from sharedsg.learn.stream import StreamLearner
+from sharedsg.learn.types import SGState
+from sharedsg.runtime import NAMESPACE, checkpoint, with_defaults, server_name, was_reconstructed
+
+
+def _device() -> str:
+    if ray.get_gpu_ids() and torch.cuda.is_available():
+        return "cuda"  # Ray set CUDA_VISIBLE_DEVICES to the assigned GPU(s)
+    return "cpu"
+
+
+class StreamActor:
+    """The plain class; :func:`stream_actor` wraps it in ``ray.remote`` with the stream's resources."""
+
+    def __init__(self, cfg: Dict[str, Any], name: str, seed: int, run_path: str, threads: int = 1) -> None:
+        torch.set_num_threads(max(1, int(threads)))
+        self.cfg = with_defaults(cfg)
+        self.name, self.seed = name, int(seed)
+        # found by name (not passed in): a restarted actor finds the restarted server too
+        self.server = server = ray.get_actor(server_name(self.cfg.experiment.name), namespace=NAMESPACE)
+        self.stream_cfg = self.cfg.streams[name]
+        self.batch_size = batch_size_of(self.cfg, self.stream_cfg)
+        self.rpc = self.cfg.sg.transport == "rpc"
+        self.max_staleness = int(self.cfg.sg.max_staleness)
+        self.max_inflight = max(1, int(self.cfg.sg.max_inflight_pushes))
+        self.ckpt_every = int(self.cfg.resources.stream_checkpoint_every)
+        self.device = _device()
+        self.learner = StreamLearner(self.cfg.model, self.cfg.learner, self.cfg.sg, seed=self.seed, device=self.device)
+        self.train_src = make_source(self.cfg.data, self.stream_cfg.data_class, "train", self.seed)
+        self.test_src = make_source(self.cfg.data, self.stream_cfg.data_class, "test", self.seed)
+        self.ckpt_path = checkpoint.stream_checkpoint(run_path, name)
+        self.seq = 0  # sequence number of the last push
+        self.acked = 0  # highest sequence number the server acknowledged
+        self.pending: List[ray.ObjectRef] = []
+        self.refresh: Optional[ray.ObjectRef] = None
+        self.known_version = 0
+        self.last_losses: Dict[str, float] = {}
+        self.push_errors = 0
+        self.restored_step: Optional[int] = None
+        self.reconstructed = was_reconstructed()
+        saved = checkpoint.load(self.ckpt_path)
+        if saved is not None:
+            self.learner.load_state_dict(saved["learner"])
+            self.seq, self.acked = int(saved["seq"]), int(saved["acked"])
+            self.restored_step = self.learner.steps
+        info = {"node": socket.gethostname(), "device": self.device, "data_class": str(self.stream_cfg.data_class)}
+        reg = ray.get(server.register.remote(name, self.learner.dims,
+                                             OmegaConf.to_container(self.cfg.model, resolve=True), info,
+                                             str(self.stream_cfg.group)))
+        self.error: Optional[str] = reg.get("error")
+        if self.error is None:
+            self.group = reg["group"]
+            self.known_version = int(reg["version"])
+            self.seq = max(self.seq, 0)
+            if saved is None or self.learner.sg_version != self.known_version:
+                self._load(ray.get(server.pull.remote(self.group, -1)))
+
+    # -- setup and info ----------------------------------------------------------------------
+    def setup(self) -> Dict[str, Any]:
+        """``{"error": ...}`` when the server refused the stream, else its info."""
+        return {"error": self.error} if self.error else self.info()
+
+    def info(self) -> Dict[str, Any]:
+        return {"name": self.name, "group": getattr(self, "group", None), "steps": self.learner.steps,
+                "seq": self.seq, "acked": self.acked, "sg_version": self.learner.sg_version,
+                "known_version": self.known_version, "restored_step": self.restored_step,
+                "reconstructed": self.reconstructed, "device": self.device, "node": socket.gethostname(),
+                "push_errors": self.push_errors}
+
+    # -- SG weights ----------------------------------------------------------------------------
+    def _load(self, state: Optional[SGState]) -> None:
+        if state is not None and state.version > self.learner.sg_version or (
+                state is not None and self.learner.steps == 0):
+            self.learner.load_sg(state)
+            self.known_version = max(self.known_version, state.version)
+
+    def _poll(self, wait_for: int = 0) -> None:
+        """Collect finished push acknowledgements (waiting until at most ``wait_for`` are left in flight)."""
+        if not self.pending:
+            return
+        need = max(0, len(self.pending) - wait_for)
+        ready, self.pending = ray.wait(self.pending, num_returns=len(self.pending), timeout=0)
+        if len(ready) < need:
+            more, self.pending = ray.wait(self.pending, num_returns=need - len(ready))
+            ready += more
+        for ref in ready:
+            try:
+                self._ack(ray.get(ref))
+            except ray.exceptions.RayError:
+                self.push_errors += 1
+
+    def _ack(self, reply: Dict[str, Any]) -> None:
+        if "error" in reply:
+            self.push_errors += 1
+            return
+        self.acked = max(self.acked, int(reply["seq"]))
+        self.known_version = max(self.known_version, int(reply["version"]))
+        if reply.get("losses"):
+            self.last_losses = reply["losses"]
+
+    def _refresh_replica(self) -> None:
+        if self.refresh is not None:
+            ready, _ = ray.wait([self.refresh], timeout=0)
+            if ready or self.known_version - self.learner.sg_version > self.max_staleness:
+                self._load(ray.get(self.refresh))
+                self.refresh = None
+        if self.known_version - self.learner.sg_version > self.max_staleness:
+            self._load(ray.get(self.server.pull.remote(self.group, self.learner.sg_version)))
+
+    def _prefetch(self) -> None:
+        if self.refresh is None and self.known_version > self.learner.sg_version:
+            self.refresh = self.server.pull.remote(self.group, self.learner.sg_version)
+
+    # -- training ------------------------------------------------------------------------------
+    def train(self, iteration: int = 0) -> Dict[str, float]:
+        """One step on the next training batch; its metrics (CPU floats)."""
+        t0 = time.perf_counter()
+        batch = self.train_src.next_batch(self.batch_size)
+        if self.rpc:
+            group, server = self.group, self.server
+
+            def predict(h, y):
+                return ray.get(server.predict.remote(group, {c: v.cpu() for c, v in h.items()}, y.cpu()))
+
+            result = self.learner.step(batch, predict)
+            self.seq += 1
+            reply = ray.get(self.server.push.remote(self.name, self.seq, result.targets, self.acked, 0))
+            self._ack(reply)
+            lag = 0.0
+        else:
+            self._poll()
+            self._refresh_replica()
+            lag = float(self.known_version - self.learner.sg_version)
+            result = self.learner.step(batch)
+            self.seq += 1
+            self.pending.append(self.server.push.remote(self.name, self.seq, result.targets, self.acked,
+                                                        len(self.pending) + 1))
+            self._poll(wait_for=self.max_inflight)
+            self._prefetch()
+        metrics = dict(result.metrics)
+        metrics.update(self.last_losses)
+        metrics["sg/version_lag"] = lag
+        metrics["sg/version"] = float(self.known_version)
+        metrics["perf/step_time_s"] = time.perf_counter() - t0
+        if self.ckpt_every and self.learner.steps % self.ckpt_every == 0:
+            self.save()
+        return metrics
+
+    def run_steps(self, n: int) -> Dict[str, float]:
+        """``n`` steps in one call (the benchmark); wall time and mean version lag."""
+        t0 = time.perf_counter()
+        lags = [self.train()["sg/version_lag"] for _ in range(n)]
+        wall = time.perf_counter() - t0
+        return {"steps": n, "wall_s": wall, "step_s": wall / max(n, 1), "version_lag": sum(lags) / max(n, 1)}
+
+    def flush(self) -> Dict[str, Any]:
+        """Wait for every push in flight; the stream's info."""
+        self._poll(wait_for=0)
+        return self.info()
+
+    def save(self) -> str:
+        checkpoint.save(self.ckpt_path, {"learner": self.learner.state_dict(), "seq": self.seq,
+                                         "acked": self.acked, "name": self.name})
+        return str(self.ckpt_path)
+
+    def evaluate(self) -> Dict[str, float]:
+        return self.learner.evaluate(self.test_src.eval_batches(self.batch_size, int(self.cfg.experiment.eval_batches)))
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.learner.predict(x)
+
+    def test_source(self):
+        return self.test_src
+
+
+def stream_actor(cfg, name: str, seed: int, run_path: str, *, gpus: float, actor_name: str):
+    """Start ``StreamActor`` for ``name`` with ``resources.cpus_per_stream`` CPUs and ``gpus`` GPUs."""
+    cpus = float(cfg.resources.cpus_per_stream)
+    options: Dict[str, Any] = dict(name=actor_name, namespace=NAMESPACE, num_cpus=cpus, num_gpus=gpus,
+                                   max_restarts=int(cfg.resources.max_restarts), max_task_retries=-1)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return ray.remote(StreamActor).options(**options).remote(plain, name, seed, str(run_path),
+                                                             max(1, int(cpus)))

@@ -1,0 +1,55 @@
+"""Helpers for the runtime tests and the benchmark: tiny configs and a small local Ray."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Iterator, List
+
+import ray
+from omegaconf import DictConfig
+
+from sharedsg.config import load_config
+from sharedsg.runtime import NAMESPACE
+
+TINY = [
+    "model.slot_width=8", "model.encoder_hidden=8", "sg.hidden=8", "learner.batch_size=8",
+    "data.format=sample", "data.obs_len=8", "data.pred_len=8", "data.window_stride=8",
+    "experiment.eval_batches=1", "experiment.progress=false",
+]
+
+
+def tiny_config(run_dir: str | os.PathLike, *overrides: str, two_streams: bool = True) -> DictConfig:
+    extra: List[str] = list(TINY) + [f"experiment.run_dir={run_dir}"]
+    if two_streams:
+        extra.append("streams.pedestrian.data_class=pedestrian")
+    return load_config(None, extra + list(overrides))
+
+
+def tiny_yaml(path: str | os.PathLike, run_dir: str | os.PathLike, name: str = "tiny",
+              streams: str = "cyclist: {data_class: cyclist}\n  pedestrian: {data_class: pedestrian}",
+              extra: str = "") -> Path:
+    """A YAML config equal to :func:`tiny_config` (for CLI tests)."""
+    text = f"""experiment: {{name: {name}, iterations: 6, eval_every: 3, eval_batches: 1, run_dir: {run_dir}, progress: false}}
+model: {{slot_width: 8, encoder_hidden: 8}}
+sg: {{hidden: 8}}
+learner: {{batch_size: 8}}
+data: {{format: sample, obs_len: 8, pred_len: 8, window_stride: 8}}
+streams:
+  {streams}
+{extra}"""
+    Path(path).write_text(text)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def local_ray(num_cpus: int = 4, object_store_mb: int = 150) -> Iterator[None]:
+    """A small Ray in this process (no dashboard); shut down afterwards."""
+    ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=object_store_mb * 1024 * 1024,
+             namespace=NAMESPACE, logging_level=logging.WARNING)
+    try:
+        yield
+    finally:
+        ray.shutdown()

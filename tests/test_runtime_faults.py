@@ -1,0 +1,79 @@
+"""Faults on a real local Ray: the SG server or a stream actor killed mid-run."""
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from sharedsg.experiments.runlog import RunLog, run_path  # noqa: E402
+from sharedsg.runtime import checkpoint  # noqa: E402
+from sharedsg.runtime.backend import RayBackend  # noqa: E402
+from sharedsg.runtime.server import server_actor  # noqa: E402
+from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    with local_ray(num_cpus=4):
+        yield
+
+
+def start(cfg):
+    log = RunLog(run_path(cfg))
+    backend = RayBackend(cfg, log, server_actor(cfg, str(log.path), detached=False))
+    for name, s in cfg.streams.items():
+        backend.add_stream(name, s)
+    return backend, log
+
+
+def test_server_killed_mid_run(tmp_path):
+    k = 5
+    cfg = tiny_config(tmp_path, f"sg.checkpoint_every_pushes={k}", "sg.checkpoint_every_s=0",
+                      "experiment.name=fault-server")
+    backend, log = start(cfg)
+    seen = {n: [] for n in cfg.streams}
+    try:
+        for it in range(16):
+            if it == 8:  # 16 pushes acknowledged, the last checkpoint has 15
+                backend.flush()
+                ray.kill(backend.server, no_restart=False)  # Ray restarts it (max_restarts=-1)
+            for name, m in backend.train(list(cfg.streams), it).items():
+                seen[name].append(m["sg/version"])
+        backend.flush()
+        state = backend.server_state()
+        steps = {n: backend.info(n)["steps"] for n in cfg.streams}
+    finally:
+        backend.close()
+        log.close()
+    print(f"\nserver killed once: lost pushes {state['lost_pushes']} "
+          f"(checkpoint every {k} pushes), versions seen {seen}")
+    assert state["restarts"] == 1
+    assert steps == {"cyclist": 16, "pedestrian": 16}
+    for name, versions in seen.items():
+        assert versions == sorted(versions), f"{name}: version went backwards: {versions}"
+    assert 1 <= state["lost_pushes"] <= k
+    # every push is accounted for: applied before or after the crash, or counted as lost
+    restored = checkpoint.load(checkpoint.server_checkpoint(log.path))
+    assert restored is not None and restored["restarts"] == 1
+    assert state["groups"]["shared"]["version"] >= 32 - state["lost_pushes"]
+
+
+def test_stream_killed_resumes_from_its_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path, "resources.stream_checkpoint_every=3", "experiment.name=fault-stream")
+    backend, log = start(cfg)
+    try:
+        for it in range(12):
+            if it == 7:  # cyclist has done 7 steps, its last checkpoint is at step 6
+                ray.kill(backend.actors["cyclist"], no_restart=False)
+            backend.train(list(cfg.streams), it)
+        backend.flush()
+        killed, other = backend.info("cyclist"), backend.info("pedestrian")
+        state = backend.server_state()
+    finally:
+        backend.close()
+        log.close()
+    assert other["steps"] == 12 and not other["reconstructed"]
+    assert killed["reconstructed"] and killed["restored_step"] == 6
+    assert killed["steps"] == 6 + (12 - 7)
+    assert state["streams"]["cyclist"]["registrations"] == 2
+    assert state["streams"]["cyclist"]["duplicates"] == 1  # re-done step 7 is not counted twice
+    assert checkpoint.load(checkpoint.stream_checkpoint(log.path, "cyclist"))["learner"]["steps"] == 9

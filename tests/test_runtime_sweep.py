@@ -1,0 +1,87 @@
+"""``sharedsg sweep`` on a real local Ray (one Ray for this module): Omniglot and MNIST jobs as actors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from sharedsg.cli import main  # noqa: E402
+from sharedsg.config import load_config  # noqa: E402
+from sharedsg.errors import UserError  # noqa: E402
+from sharedsg.runtime.sweep import plan  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = ["model.conv_channels=4", "model.slot_width=8", "sg.hidden=8", "experiment.progress=false"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 ** 2, namespace="sharedsg",
+             logging_level=logging.WARNING)
+    yield
+    ray.shutdown()
+
+
+def _events(directory: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(directory), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_omniglot_setting_as_actors_writes_results_and_resumes(tmp_path, capsys):
+    args = ["sweep", str(REPO / "configs/omniglot/5w1s.yaml"), f"experiment.run_dir={tmp_path}",
+            "fewshot.meta_iterations=2", "fewshot.meta_batch=1", "fewshot.adapt_steps=1", "fewshot.test_episodes=6",
+            "fewshot.queries=2", "fewshot.checkpoint_every=1", *SMALL]
+    assert main(args) == 0
+    run = tmp_path / "omniglot_5w1s" / "main"
+    results = json.loads((run / "results.json").read_text())
+    assert set(results["jobs"]) == {"5w1s-proposed", "5w1s-baseline", "5w1s-maml"}
+    for job in results["jobs"].values():
+        assert 0.0 <= job["accuracy"] <= 1.0 and job["ci95"] >= 0.0 and job["test_episodes"] == 6
+        assert job["meta_iterations"] == 2 and (run / job["job"] / "checkpoint.pt").is_file()
+    assert results["jobs"]["5w1s-maml"]["maml_order"] == 2
+    ev = _events(run / "5w1s-proposed")
+    assert "accuracy/query_train" in ev and "accuracy/test_running" in ev
+    # the same command again resumes from the checkpoints: nothing is re-trained
+    capsys.readouterr()
+    assert main(args) == 0
+    again = json.loads((run / "results.json").read_text())
+    for name, job in results["jobs"].items():
+        assert again["jobs"][name]["accuracy"] == job["accuracy"]
+        assert again["jobs"][name]["train_wall_s"] == pytest.approx(job["train_wall_s"], abs=0.05)
+
+
+def test_mnist_rare_batches_land_at_the_scheduled_iterations(tmp_path):
+    period, iterations = 4, 14
+    args = ["sweep", str(REPO / "configs/mnist_rare.yaml"), f"experiment.run_dir={tmp_path}",
+            f"experiment.iterations={iterations}", f"rare.period={period}", "rare.test_every=5", "rare.test_images=40",
+            "rare.checkpoint_every=5", "learner.batch_size=8", *SMALL]
+    assert main(args) == 0
+    run = tmp_path / "mnist_rare" / "main"
+    results = json.loads((run / "results.json").read_text())
+    assert set(results["jobs"]) == {"proposed", "baseline"}
+    assert set(results["figures"]) == {"fig6", "fig7"} and Path(results["figures"]["fig6"]).is_file()
+    for name in ("proposed", "baseline"):
+        ev = _events(run / name)
+        rare = [s for s, v in ev["schedule/rare"] if v > 0]
+        assert rare == [4, 8, 12]  # counted from the TensorBoard events
+        assert [s for s, _ in ev["schedule/rare"]] == list(range(iterations))
+        assert [s for s, _ in ev["grad_norm/oc/synthetic"]] == list(range(iterations))
+        assert [s for s, _ in ev["grad_norm/oc/true"]] == list(range(iterations))
+        assert results["jobs"][name]["rare_iterations"] == [4, 8, 12]
+
+
+def test_plan_rejects_duplicate_jobs_and_unknown_kinds():
+    cfg = load_config(str(REPO / "configs/omniglot/5w1s.yaml"))
+    assert [n for n, _ in plan([cfg])] == ["5w1s-proposed", "5w1s-baseline", "5w1s-maml"]
+    with pytest.raises(UserError, match="two configs"):
+        plan([cfg, cfg])
+    with pytest.raises(UserError, match="cannot be swept"):
+        plan([load_config(None, [])])
