@@ -16,14 +16,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# the Sec. 5.2 knowledge-sharing experiment on the shipped SDD sample, on a Ray started by the command
 demo: $(STAMP)
-	$(BIN)/sharedsg demo
+	$(BIN)/sharedsg run configs/knowledge_sharing.yaml $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
 	$(BIN)/sharedsg bench learner --json
+	$(BIN)/sharedsg bench data --json
+	$(BIN)/sharedsg bench runtime --json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

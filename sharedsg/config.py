@@ -24,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sharedsg.errors import UserError
 
 MIXING_MODES = ("bp_only", "sg_only", "sum", "lambda")
+FAST_UPDATES = ("sgd", "adam")
 ENCODERS = ("lstm", "conv")
 ENCODER_OUTPUTS = ("last", "sequence")
 ADDRESSING = ("dot", "cosine")
@@ -94,7 +95,11 @@ class LearnerConfig:
 
     mixing: str = "sum"  # bp_only (baseline NMN) | sg_only (pure DNI) | sum | lambda
     lam: float = 0.5  # lambda mode: controller grad = (1 - lam) * true + lam * synthetic
-    lr: float = 1e-3  # Adam learning rate of the NMN
+    lr: float = 1e-3  # Adam learning rate of the NMN (the slow path)
+    # sgd: the fast path is its own step, theta_c -= fast_lr * SG . dh_c/dtheta_c (Eq. 10);
+    # adam: true and synthetic gradients mixed into one Adam step
+    fast_update: str = "sgd"
+    fast_lr: float = 1.0  # alpha of Eq. 10 (synthetic gradients are per-sample loss gradients)
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
     batch_size: int = 32
     device: str = "cpu"  # cpu | cuda (the runtime uses the GPU Ray assigned)
@@ -319,12 +324,13 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "sg.sharing", SHARING)
     _choice(cfg, "sg.transport", TRANSPORTS)
     _choice(cfg, "learner.mixing", MIXING_MODES)
+    _choice(cfg, "learner.fast_update", FAST_UPDATES)
     _choice(cfg, "data.format", DATA_FORMATS)
     for key in (
         "model.input_dim", "model.encoder_hidden", "model.conv_channels", "model.conv_blocks",
         "model.image_size", "model.slots", "model.address_strength", "model.slot_width", "model.output_dim",
         "sg.hidden", "sg.lr", "sg.updates_per_push", "sg.checkpoint_every_pushes",
-        "learner.lr", "learner.batch_size", "data.obs_len", "data.pred_len",
+        "learner.lr", "learner.fast_lr", "learner.batch_size", "data.obs_len", "data.pred_len",
         "data.frame_rate", "data.window_stride", "data.sdd_fps", "experiment.iterations",
         "experiment.eval_every", "experiment.eval_batches",
     ):

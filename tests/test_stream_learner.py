@@ -104,3 +104,22 @@ def test_checkpoint_round_trip(small_cfg, tmp_path):
     other.load_state_dict(torch.load(path, weights_only=True))
     batch = _batch(5)
     torch.testing.assert_close(learner.step(batch).metrics["loss/train"], other.step(batch).metrics["loss/train"])
+
+
+def test_fast_path_is_its_own_sgd_step(small_cfg):
+    """Eq. 10: sum = the Adam step of bp_only plus theta_c -= alpha * (synthetic gradient pushed back)."""
+    batch = _batch(7)
+    fast_cfg = small_cfg("learner.fast_lr=0.5")
+    with_fast, slow_only = _learner(fast_cfg, "sum"), _learner(small_cfg(), "bp_only")
+    probe = copy.deepcopy(with_fast)
+    _, fast, _ = probe.paths(batch)
+    with_fast.step(batch)
+    slow_only.step(batch)
+    moved = dict(with_fast.nmn.named_parameters())
+    for name, p in slow_only.nmn.named_parameters():
+        diff = moved[name].detach() - p.detach()
+        if name in fast:
+            torch.testing.assert_close(diff, -0.5 * fast[name], atol=1e-6, rtol=1e-4)
+        else:
+            assert torch.equal(diff, torch.zeros_like(diff)), name
+    assert set(fast) == {n for n, _ in with_fast.nmn.named_parameters() if n.startswith(CONTROLLERS)}

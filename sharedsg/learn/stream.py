@@ -64,6 +64,7 @@ class StreamLearner:
                  device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
         self.mixing, self.lam, self.grad_clip = learner.mixing, float(learner.lam), float(learner.grad_clip)
+        self.fast_update, self.fast_lr = learner.fast_update, float(learner.fast_lr)
         self.task: Task = make_task(model)
         self.nmn = NMN(model, seed=seed).to(self.device)
         self.sg = build_sg_modules(model, sg, self.task.target_dim).to(self.device)
@@ -89,10 +90,18 @@ class StreamLearner:
     # -- one step ----------------------------------------------------------------------
     def gradients(self, batch: Batch, predict: Optional[Predictor] = None
                   ) -> tuple[Dict[str, torch.Tensor], StepResult]:
-        """Forward and backward one batch; returns the mixed parameter gradients (by name) and the step result.
+        """The mixed parameter gradients (by name: the combination ``learner.mixing`` defines) and the step result.
 
-        Nothing is applied: :meth:`step` does that. The carried memory state does advance.
+        Nothing is applied. The carried memory state does advance.
         """
+        true, fast, result = self.paths(batch, predict)
+        return {n: (self._mix(g, fast[n]) if n in fast else g) for n, g in true.items()}, result
+
+    def paths(self, batch: Batch, predict: Optional[Predictor] = None
+              ) -> tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], StepResult]:
+        """Forward and backward one batch: the true parameter gradients (every parameter), the
+        synthetic ones pushed back through each controller (controller parameters; empty for
+        ``bp_only``) and the step result. The carried memory state advances."""
         batch = batch.to(self.device)
         self.nmn.train()
         out = self.nmn(batch.x, carry=True, steps=batch.y.shape[1])
@@ -116,7 +125,7 @@ class StreamLearner:
         s = (predict or self.local_predict)(h_det, y_enc)
         s = {c: v.to(self.device) for c, v in s.items()}
 
-        mixed = dict(true_param)
+        fast_param: Dict[str, torch.Tensor] = {}
         if need_fast:
             for i, c in enumerate(CONTROLLERS):
                 c_names = [f"{c}.{n}" for n, _ in self.nmn.controller(c).named_parameters()]
@@ -125,8 +134,7 @@ class StreamLearner:
                 fast = torch.autograd.grad(out.h[c], c_params, grad_outputs=grad_out,
                                            retain_graph=i < len(CONTROLLERS) - 1, allow_unused=True)
                 for n, p, f in zip(c_names, c_params, fast):
-                    f = f if f is not None else torch.zeros_like(p)
-                    mixed[n] = self._mix(true_param[n], f)
+                    fast_param[n] = f if f is not None else torch.zeros_like(p)
 
         metrics: Dict[str, float] = {
             "loss/train": float(loss.detach()),
@@ -140,7 +148,7 @@ class StreamLearner:
             metrics[f"sg/{c}/mse"] = float(torch.mean((s[c] - g[c]) ** 2))
         targets = SGTargets(h={c: v.cpu() for c, v in h_det.items()}, y=y_enc.detach().cpu(),
                             g={c: v.detach().cpu() for c, v in g.items()})
-        return mixed, StepResult(targets=targets, metrics=metrics)
+        return true_param, fast_param, StepResult(targets=targets, metrics=metrics)
 
     def _mix(self, true: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
         if self.mixing == "sg_only":
@@ -150,14 +158,34 @@ class StreamLearner:
         return (1.0 - self.lam) * true + self.lam * fast
 
     def step(self, batch: Batch, predict: Optional[Predictor] = None) -> StepResult:
-        """One training step: gradients (both paths, mixed), optional clipping, Adam."""
-        mixed, result = self.gradients(batch, predict)
+        """One training step.
+
+        ``learner.fast_update=sgd`` (Eq. 10): the slow path is an Adam step on the true
+        gradient (for the controllers: none in ``sg_only``, (1 - lam) times it in ``lambda``),
+        and the fast path its own step theta_c <- theta_c - alpha * SG_c(h_c, y) dh_c/dtheta_c
+        with alpha = ``learner.fast_lr`` (times lam in ``lambda``). ``fast_update=adam``: the
+        mixed gradient of :meth:`gradients` goes through one Adam step (Adam normalises its
+        scale, so a synthetic gradient close to the true one changes little).
+        """
+        true, fast, result = self.paths(batch, predict)
+        if self.fast_update == "adam":
+            slow = {n: (self._mix(g, fast[n]) if n in fast else g) for n, g in true.items()}
+            fast = {}
+        else:
+            keep = {"sg_only": 0.0, "lambda": 1.0 - self.lam}.get(self.mixing, 1.0)
+            slow = {n: (g * keep if n in fast else g) for n, g in true.items()}
         for n, p in self.nmn.named_parameters():
-            p.grad = mixed[n]
+            p.grad = slow[n]
         if self.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.nmn.parameters(), self.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if fast:
+            alpha = self.fast_lr * (self.lam if self.mixing == "lambda" else 1.0)
+            with torch.no_grad():
+                for n, p in self.nmn.named_parameters():
+                    if n in fast:
+                        p.sub_(alpha * fast[n])
         self.steps += 1
         return result
 
