@@ -19,3 +19,15 @@ def test_controller_steps_and_carries_state():
     assert not torch.allclose(ctl(x[:2], (h_start, c_start))[0], ctl(x[:2], (torch.zeros(2, 3), torch.zeros(2, 3)))[0])
     ctl.reset()
     assert torch.count_nonzero(ctl.start(1)[0]) == 0
+
+
+def test_unroll_reproduces_the_stepped_outputs():
+    torch.manual_seed(1)
+    ctl = Controller(4, 3)
+    inputs = [torch.randn(2, 4) for _ in range(5)]
+    hc, stepped = ctl.start(2), []
+    for inp in inputs:
+        hc = ctl(inp, hc)
+        stepped.append(hc[0])
+    for a, b in zip(ctl.unroll(inputs, ctl.start(2)), stepped):
+        torch.testing.assert_close(a, b)

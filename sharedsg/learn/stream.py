@@ -4,7 +4,10 @@ The controllers learn through two paths:
 
 - slow: the true gradient dL/dtheta by back-propagation (every module);
 - fast: the synthetic gradient s_c = SG_c(h_c, y) pushed back through controller c
-  only (Eq. 10): grad_fast(theta_c) = sum_t s_c,t . dh_c,t/dtheta_c.
+  only (Eq. 10): grad_fast(theta_c) = sum_t s_c,t . dh_c,t/dtheta_c, where h_c,t is
+  the controller's LSTM run over its own inputs (x_t, m_bar_t or m_t, taken as given)
+  from its state at the batch start: through the controller across time, not through the
+  memory or the other controllers (whose effects the true gradient carries).
 
 ``learner.mixing`` says how they mix, for the controllers' parameters only (the
 encoder and decoder always get the true gradient):
@@ -109,7 +112,7 @@ class StreamLearner:
         names, params = zip(*[(n, p) for n, p in self.nmn.named_parameters() if p.requires_grad])
         flat_h: List[torch.Tensor] = [h for c in CONTROLLERS for h in out.h[c]]
         need_fast = self.mixing != "bp_only"
-        grads = torch.autograd.grad(loss, list(params) + flat_h, retain_graph=need_fast, allow_unused=True)
+        grads = torch.autograd.grad(loss, list(params) + flat_h, allow_unused=True)
         true_param = {n: (g if g is not None else torch.zeros_like(p)) for n, p, g in zip(names, params, grads)}
         bsz, t_len = out.y_hat.shape[:2]
         h_grads = grads[len(params):]
@@ -126,15 +129,17 @@ class StreamLearner:
         s = {c: v.to(self.device) for c, v in s.items()}
 
         fast_param: Dict[str, torch.Tensor] = {}
-        if need_fast:
-            for i, c in enumerate(CONTROLLERS):
-                c_names = [f"{c}.{n}" for n, _ in self.nmn.controller(c).named_parameters()]
-                c_params = self.nmn.controller_parameters(c)
-                grad_out = [s[c][:, t] / bsz for t in range(t_len)]
-                fast = torch.autograd.grad(out.h[c], c_params, grad_outputs=grad_out,
-                                           retain_graph=i < len(CONTROLLERS) - 1, allow_unused=True)
-                for n, p, f in zip(c_names, c_params, fast):
-                    fast_param[n] = f if f is not None else torch.zeros_like(p)
+        if need_fast:  # Eq. 10: each s_c pushed back through controller c alone (its LSTM over time)
+            outs, grad_outs, c_params, c_names = [], [], [], []
+            for c in CONTROLLERS:
+                ctl = self.nmn.controller(c)
+                outs += ctl.unroll(out.inputs[c], out.start[c])
+                grad_outs += [s[c][:, t] / bsz for t in range(t_len)]
+                c_names += [f"{c}.{n}" for n, _ in ctl.named_parameters()]
+                c_params += list(ctl.parameters())
+            fast = torch.autograd.grad(outs, c_params, grad_outputs=grad_outs, allow_unused=True)
+            for n, p, f in zip(c_names, c_params, fast):
+                fast_param[n] = f if f is not None else torch.zeros_like(p)
 
         metrics: Dict[str, float] = {
             "loss/train": float(loss.detach()),

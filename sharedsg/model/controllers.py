@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import List, Tuple
 
 import torch
 from torch import nn
@@ -33,6 +33,19 @@ class Controller(nn.Module):
     def forward(self, inp: torch.Tensor, hc: LSTMState) -> LSTMState:
         """One step: returns (h_t, c_t); h_t is the controller output."""
         return self.cell(inp, hc)
+
+    def unroll(self, inputs: List[torch.Tensor], start: LSTMState) -> List[torch.Tensor]:
+        """Outputs h_t of the controller run alone over ``inputs`` from ``start``.
+
+        With detached inputs and start state this is the controller's own computation graph
+        (its LSTM across the time steps, nothing upstream of it): the path the fast update of
+        Eq. 10 pushes a synthetic gradient through.
+        """
+        hc, outs = start, []
+        for inp in inputs:
+            hc = self.cell(inp, hc)
+            outs.append(hc[0])
+        return outs
 
     def carry(self, hc: LSTMState) -> None:
         self.state.carry({"h": hc[0], "c": hc[1]})

@@ -19,7 +19,7 @@ synthetic gradient can be pushed back through each controller (Eq. 10).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from omegaconf import DictConfig
@@ -36,6 +36,8 @@ class NMNOutput:
     y_hat: torch.Tensor  # (B, T, output_dim): coordinates or logits
     h: Dict[str, List[torch.Tensor]]  # controller -> T tensors (B, k), in the graph
     z: torch.Tensor  # (B, T, l) attention over the slots
+    inputs: Dict[str, List[torch.Tensor]]  # controller -> its T inputs x_t, m_bar_t, m_t (detached)
+    start: Dict[str, Tuple[torch.Tensor, torch.Tensor]]  # controller -> its (h, c) at the batch start
 
     def stacked(self, controller: str) -> torch.Tensor:
         """Controller outputs as one detached (B, T, k) tensor (the SG input)."""
@@ -81,20 +83,24 @@ class NMN(nn.Module):
         b, t_len = x.shape[:2]
         mem = self.memory.start(b)
         states = {c: self.controller(c).start(b) for c in CONTROLLERS}
+        start = {c: (states[c][0].detach(), states[c][1].detach()) for c in CONTROLLERS}
         h: Dict[str, List[torch.Tensor]] = {c: [] for c in CONTROLLERS}
+        inputs: Dict[str, List[torch.Tensor]] = {c: [] for c in CONTROLLERS}
         zs, outs = [], []
         for t in range(t_len):
             states["ic"] = self.ic(x[:, t], states["ic"])
             q = states["ic"][0]
             z = address(q, mem) if self.addressing == "dot" else address_cosine(q, mem, self.strength)
-            states["oc"] = self.oc(read(z, mem), states["oc"])
+            m_bar = read(z, mem)
+            states["oc"] = self.oc(m_bar, states["oc"])
             m = states["oc"][0]
             states["wc"] = self.wc(m, states["wc"])
             m_write = states["wc"][0]
             mem = write(mem, z, m_write)
             outs.append(self.decoder(m))
-            for c, v in zip(CONTROLLERS, (q, m, m_write)):
-                h[c].append(v)
+            for c, out_c, in_c in zip(CONTROLLERS, (q, m, m_write), (x[:, t], m_bar, m)):
+                h[c].append(out_c)
+                inputs[c].append(in_c.detach())
             zs.append(z)
         if carry and self.persist:
             self.memory.carry(mem)
@@ -103,7 +109,7 @@ class NMN(nn.Module):
         y_hat = torch.stack(outs, dim=1)
         if self.offsets:  # predicted frames relative to the last observed one
             y_hat = y_hat + chi[:, -1:, : y_hat.shape[-1]]
-        return NMNOutput(y_hat=y_hat, h=h, z=torch.stack(zs, dim=1))
+        return NMNOutput(y_hat=y_hat, h=h, z=torch.stack(zs, dim=1), inputs=inputs, start=start)
 
     def reset_state(self) -> None:
         """Forget the memory content and controller states (back to their initial values)."""
