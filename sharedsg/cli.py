@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "sharedsg.runtime.commands",
     "sharedsg.bench.commands",
     "sharedsg.data.commands",
+    "sharedsg.commands.sweep",
 )
 
 

@@ -24,6 +24,7 @@ import ray
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from sharedsg.config import Config
 from sharedsg.errors import UserError
 from sharedsg.experiments.runlog import RunLog, write_json_atomic
 
@@ -58,7 +59,8 @@ def plan(cfgs: List[DictConfig]) -> List[Tuple[str, DictConfig]]:
 def run_job(cfg_yaml: str, name: str, directory: str) -> Dict[str, object]:
     """Run (or resume) one job in this process; used inside the actor."""
     torch.set_num_threads(1)
-    cfg = OmegaConf.create(cfg_yaml)
+    # merged over the structured defaults, so keys added to config.py since the driver started exist
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(cfg_yaml))
     _, job_cls = _kind(cfg)
     job = job_cls(cfg, name)
     return job.run(Path(directory), progress=lambda msg: print(msg, flush=True))
