@@ -10,7 +10,7 @@ import torch
 
 from sharedsg.config import load_config
 from sharedsg.experiments.launcher import local_launcher
-from sharedsg.experiments.registry import TABLES, get_runner
+from sharedsg.experiments.registry import SWEPT_KINDS, TABLES, get_runner
 from sharedsg.experiments.runlog import RunLog, run_path
 
 
@@ -26,6 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     runner = get_runner(cfg.experiment.kind)
+    if cfg.experiment.kind in SWEPT_KINDS and not args.local:
+        # classification jobs run as resumable Ray actors, exactly as `sharedsg sweep CONFIG`
+        from sharedsg.runtime.sweep import run_sweep  # only the runtime imports ray
+
+        results = run_sweep([cfg], address=args.address)
+        print(json.dumps({k: v for k, v in results.items() if k != "configs"}, indent=2))
+        return 0
     if args.local:
         # as many torch threads as a stream actor gets: small LSTMs gain little from more, and an
         # oversubscribed machine loses a lot (measured 35x slower steps with 2 threads under load)

@@ -40,6 +40,9 @@ EXPERIMENTS: Dict[str, Runner] = {
 }
 
 
+# kinds whose jobs `sharedsg run` (without --local) hands to the resumable Ray sweep
+SWEPT_KINDS = ("fewshot", "mnist_rare")
+
 # kind -> results -> the table printed at the end of ``sharedsg run`` (kinds without one print a summary)
 TABLES: Dict[str, Callable[[Dict[str, object]], str]] = {
     "knowledge_sharing": knowledge_sharing_table,
