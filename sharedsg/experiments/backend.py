@@ -46,7 +46,8 @@ class Backend(Protocol):
 
     def evaluate(self, name: str) -> Dict[str, float]: ...
 
-    def predict(self, name: str, x: torch.Tensor) -> torch.Tensor: ...
+    def predict(self, name: str, x: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
+        """Outputs for inputs x (``steps`` output steps), without advancing the stream's state."""
 
     def sg_versions(self) -> Dict[str, int]: ...
 
@@ -107,14 +108,11 @@ class LocalBackend:
         s = self.streams[name]
         return s.learner.evaluate(s.test.eval_batches(s.batch_size, self.cfg.experiment.eval_batches))
 
-    def predict(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        return self.streams[name].learner.predict(x)
+    def predict(self, name: str, x: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
+        return self.streams[name].learner.predict(x, steps)
 
     def sg_versions(self) -> Dict[str, int]:
         return {g: sg.version for g, sg in self.groups.items()}
-
-    def test_source(self, name: str) -> Optional[BatchSource]:
-        return self.streams[name].test
 
     def close(self) -> None:
         self.streams.clear()

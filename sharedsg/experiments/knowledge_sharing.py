@@ -66,7 +66,7 @@ def _fig9_rows(cfg: DictConfig, backend, n_per_role: int) -> List[dict]:
     for role in ROLES:
         src = make_source(cfg.data, role, "test", 0)
         batch = next(iter(src.eval_batches(n_per_role, 1)))
-        preds = {arm: backend.predict(f"{arm}-{role}", batch.x).numpy() for arm in ARMS}
+        preds = {arm: backend.predict(f"{arm}-{role}", batch.x, batch.y.shape[1]).numpy() for arm in ARMS}
         for j in range(len(batch)):
             rows.append({"observed": batch.x[j].numpy(), "future": batch.y[j].numpy(), "title": f"{role} {j + 1}",
                          **{arm: preds[arm][j] for arm in ARMS}})

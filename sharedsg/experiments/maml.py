@@ -21,6 +21,7 @@ from torch.func import functional_call, grad
 from torch.nn import functional as F
 
 from sharedsg.data.episodes import Episode
+from sharedsg.learn.maml import adapt as maml_adapt
 from sharedsg.model.encoders import ConvEncoder
 
 Params = Dict[str, torch.Tensor]
@@ -46,20 +47,10 @@ class MamlNet(nn.Module):
         return self.head(self.encoder(x[:, None])[:, 0])
 
 
-def _loss(net: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(functional_call(net, params, (x,)), y)
-
-
 def adapt(net: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
           order: int = 2) -> Params:
-    """``steps`` SGD steps on (x, y); differentiable through the steps when ``order == 2``."""
-    inner_grad = grad(lambda p: _loss(net, p, x, y))
-    for _ in range(steps):
-        g = inner_grad(params)
-        if order == 1:
-            g = {k: v.detach() for k, v in g.items()}
-        params = {k: params[k] - lr * g[k] for k in params}
-    return params
+    """``steps`` SGD steps on the support cross-entropy; differentiable through them when ``order == 2``."""
+    return maml_adapt(net, params, F.cross_entropy, x, y, steps, lr, order)
 
 
 def meta_gradient(net: nn.Module, params: Params, episodes: List[Episode], steps: int, lr: float,

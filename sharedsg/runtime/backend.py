@@ -76,14 +76,11 @@ class RayBackend:
     def evaluate(self, name: str) -> Dict[str, float]:
         return ray.get(self.actors[name].evaluate.remote())
 
-    def predict(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        return ray.get(self.actors[name].predict.remote(x.detach().cpu()))
+    def predict(self, name: str, x: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
+        return ray.get(self.actors[name].predict.remote(x.detach().cpu(), steps))
 
     def sg_versions(self) -> Dict[str, int]:
         return ray.get(self.server.versions.remote())
-
-    def test_source(self, name: str):
-        return ray.get(self.actors[name].test_source.remote())
 
     # -- extras ----------------------------------------------------------------------------
     def info(self, name: str) -> Dict[str, Any]:

@@ -197,11 +197,8 @@ class StreamActor:
     def evaluate(self) -> Dict[str, float]:
         return self.learner.evaluate(self.test_src.eval_batches(self.batch_size, int(self.cfg.experiment.eval_batches)))
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.learner.predict(x)
-
-    def test_source(self):
-        return self.test_src
+    def predict(self, x: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
+        return self.learner.predict(x, steps)
 
 
 def stream_actor(cfg, name: str, seed: int, run_path: str, *, gpus: float, actor_name: str):
