@@ -16,7 +16,8 @@ ARM_COLOURS = {"shared": "tab:red", "separate": "tab:orange"}
 
 def learning_curves(curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]]], iterations: Sequence[int],
                     marks: Mapping[str, Sequence[int]], title: str, ylabel: str = "held-out MSE"):
-    """Fig. 8: one panel per stream; per arm the mean over seeds with a min-max band; red dots at ``marks``.
+    """Fig. 8: one panel per stream; per arm the mean over seeds with a min-max band; red dots at
+    the first evaluation after each iteration in ``marks[stream]`` (streams without marks get none).
 
     curves[stream][arm] is a list (one per seed) of losses at ``iterations``.
     """
@@ -29,9 +30,8 @@ def learning_curves(curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]]
             mean = arr.mean(axis=0)
             ax.plot(x, mean, color=ARM_COLOURS.get(arm), label=f"{arm} SG")
             ax.fill_between(x, arr.min(axis=0), arr.max(axis=0), color=ARM_COLOURS.get(arm), alpha=0.2)
-            upd = [i for i in marks.get(stream, []) if i in set(x.tolist())]
-            if upd:
-                idx = [int(np.where(x == i)[0][0]) for i in upd]
+            if marks.get(stream):  # each update shown at the first evaluation after it
+                idx = sorted({int(i) for i in np.searchsorted(x, np.asarray(marks[stream])) if i < len(x)})
                 ax.scatter(x[idx], mean[idx], color="red", zorder=5, s=18)
         if marks.get(stream):
             ax.scatter([], [], color="red", s=18, label=f"{stream} update")

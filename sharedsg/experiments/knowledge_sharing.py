@@ -99,7 +99,8 @@ def run_knowledge_sharing(cfg: DictConfig, launcher: Launcher, log: RunLog) -> D
               for role in ROLES}
     updates = {role: histories[seeds[0]][f"shared-{role}"]["updates"] for role in ROLES}
     _tensorboard_overlay(log, curves, iterations, updates, seeds)
-    fig8 = figures.learning_curves(curves, iterations, updates, "Knowledge sharing (Fig. 8)")
+    fig8 = figures.learning_curves(curves, iterations, {"pedestrian": updates["pedestrian"]},
+                                   "Knowledge sharing (Fig. 8)")
     log.figure("figures", "fig8_learning_curves", fig8)
     figures.save(fig8, log.path / "fig8_learning_curves.png")
     fig9 = figures.trajectories(rows, f"Seed {seeds[0]}: predictions on held-out tracks (Fig. 9)",
