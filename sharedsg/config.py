@@ -83,7 +83,9 @@ class SGConfig:
     updates_per_push: int = 1  # optimiser steps on each pushed set of targets
     sharing: str = "shared"  # shared: one group for all streams; separate: one group per stream
     transport: str = "replica"  # replica: local SG copy refreshed by version; rpc: server predicts
-    max_staleness: int = 1  # replica: refresh when the server is this many versions ahead
+    # replica: fetch newer weights (in the background) once the copy is this many versions
+    # behind, and wait for them only when it is further behind
+    max_staleness: int = 1
     checkpoint_every_pushes: int = 50  # server checkpoint interval K (pushes) ...
     checkpoint_every_s: float = 30.0  # ... or S seconds, whichever comes first
     max_inflight_pushes: int = 4  # replica: un-acknowledged pushes a stream may have before it waits (runtime)

@@ -139,7 +139,8 @@ class StreamActor:
             self._load(ray.get(self.server.pull.remote(self.group, self.learner.sg_version)))
 
     def _prefetch(self) -> None:
-        if self.refresh is None and self.known_version > self.learner.sg_version:
+        """Ask for newer weights in the background once the copy is ``max_staleness`` versions behind."""
+        if self.refresh is None and self.known_version - self.learner.sg_version >= max(1, self.max_staleness):
             self.refresh = self.server.pull.remote(self.group, self.learner.sg_version)
 
     # -- training ------------------------------------------------------------------------------
@@ -159,7 +160,7 @@ class StreamActor:
             self._ack(reply)
             lag = 0.0
         else:
-            self._poll()
+            self._poll(wait_for=len(self.pending))  # collect the acks that are in; never wait here
             self._refresh_replica()
             lag = float(self.known_version - self.learner.sg_version)
             result = self.learner.step(batch)
