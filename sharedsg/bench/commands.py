@@ -10,7 +10,7 @@ import json
 BENCHES = {
     "learner": ("sharedsg.bench.learner", "run_learner_bench"),
     "data": ("sharedsg.bench.data", "run_data_bench"),
-    "runtime": ("sharedsg.bench.runtime", "run_runtime_bench"),
+    "runtime": ("sharedsg.runtime.bench", "run_runtime_bench"),  # imports ray: lives in runtime/
 }
 
 

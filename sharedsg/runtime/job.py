@@ -45,8 +45,12 @@ def _reachable(address: str, timeout: float = 3.0) -> Optional[str]:
         return exc.strerror or str(exc)
 
 
-def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, embedded_ok: bool = True) -> str:
-    """Join the cluster at ``address`` (else ``$RAY_ADDRESS``), or start an embedded Ray; returns where."""
+def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, embedded_ok: bool = True,
+            num_cpus: Optional[int] = None) -> str:
+    """Join the cluster at ``address`` (else ``$RAY_ADDRESS``), or start an embedded Ray; returns where.
+
+    The embedded Ray gets ``num_cpus`` logical CPUs when given, else enough for ``cfg``'s
+    streams and server (at least the machine's cores)."""
     global _STARTED_HERE
     if ray.is_initialized():
         return "connected"
@@ -61,8 +65,8 @@ def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, 
         if cfg is not None:
             need = len(cfg.streams) * float(cfg.resources.cpus_per_stream) + float(cfg.resources.server_cpus)
             mb = int(cfg.resources.object_store_mb)
-        ray.init(include_dashboard=False, object_store_memory=mb * 1024 * 1024,
-                 num_cpus=max(int(os.cpu_count() or 1), int(need + 0.999)), **quiet)
+        cpus = num_cpus if num_cpus is not None else max(int(os.cpu_count() or 1), int(need + 0.999))
+        ray.init(include_dashboard=False, object_store_memory=mb * 1024 * 1024, num_cpus=cpus, **quiet)
         _STARTED_HERE = True
         return "embedded"
     if not address.startswith("ray://") and address != "auto":

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from sharedsg.config import Config
 from sharedsg.errors import UserError
 from sharedsg.experiments.runlog import RunLog, write_json_atomic
+from sharedsg.runtime.job import connect
 
 #: experiment.kind -> (module, job-names function, job class)
 JOB_KINDS: Dict[str, Tuple[str, str, str]] = {
@@ -77,18 +78,6 @@ class JobActor:
         return run_job(cfg_yaml, name, directory)
 
 
-def init_ray(address: Optional[str], num_cpus: int, object_store_mb: int = 100) -> bool:
-    """Join ``address`` or start a small local Ray; True when this call started it."""
-    if ray.is_initialized():
-        return False
-    if address:
-        ray.init(address=address, namespace="sharedsg", log_to_driver=True)
-        return True
-    ray.init(include_dashboard=False, object_store_memory=object_store_mb * 1024 ** 2, num_cpus=num_cpus,
-             namespace="sharedsg")
-    return True
-
-
 def sweep_path(cfgs: List[DictConfig], name: Optional[str]) -> Path:
     first = cfgs[0].experiment
     sweep_name = name or (first.name if len(cfgs) == 1 else "sweep")
@@ -100,8 +89,9 @@ def run_sweep(cfgs: List[DictConfig], name: Optional[str] = None, address: Optio
     """Run every job of ``cfgs`` as its own actor; returns (and writes) the results."""
     jobs = plan(cfgs)
     path = sweep_path(cfgs, name)
+    started_ray = not ray.is_initialized()
+    connect(address, cfgs[0], num_cpus=num_cpus)  # a wrong address fails before anything is written
     runlog = RunLog(path)
-    started_ray = init_ray(address, num_cpus, int(cfgs[0].resources.object_store_mb) if address is None else 100)
     started = time.perf_counter()
     results: Dict[str, object] = {"sweep": path.parent.name, "run": path.name, "path": str(path), "jobs": {},
                                   "configs": [OmegaConf.to_container(c, resolve=True) for c in cfgs]}
