@@ -89,6 +89,11 @@ class SGConfig:
     checkpoint_every_pushes: int = 50  # server checkpoint interval K (pushes) ...
     checkpoint_every_s: float = 30.0  # ... or S seconds, whichever comes first
     max_inflight_pushes: int = 4  # replica: un-acknowledged pushes a stream may have before it waits (runtime)
+    # the server merges up to this many queued pushes (of one group) into one update; 1: an update per push
+    coalesce_max: int = 8
+    # replica: before an update the server waits up to this long for a push from every other stream of
+    # the group that pushed in the last second (one update per round of streams; 0: update at once)
+    coalesce_wait_ms: float = 50.0
 
 
 @dataclass
@@ -332,12 +337,14 @@ def validate(cfg: DictConfig) -> None:
         "model.input_dim", "model.encoder_hidden", "model.conv_channels", "model.conv_blocks",
         "model.image_size", "model.slots", "model.address_strength", "model.slot_width", "model.output_dim",
         "sg.hidden", "sg.lr", "sg.updates_per_push", "sg.checkpoint_every_pushes",
+        "sg.coalesce_max",
         "learner.lr", "learner.fast_lr", "learner.batch_size", "data.obs_len", "data.pred_len",
         "data.frame_rate", "data.window_stride", "data.sdd_fps", "experiment.iterations",
         "experiment.eval_every", "experiment.eval_batches",
     ):
         _positive(cfg, key)
-    for key in ("learner.grad_clip", "sg.max_staleness", "data.max_train_tracks", "sg.checkpoint_every_s"):
+    for key in ("learner.grad_clip", "sg.max_staleness", "data.max_train_tracks", "sg.checkpoint_every_s",
+                "sg.coalesce_wait_ms"):
         _positive(cfg, key, allow_zero=True)
     if not 0.0 <= cfg.learner.lam <= 1.0:
         raise ConfigError(f"config error: learner.lam: must be in [0, 1], got {cfg.learner.lam}")

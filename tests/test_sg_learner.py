@@ -1,11 +1,14 @@
 """SGLearner: Eq. 11 training, versioning, dimension checks."""
 
+import pickle
+
 import pytest
 import torch
 
 from sharedsg.data.batch import Batch
 from sharedsg.learn.sg import DimensionMismatch, SGLearner
 from sharedsg.learn.stream import StreamLearner
+from sharedsg.learn.types import SGTargets
 
 
 def _walks(n_batches=4, b=16, t=10, seed=0):
@@ -81,3 +84,39 @@ def test_checkpoint_round_trip_weights_only(small_cfg, tmp_path):
     other.update([result.targets])
     for k, v in sg.state().weights.items():
         torch.testing.assert_close(other.state().weights[k], v)
+
+
+def test_coalesced_update_is_one_step_on_the_concatenated_batch(small_cfg):
+    """update([a, b]) is one optimiser step on a and b as one batch (the server's group commit);
+    sets of different sequence lengths (two streams with different windows) go in one update too."""
+    cfg = small_cfg()
+    stream = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
+    a, b = (stream.gradients(w)[1].targets for w in _walks(2, b=4, t=6))
+    together, apart = SGLearner(cfg.model, cfg.sg, seed=0), SGLearner(cfg.model, cfg.sg, seed=0)
+    together.update([a, b])
+    cat = {f: {c: torch.cat([getattr(a, f)[c], getattr(b, f)[c]]) for c in a.h} for f in ("h", "g")}
+    apart.update([SGTargets(cat["h"], torch.cat([a.y, b.y]), cat["g"])])
+    assert together.version == apart.version == 1
+    for k, v in together.state().weights.items():
+        torch.testing.assert_close(apart.state().weights[k], v)
+    longer = stream.gradients(_walks(1, b=3, t=9, seed=1)[0])[1].targets
+    losses = together.update([a, longer, b])
+    assert together.version == 2 and all(v > 0 for v in losses.values())
+
+
+def test_targets_and_states_cross_the_wire_as_out_of_band_buffers(small_cfg):
+    """Pickle protocol 5 (Ray's) carries the tensors as raw buffers and gives back writable tensors."""
+    cfg = small_cfg()
+    stream = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
+    targets = stream.gradients(_walks(1, b=4, t=6)[0])[1].targets
+    state = SGLearner(cfg.model, cfg.sg).state()
+    for obj, tensors in ((targets, [*targets.h.values(), targets.y, *targets.g.values()]),
+                         (state, list(state.weights.values()))):
+        buffers = []
+        data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+        assert len(buffers) == len(tensors) and len(data) < 4096
+        back = pickle.loads(data, buffers=[memoryview(bytes(b.raw())) for b in buffers])
+        flat = ([*back.h.values(), back.y, *back.g.values()] if obj is targets else list(back.weights.values()))
+        for x, y in zip(tensors, flat):
+            assert torch.equal(x, y)
+            y.add_(0)  # writable

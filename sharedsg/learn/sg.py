@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Dict, Iterable
+from typing import Dict, Iterable, List
 
 import torch
 from omegaconf import DictConfig
@@ -13,6 +13,17 @@ from sharedsg.learn.tasks import make_task
 from sharedsg.learn.types import SGState, SGTargets
 from sharedsg.model.controllers import CONTROLLERS
 from sharedsg.model.synthetic import sg_loss
+
+
+def _concatenate(batches: List[SGTargets]) -> List[SGTargets]:
+    """Target sets grouped by shape (streams may differ in sequence length), each group one batch."""
+    by_shape: Dict[tuple, List[SGTargets]] = {}
+    for b in batches:
+        key = (tuple(b.y.shape[1:]),) + tuple(tuple(v.shape[1:]) for v in b.h.values())
+        by_shape.setdefault(key, []).append(b)
+    return [group[0] if len(group) == 1 else SGTargets(
+        {c: torch.cat([b.h[c] for b in group]) for c in group[0].h}, torch.cat([b.y for b in group]),
+        {c: torch.cat([b.g[c] for b in group]) for c in group[0].g}) for group in by_shape.values()]
 
 
 class DimensionMismatch(ValueError):
@@ -46,22 +57,26 @@ class SGLearner:
             raise DimensionMismatch("stream dimensions do not fit the SG group: " + ", ".join(wrong))
 
     def update(self, batches: Iterable[SGTargets]) -> Dict[str, float]:
-        """Eq. 11 on the given targets (one loss per target set, summed); version += 1."""
-        batches = [b.to(self.device) for b in batches]
+        """Eq. 11 on the given target sets (one push each, from any streams): one optimiser step
+        on their sample-weighted mean loss; version += 1.
+
+        Sets of the same shape are concatenated into one forward pass, so coalescing k pushes
+        into one update costs much less than k updates (the server's group commit).
+        """
+        chunks = _concatenate([b.to(self.device) for b in batches])
+        total_n = sum(c.batch_size for c in chunks)
         losses: Dict[str, float] = {}
         for _ in range(self.updates_per_push):
             self.optimizer.zero_grad(set_to_none=True)
-            total = torch.zeros((), device=self.device)
             per_c = {c: torch.zeros((), device=self.device) for c in CONTROLLERS}
-            for b in batches:
-                pred = self.modules(b.h, b.y)
+            for chunk in chunks:
+                pred = self.modules(chunk.h, chunk.y)
+                weight = chunk.batch_size / total_n
                 for c in CONTROLLERS:
-                    per_c[c] = per_c[c] + sg_loss(pred[c], b.g[c])
-            for c in CONTROLLERS:
-                total = total + per_c[c]
-            total.backward()
+                    per_c[c] = per_c[c] + weight * sg_loss(pred[c], chunk.g[c])
+            torch.stack(list(per_c.values())).sum().backward()
             self.optimizer.step()
-            losses = {f"sg/{c}/loss": float(per_c[c].detach()) / max(len(batches), 1) for c in CONTROLLERS}
+            losses = {f"sg/{c}/loss": float(per_c[c].detach()) for c in CONTROLLERS}
         self.version += 1
         return losses
 

@@ -93,7 +93,8 @@ class RayBackend:
         ray.get([a.flush.remote() for a in self.actors.values()])
 
     def _log_server(self, iteration: int, force: bool = False) -> None:
-        """Server scalars (``server/``): pushes, push rate, versions, queue, lost pushes, restarts."""
+        """Server scalars (``server/``): pushes, updates, coalesced pushes, push rate, versions, queue,
+        lost pushes, restarts."""
         if self.log is None:
             return
         if self._state_ref is not None:
@@ -103,7 +104,8 @@ class RayBackend:
                 self._state_ref = None
                 t, pushes = time.perf_counter(), state["pushes"]
                 t0, p0 = self._last_poll
-                values = {"server/pushes": pushes, "server/queue": state["queue"],
+                values = {"server/pushes": pushes, "server/updates": state["updates"],
+                          "server/coalesced": state["coalesced"], "server/queue": state["queue"],
                           "server/lost_pushes": state["lost_pushes"], "server/restarts": state["restarts"],
                           "server/checkpoints": state["checkpoints"]}
                 if t > t0:

@@ -1,25 +1,32 @@
 """Runtime overhead: one process vs Ray replica vs Ray rpc, 1 vs 2 streams, server push throughput.
 
 Everything runs in one invocation on the same config, each process at one torch thread
-(actors get ``num_cpus=1``), so the ratios compare like with like:
+(actors get ``num_cpus=1``). The configurations are measured in interleaved blocks of
+``--steps`` steps, ``--reps`` rounds, and every ratio is the median of its per-round ratios,
+so a drift of the machine's speed (on a shared 2-core VM, 20% from minute to minute) hits
+both sides of a ratio alike:
 
 - ``step_s_local``: a step of one stream in this process (LocalBackend: step + SG update);
 - ``ratio_replica`` / ``ratio_rpc``: a stream actor's step time over ``step_s_local``;
-- ``steps_per_s_1`` / ``steps_per_s_2`` and ``scaling_2``: aggregate throughput of 1 and 2
-  stream actors (replica) sharing one SG group, measured at the driver;
+- ``steps_per_s_1`` / ``steps_per_s_2`` and ``scaling_2``: aggregate throughput of one and
+  of two stream actors (replica) sharing one SG group, measured at the driver;
 - ``push_targets_per_s``: pipelined pushes into the server from the driver;
 - ``version_lag_1`` / ``version_lag_2``: mean SG version lag of the replicas;
+- ``coalesced_2``: the share of the 2-stream pushes the server applied in a shared update;
 - ``peak_rss_mb``: peak resident memory of this process and all its children (the Ray processes).
+
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import statistics
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import psutil
 import torch
@@ -31,7 +38,8 @@ BENCH_OVERRIDES = [
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per configuration")
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per block")
+    parser.add_argument("--reps", type=int, default=3, help="rounds of interleaved blocks (ratios: median)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--pushes", type=int, default=200, help="pushes in the server throughput test")
     parser.add_argument("overrides", nargs="*", help="config key=value overrides (on top of the bench's own)")
@@ -83,46 +91,77 @@ def _config(overrides: List[str], streams: int, name: str, run_dir: str):
     return load_config(None, BENCH_OVERRIDES + list(overrides) + extra)
 
 
-def _local_step_s(cfg, warmup: int, steps: int) -> float:
-    from sharedsg.experiments.backend import LocalBackend
+class _Local:
+    """One stream in this process (the LocalBackend: step, then the SG update)."""
 
-    backend = LocalBackend(cfg)
-    name = next(iter(cfg.streams))
-    backend.add_stream(name, cfg.streams[name])
-    for it in range(warmup):
-        backend.train([name], it)
-    t0 = time.perf_counter()
-    for it in range(steps):
-        backend.train([name], it)
-    return (time.perf_counter() - t0) / steps
+    def __init__(self, cfg, warmup: int) -> None:
+        from sharedsg.experiments.backend import LocalBackend
 
+        self.backend = LocalBackend(cfg)
+        self.name = next(iter(cfg.streams))
+        self.backend.add_stream(self.name, cfg.streams[self.name])
+        self.it = 0
+        self.block(warmup)
 
-def _ray_run(cfg, run_dir: str, warmup: int, steps: int) -> Dict[str, Any]:
-    import ray
-
-    from sharedsg.experiments.backend import stream_seed
-    from sharedsg.runtime import stream_actor_name
-    from sharedsg.runtime.server import server_actor
-    from sharedsg.runtime.stream import stream_actor
-
-    server = server_actor(cfg, run_dir, detached=False)
-    actors = [stream_actor(cfg, n, stream_seed(cfg, n), run_dir, gpus=0.0,
-                           actor_name=stream_actor_name(cfg.experiment.name, n)) for n in cfg.streams]
-    try:
-        ray.get([a.setup.remote() for a in actors])
-        ray.get([a.run_steps.remote(warmup) for a in actors])
+    def block(self, steps: int) -> float:
+        """Mean step time (s) over ``steps`` steps."""
         t0 = time.perf_counter()
-        results = ray.get([a.run_steps.remote(steps) for a in actors])
+        for _ in range(steps):
+            self.backend.train([self.name], self.it)
+            self.it += 1
+        return (time.perf_counter() - t0) / max(steps, 1)
+
+
+class _Ray:
+    """An experiment's SG server and stream actors, alive across the rounds."""
+
+    def __init__(self, cfg, run_dir: str, warmup: int) -> None:
+        import ray
+
+        from sharedsg.experiments.backend import stream_seed
+        from sharedsg.runtime import stream_actor_name
+        from sharedsg.runtime.server import server_actor
+        from sharedsg.runtime.stream import stream_actor
+
+        self.server = server_actor(cfg, run_dir, detached=False)
+        self.actors = [stream_actor(cfg, n, stream_seed(cfg, n), run_dir, gpus=0.0,
+                                    actor_name=stream_actor_name(cfg.experiment.name, n)) for n in cfg.streams]
+        ray.get([a.setup.remote() for a in self.actors])
+        ray.get([a.run_steps.remote(warmup) for a in self.actors])
+        ray.get([a.flush.remote() for a in self.actors])
+
+    def block(self, streams: int, steps: int) -> Dict[str, float]:
+        """``steps`` steps on each of the first ``streams`` actors at once: aggregate steps/s,
+        mean step time, version lag, and the share of pushes applied in a shared update."""
+        import ray
+
+        before = ray.get(self.server.state.remote())
+        t0 = time.perf_counter()
+        results = ray.get([a.run_steps.remote(steps) for a in self.actors[:streams]])
         wall = time.perf_counter() - t0
-        ray.get([a.flush.remote() for a in actors])
-        state = ray.get(server.state.remote())
-    finally:
-        for a in actors:
+        ray.get([a.flush.remote() for a in self.actors[:streams]])
+        after = ray.get(self.server.state.remote())
+        pushes = max(after["pushes"] - before["pushes"], 1)
+        return {"steps_per_s": streams * steps / wall,
+                "step_s": sum(r["step_s"] for r in results) / len(results),
+                "version_lag": sum(r["version_lag"] for r in results) / len(results),
+                "coalesced": (after["coalesced"] - before["coalesced"]) / pushes}
+
+    def close(self) -> None:
+        import ray
+
+        for a in self.actors:
             ray.kill(a, no_restart=True)
-        ray.kill(server, no_restart=True)
-    return {"wall_s": wall, "steps_per_s": len(actors) * steps / wall,
-            "step_s": sum(r["step_s"] for r in results) / len(results),
-            "version_lag": sum(r["version_lag"] for r in results) / len(results), "pushes": state["pushes"]}
+        ray.kill(self.server, no_restart=True)
+
+
+@contextlib.contextmanager
+def _alive(cfg, run_dir: str, warmup: int) -> Iterator[_Ray]:
+    run = _Ray(cfg, run_dir, warmup)
+    try:
+        yield run
+    finally:
+        run.close()
 
 
 def _push_throughput(cfg, run_dir: str, pushes: int) -> float:
@@ -140,10 +179,10 @@ def _push_throughput(cfg, run_dir: str, pushes: int) -> float:
     server = server_actor(cfg, run_dir, detached=False)
     try:
         ray.get(server.register.remote(name, learner.dims, OmegaConf.to_container(cfg.model, resolve=True)))
-        ref = ray.put(targets)
-        ray.get([server.push.remote(name, s, ref) for s in range(1, 6)])
+        parts = targets.parts()
+        ray.get([server.push.remote(name, s, 0, 0, *parts) for s in range(1, 6)])
         t0 = time.perf_counter()
-        ray.get([server.push.remote(name, s, ref) for s in range(6, 6 + pushes)])
+        ray.get([server.push.remote(name, s, 0, 0, *parts) for s in range(6, 6 + pushes)])
         return pushes / (time.perf_counter() - t0)
     finally:
         ray.kill(server, no_restart=True)
@@ -156,33 +195,52 @@ def run_runtime_bench(args: argparse.Namespace) -> Dict[str, Any]:
 
     torch.set_num_threads(1)
     overrides = list(getattr(args, "overrides", []) or [])
-    steps, warmup = int(args.steps), int(args.warmup)
-    out: Dict[str, Any] = {"steps": steps, "cpus": os.cpu_count(), "torch_threads": 1}
+    steps, warmup, reps = int(args.steps), int(args.warmup), max(1, int(args.reps))
+    out: Dict[str, Any] = {"steps": steps, "reps": reps, "cpus": os.cpu_count(), "torch_threads": 1}
+    rounds: List[Dict[str, float]] = [{} for _ in range(reps)]
     with tempfile.TemporaryDirectory(prefix="sharedsg-bench-") as run_dir, _PeakRSS() as mem:
-        one = _config(overrides, 1, "bench", run_dir)
         out["config"] = " ".join(BENCH_OVERRIDES + overrides)
-        out["step_s_local"] = _local_step_s(one, warmup, steps)
+        local = _Local(_config(overrides, 1, "bench", run_dir), warmup)
         started_here = not ray.is_initialized()
         if started_here:
             ray.init(num_cpus=max(int(os.cpu_count() or 1), 3), include_dashboard=False, namespace=NAMESPACE,
                      object_store_memory=200 * 2**20, logging_level="WARNING")
         try:
-            rep = _ray_run(_config(overrides + ["sg.transport=replica"], 1, "bench-replica", run_dir),
-                           run_dir, warmup, steps)
-            rpc = _ray_run(_config(overrides + ["sg.transport=rpc"], 1, "bench-rpc", run_dir), run_dir, warmup, steps)
-            two = _ray_run(_config(overrides + ["sg.transport=replica"], 2, "bench-two", run_dir),
-                           run_dir, warmup, steps)
+            # one experiment alive at a time; within it, the paired blocks alternate
+            with _alive(_config(overrides + ["sg.transport=replica"], 1, "bench-replica", run_dir), run_dir,
+                        warmup) as replica:
+                for r in rounds:
+                    r["local"] = local.block(steps)
+                    rep = replica.block(1, steps)
+                    r.update(replica=rep["step_s"], lag_1=rep["version_lag"])
+            with _alive(_config(overrides + ["sg.transport=rpc"], 1, "bench-rpc", run_dir), run_dir, warmup) as rpc:
+                for r in rounds:
+                    r["rpc_local"] = local.block(steps)
+                    r["rpc"] = rpc.block(1, steps)["step_s"]
+            with _alive(_config(overrides + ["sg.transport=replica"], 2, "bench-two", run_dir), run_dir,
+                        warmup) as two:
+                for r in rounds:
+                    one, both = two.block(1, steps), two.block(2, steps)
+                    r.update(sps_1=one["steps_per_s"], sps_2=both["steps_per_s"], lag_2=both["version_lag"],
+                             coalesced_2=both["coalesced"])
             out["push_targets_per_s"] = _push_throughput(_config(overrides, 1, "bench-push", run_dir), run_dir,
                                                          int(args.pushes))
         finally:
             if started_here:
                 ray.shutdown()
+    med = statistics.median
+    scaling = [r["sps_2"] / r["sps_1"] for r in rounds]
     out.update({
-        "step_s_replica": rep["step_s"], "step_s_rpc": rpc["step_s"],
-        "ratio_replica": rep["step_s"] / out["step_s_local"], "ratio_rpc": rpc["step_s"] / out["step_s_local"],
-        "steps_per_s_1": rep["steps_per_s"], "steps_per_s_2": two["steps_per_s"],
-        "scaling_2": two["steps_per_s"] / rep["steps_per_s"],
-        "version_lag_1": rep["version_lag"], "version_lag_2": two["version_lag"],
+        "step_s_local": med(r["local"] for r in rounds),
+        "step_s_replica": med(r["replica"] for r in rounds), "step_s_rpc": med(r["rpc"] for r in rounds),
+        "ratio_replica": med(r["replica"] / r["local"] for r in rounds),
+        "ratio_rpc": med(r["rpc"] / r["rpc_local"] for r in rounds),
+        "steps_per_s_1": med(r["sps_1"] for r in rounds), "steps_per_s_2": med(r["sps_2"] for r in rounds),
+        "scaling_2": med(scaling), "scaling_2_range": [min(scaling), max(scaling)],
+        "ratio_replica_range": [min(r["replica"] / r["local"] for r in rounds),
+                                max(r["replica"] / r["local"] for r in rounds)],
+        "version_lag_1": med(r["lag_1"] for r in rounds), "version_lag_2": med(r["lag_2"] for r in rounds),
+        "coalesced_2": med(r["coalesced_2"] for r in rounds),
         "peak_rss_mb": mem.peak_mb,
     })
     out["floors"] = {"ratio_replica<=1.10": out["ratio_replica"] <= 1.10, "scaling_2>=1.6": out["scaling_2"] >= 1.6}

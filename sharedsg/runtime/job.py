@@ -246,7 +246,8 @@ def format_status(states: Dict[str, Any]) -> str:
             continue
         versions = ", ".join(f"{g}=v{i['version']}" for g, i in s["groups"].items()) or "-"
         lines.append(f"{name}: run {s['run_path']}  sharing={s['sharing']} transport={s['transport']}  "
-                     f"pushes={s['pushes']} queue={s['queue']} lost={s['lost_pushes']} restarts={s['restarts']}  "
+                     f"pushes={s['pushes']} updates={s.get('updates', '?')} queue={s['queue']} "
+                     f"lost={s['lost_pushes']} restarts={s['restarts']}  "
                      f"versions: {versions}")
         for sn, st in sorted(s["streams"].items()):
             lines.append(f"  {sn}: group={st['group']} pushes={st['pushes']} last_seq={st['last_seq']} "

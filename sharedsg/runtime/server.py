@@ -6,27 +6,38 @@ after it) and serves the streams:
 
 - ``register``: a stream's controller and target dimensions are checked against its group;
 - ``push``: true-gradient targets train the group (Eq. 11); idempotent per stream and
-  sequence number, so Ray's task retries never count a push twice;
+  sequence number (exactly: the applied sequence numbers are tracked, since an async actor
+  may run calls out of order), so Ray's task retries never count a push twice;
 - ``pull``: the group's weights when they are newer than a version (the ``replica`` transport);
 - ``predict``: synthetic gradients computed here (the ``rpc`` transport);
 - ``state``: streams, versions, pushes, queue, for ``sharedsg status``.
+
+The server is an async actor with a group commit: every method runs on its event loop (so
+none sees a half-done update), and the pushes that arrive while an update runs are applied
+together in the next one (up to ``sg.coalesce_max`` of a group, concatenated into one batch:
+one optimiser step, one version). With one stream and an idle server that is one update per
+push, as before; with many streams the server's cost per push falls as its load rises
+instead of its queue growing.
 
 Fault tolerance: a checkpoint (weights, optimiser, versions, per-stream sequence numbers) is
 written every ``sg.checkpoint_every_pushes`` pushes or ``sg.checkpoint_every_s`` seconds and on
 every registration, into ``<run>/checkpoints/server.pt``. When Ray restarts the actor it reloads
 that checkpoint and moves every version ``checkpoint_every_pushes + 1`` ahead: at most that many
 updates were lost since the checkpoint, so versions never go backwards and every replica
-refreshes to the restored weights. Streams report the highest sequence number the server
-acknowledged; pushes acknowledged before the crash but missing from the checkpoint are counted
-as ``lost_pushes``.
+refreshes to the restored weights. A coalesced update never crosses a checkpoint boundary, so
+at most ``checkpoint_every_pushes`` acknowledged pushes are ever missing from a checkpoint.
+Streams report the sequence number up to which every push of theirs was acknowledged; pushes
+acknowledged before the crash but missing from the checkpoint are counted as ``lost_pushes``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
-from typing import Any, Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Set
 
 import ray
 import torch
@@ -36,6 +47,17 @@ from sharedsg.config import ModelConfig
 from sharedsg.learn.sg import DimensionMismatch, SGLearner
 from sharedsg.learn.types import SGState, SGTargets
 from sharedsg.runtime import NAMESPACE, checkpoint, with_defaults, was_reconstructed
+
+
+ACTIVE_S = 1.0  # a stream that pushed this recently is waited for by the group commit
+
+
+@dataclass
+class _Push:
+    stream: str
+    seq: int
+    targets: SGTargets
+    done: "asyncio.Future[Dict[str, Any]]"
 
 
 class SGServer:
@@ -48,10 +70,15 @@ class SGServer:
         self.ckpt_path = checkpoint.server_checkpoint(self.run_path)
         self.every_pushes = int(self.cfg.sg.checkpoint_every_pushes)
         self.every_s = float(self.cfg.sg.checkpoint_every_s)
+        self.coalesce_max = int(self.cfg.sg.coalesce_max)
+        # rpc streams wait for every push: never hold one back for another stream's
+        self.coalesce_wait_s = 0.0 if self.cfg.sg.transport == "rpc" else float(self.cfg.sg.coalesce_wait_ms) / 1e3
         self.groups: Dict[str, SGLearner] = {}
         self.group_models: Dict[str, Dict[str, Any]] = {}
         self.streams: Dict[str, Dict[str, Any]] = {}
         self.pushes = 0
+        self.updates = 0
+        self.coalesced = 0  # pushes applied in an update together with an earlier one
         self.duplicates = 0
         self.lost_pushes = 0
         self.restarts = 0
@@ -60,6 +87,11 @@ class SGServer:
         self.last_ckpt = time.monotonic()
         self.started = time.time()
         self._state_cache: Dict[str, SGState] = {}
+        self._queue: List[_Push] = []
+        self._queued: Dict[str, Set[int]] = {}  # per stream: sequence numbers queued, not yet applied
+        self._drainer: Optional[asyncio.Future] = None
+        self._arrived: Optional[asyncio.Event] = None  # set by every push that joins the queue
+        self._last_push: Dict[str, float] = {}  # stream -> monotonic time of its last push
         saved = checkpoint.load(self.ckpt_path)
         if saved is not None:
             self._restore(saved)
@@ -91,9 +123,10 @@ class SGServer:
             return {"error": f"stream '{stream}' does not fit SG group '{group_name}' of experiment "
                              f"'{self.cfg.experiment.name}': {exc}"}
         entry = self.streams.setdefault(stream, {
-            "group": group_name, "last_seq": 0, "pushes": 0, "lost": 0, "duplicates": 0,
+            "group": group_name, "last_seq": 0, "ahead": [], "pushes": 0, "lost": 0, "duplicates": 0,
             "in_flight": 0, "registrations": 0, "dims": dict(dims),
         })
+        self._queued.setdefault(stream, set())
         entry["registrations"] += 1
         entry.update({k: v for k, v in (info or {}).items() if isinstance(v, (str, int, float, bool))})
         self._checkpoint()
@@ -101,32 +134,117 @@ class SGServer:
                 "run_path": self.run_path}
 
     # -- the SG protocol ---------------------------------------------------------------
-    def push(self, stream: str, seq: int, targets: SGTargets, acked_seq: int = 0,
-             in_flight: int = 0) -> Dict[str, Any]:
-        """Train the stream's group on one step's targets unless ``seq`` was applied already."""
+    def _reconcile(self, stream: str, entry: Dict[str, Any], acked_seq: int) -> None:
+        """Pushes up to ``acked_seq`` were all acknowledged to the stream; those this server has
+        not applied were applied before a crash and missing from the checkpoint: count them lost."""
+        if acked_seq <= entry["last_seq"]:
+            return
+        known = [s for s in entry["ahead"] if s <= acked_seq] + [s for s in self._queued[stream] if s <= acked_seq]
+        lost = int(acked_seq - entry["last_seq"] - len(set(known)))
+        entry["lost"] += lost
+        self.lost_pushes += lost
+        entry["ahead"] = [s for s in entry["ahead"] if s > acked_seq]
+        entry["last_seq"] = int(acked_seq)
+        self._advance(entry)
+
+    @staticmethod
+    def _advance(entry: Dict[str, Any]) -> None:
+        ahead = set(entry["ahead"])
+        while entry["last_seq"] + 1 in ahead:
+            entry["last_seq"] += 1
+            ahead.discard(entry["last_seq"])
+        entry["ahead"] = sorted(ahead)
+
+    def _seen(self, stream: str, entry: Dict[str, Any], seq: int) -> bool:
+        return seq <= entry["last_seq"] or seq in entry["ahead"] or seq in self._queued[stream]
+
+    async def push(self, stream: str, seq: int, acked_seq: int, in_flight: int, *targets: Any) -> Dict[str, Any]:
+        """Train the stream's group on one step's targets (``SGTargets.parts()``) unless ``seq`` was
+        applied (or queued) already.
+
+        ``acked_seq``: every push of the stream up to it was acknowledged; ``in_flight``: the
+        stream's pushes not yet acknowledged (for ``state``). The reply comes once
+        the push is applied, with the version it produced. Pushes that queue up while an update
+        runs are coalesced (up to ``sg.coalesce_max`` per group) into the next update.
+        """
         entry = self.streams.get(stream)
         if entry is None:
             return {"error": f"stream '{stream}' is not registered", "applied": False, "seq": seq}
-        group = self.groups[entry["group"]]
         entry["in_flight"] = int(in_flight)
-        if acked_seq > entry["last_seq"]:  # acknowledged before a crash, not in the checkpoint
-            lost = int(acked_seq - entry["last_seq"])
-            entry["lost"] += lost
-            self.lost_pushes += lost
-            entry["last_seq"] = int(acked_seq)
-        if seq <= entry["last_seq"]:
+        self._reconcile(stream, entry, int(acked_seq))
+        if self._seen(stream, entry, seq):
             entry["duplicates"] += 1
             self.duplicates += 1
-            return {"applied": False, "seq": seq, "version": group.version}
-        losses = group.update([targets])
-        entry["last_seq"] = int(seq)
-        entry["pushes"] += 1
-        self.pushes += 1
-        self.since_ckpt += 1
-        if self.since_ckpt >= self.every_pushes or (
-                self.every_s > 0 and time.monotonic() - self.last_ckpt >= self.every_s):
-            self._checkpoint()
-        return {"applied": True, "seq": seq, "version": group.version, "losses": losses}
+            return {"applied": False, "seq": seq, "version": self.groups[entry["group"]].version}
+        done = asyncio.get_running_loop().create_future()
+        self._queued[stream].add(seq)
+        self._queue.append(_Push(stream, int(seq), SGTargets.from_parts(*targets), done))
+        self._last_push[stream] = time.monotonic()
+        if self._arrived is not None:
+            self._arrived.set()
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.ensure_future(self._drain())
+        return await done
+
+    def _room(self) -> int:
+        """Pushes the next update may take: at most ``coalesce_max``, never past a checkpoint boundary."""
+        room = self.every_pushes - self.since_ckpt if self.every_pushes > 0 else self.coalesce_max
+        return max(1, min(self.coalesce_max, room))
+
+    async def _gather(self, group: str) -> None:
+        """Wait (at most ``coalesce_wait_s``) until every stream of ``group`` that pushed in the last
+        ``ACTIVE_S`` seconds has a push queued, or the next update is full."""
+        deadline = time.monotonic() + self.coalesce_wait_s
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+        while True:
+            now = time.monotonic()
+            active = {n for n, t in self._last_push.items() if now - t < ACTIVE_S and self.streams[n]["group"] == group}
+            queued = [p.stream for p in self._queue if self.streams[p.stream]["group"] == group]
+            if now >= deadline or active <= set(queued) or len(queued) >= self._room():
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), deadline - now)
+            except asyncio.TimeoutError:
+                return
+
+    async def _drain(self) -> None:
+        """Group commit: apply the queued pushes, one update per group for all that have arrived."""
+        while self._queue:
+            for _ in range(2):  # pushes Ray delivered while the last update ran join this one
+                await asyncio.sleep(0)
+            group = self.streams[self._queue[0].stream]["group"]
+            if self.coalesce_wait_s > 0:
+                await self._gather(group)
+            batch = [p for p in self._queue if self.streams[p.stream]["group"] == group][:self._room()]
+            taken = set(map(id, batch))
+            self._queue = [p for p in self._queue if id(p) not in taken]
+            try:
+                losses = self.groups[group].update([p.targets for p in batch])
+            except Exception as exc:  # a bad push must not take the server down with it
+                for p in batch:
+                    self._queued[p.stream].discard(p.seq)
+                    p.done.set_result({"error": f"update failed: {exc}", "applied": False, "seq": p.seq})
+                continue
+            version = self.groups[group].version
+            for p in batch:
+                entry = self.streams[p.stream]
+                self._queued[p.stream].discard(p.seq)
+                if p.seq > entry["last_seq"]:
+                    entry["ahead"].append(p.seq)
+                    self._advance(entry)
+                entry["pushes"] += 1
+            self.pushes += len(batch)
+            self.updates += 1
+            self.coalesced += len(batch) - 1
+            self.since_ckpt += len(batch)
+            if self.since_ckpt >= self.every_pushes or (
+                    self.every_s > 0 and time.monotonic() - self.last_ckpt >= self.every_s):
+                self._checkpoint()
+            for p in batch:
+                p.done.set_result({"applied": True, "seq": p.seq, "version": version, "losses": losses,
+                                   "coalesced": len(batch)})
 
     def pull(self, group: str, since_version: int = -1) -> Optional[SGState]:
         """The group's weights if its version is newer than ``since_version``, else None."""
@@ -167,6 +285,9 @@ class SGServer:
                        for g, sg in self.groups.items()},
             "streams": {n: dict(s) for n, s in self.streams.items()},
             "pushes": self.pushes,
+            "updates": self.updates,
+            "coalesced": self.coalesced,
+            "queued": len(self._queue),
             "duplicates": self.duplicates,
             "lost_pushes": self.lost_pushes,
             "queue": sum(int(s["in_flight"]) for s in self.streams.values()),
@@ -181,8 +302,10 @@ class SGServer:
             "format": 1,
             "groups": {g: sg.state_dict() for g, sg in self.groups.items()},
             "group_models": self.group_models,
-            "streams": {n: {k: v for k, v in s.items()} for n, s in self.streams.items()},
-            "pushes": self.pushes, "duplicates": self.duplicates, "lost_pushes": self.lost_pushes,
+            "streams": {n: {k: (list(v) if isinstance(v, list) else v) for k, v in s.items()}
+                        for n, s in self.streams.items()},
+            "pushes": self.pushes, "updates": self.updates, "coalesced": self.coalesced,
+            "duplicates": self.duplicates, "lost_pushes": self.lost_pushes,
             "restarts": self.restarts, "checkpoints": self.checkpoints + 1,
         })
         self.checkpoints += 1
@@ -196,8 +319,9 @@ class SGServer:
     def _restore(self, saved: Dict[str, Any]) -> None:
         for g, model in saved["group_models"].items():
             self._group(g, model).load_state_dict(saved["groups"][g])
-        self.streams = {n: dict(s) for n, s in saved["streams"].items()}
-        for k in ("pushes", "duplicates", "lost_pushes", "restarts", "checkpoints"):
+        self.streams = {n: {"ahead": [], **s} for n, s in saved["streams"].items()}
+        self._queued = {n: set() for n in self.streams}
+        for k in ("pushes", "updates", "coalesced", "duplicates", "lost_pushes", "restarts", "checkpoints"):
             setattr(self, k, int(saved.get(k, 0)))
 
     def stop(self) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional, Set
 
 import ray
 import torch
@@ -61,8 +61,9 @@ class StreamActor:
         self.test_src = make_source(self.cfg.data, self.stream_cfg.data_class, "test", self.seed)
         self.ckpt_path = checkpoint.stream_checkpoint(run_path, name)
         self.seq = 0  # sequence number of the last push
-        self.acked = 0  # highest sequence number the server acknowledged
-        self.pending: List[ray.ObjectRef] = []
+        self.acked = 0  # every push up to this sequence number is acknowledged (or failed for good)
+        self._resolved: Set[int] = set()  # acknowledged pushes above ``acked`` (replies come out of order)
+        self.pending: Dict[ray.ObjectRef, int] = {}  # pushes in flight -> their sequence numbers
         self.refresh: Optional[ray.ObjectRef] = None
         self.known_version = 0
         self.last_losses: Dict[str, float] = {}
@@ -72,7 +73,8 @@ class StreamActor:
         saved = checkpoint.load(self.ckpt_path)
         if saved is not None:
             self.learner.load_state_dict(saved["learner"])
-            self.seq, self.acked = int(saved["seq"]), int(saved["acked"])
+            # pushes up to the checkpoint's are applied or lost for good: this stream never resends them
+            self.seq = self.acked = int(saved["seq"])
             self.restored_step = self.learner.steps
         info = {"node": socket.gethostname(), "device": self.device, "data_class": str(self.stream_cfg.data_class)}
         reg = ray.get(server.register.remote(name, self.learner.dims,
@@ -109,22 +111,32 @@ class StreamActor:
         """Collect finished push acknowledgements (waiting until at most ``wait_for`` are left in flight)."""
         if not self.pending:
             return
-        need = max(0, len(self.pending) - wait_for)
-        ready, self.pending = ray.wait(self.pending, num_returns=len(self.pending), timeout=0)
+        refs = list(self.pending)
+        need = max(0, len(refs) - wait_for)
+        ready, rest = ray.wait(refs, num_returns=len(refs), timeout=0)
         if len(ready) < need:
-            more, self.pending = ray.wait(self.pending, num_returns=need - len(ready))
+            more, _ = ray.wait(rest, num_returns=need - len(ready))
             ready += more
         for ref in ready:
+            seq = self.pending.pop(ref)
             try:
-                self._ack(ray.get(ref))
+                self._ack(seq, ray.get(ref))
             except ray.exceptions.RayError:
                 self.push_errors += 1
+                self._resolve(seq)
 
-    def _ack(self, reply: Dict[str, Any]) -> None:
+    def _resolve(self, seq: int) -> None:
+        """Push ``seq`` is done with (applied, a duplicate, or failed): advance the watermark."""
+        self._resolved.add(seq)
+        while self.acked + 1 in self._resolved:
+            self.acked += 1
+            self._resolved.discard(self.acked)
+
+    def _ack(self, seq: int, reply: Dict[str, Any]) -> None:
+        self._resolve(seq)
         if "error" in reply:
             self.push_errors += 1
             return
-        self.acked = max(self.acked, int(reply["seq"]))
         self.known_version = max(self.known_version, int(reply["version"]))
         if reply.get("losses"):
             self.last_losses = reply["losses"]
@@ -156,8 +168,8 @@ class StreamActor:
 
             result = self.learner.step(batch, predict)
             self.seq += 1
-            reply = ray.get(self.server.push.remote(self.name, self.seq, result.targets, self.acked, 0))
-            self._ack(reply)
+            reply = ray.get(self.server.push.remote(self.name, self.seq, self.acked, 0, *result.targets.parts()))
+            self._ack(self.seq, reply)
             lag = 0.0
         else:
             self._poll(wait_for=len(self.pending))  # collect the acks that are in; never wait here
@@ -165,8 +177,9 @@ class StreamActor:
             lag = float(self.known_version - self.learner.sg_version)
             result = self.learner.step(batch)
             self.seq += 1
-            self.pending.append(self.server.push.remote(self.name, self.seq, result.targets, self.acked,
-                                                        len(self.pending) + 1))
+            ref = self.server.push.remote(self.name, self.seq, self.acked, len(self.pending) + 1,
+                                          *result.targets.parts())
+            self.pending[ref] = self.seq
             self._poll(wait_for=self.max_inflight)
             self._prefetch()
         metrics = dict(result.metrics)
@@ -191,8 +204,7 @@ class StreamActor:
         return self.info()
 
     def save(self) -> str:
-        checkpoint.save(self.ckpt_path, {"learner": self.learner.state_dict(), "seq": self.seq,
-                                         "acked": self.acked, "name": self.name})
+        checkpoint.save(self.ckpt_path, {"learner": self.learner.state_dict(), "seq": self.seq, "name": self.name})
         return str(self.ckpt_path)
 
     def evaluate(self) -> Dict[str, float]:
