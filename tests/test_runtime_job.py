@@ -96,3 +96,48 @@ def test_address_without_cluster_is_refused(tmp_path):
     cfg = tiny_yaml(tmp_path / "tiny.yaml", tmp_path / "runs")
     line = assert_one_line_error(cli("run", str(cfg), "--address", "127.0.0.1:9", timeout=60), "127.0.0.1:9")
     assert "no Ray cluster" in line
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(tmp_path):
+    """Ctrl-C in a terminal (SIGINT to the whole process group, Ray's processes included) during
+    a run on an embedded Ray: exit 130 with one line and no traceback; the TensorBoard events and
+    the checkpoints written so far stay readable; no Ray process is left behind."""
+    import signal
+    import time
+
+    import psutil
+    import torch
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_yaml(tmp_path / "tiny.yaml", tmp_path / "runs", name="ctrlc",
+                    extra="resources: {stream_checkpoint_every: 2}")
+    env = dict(os.environ, RAY_ADDRESS="")
+    proc = subprocess.Popen([sys.executable, "-m", "sharedsg.cli", "run", str(cfg), "experiment.iterations=100000",
+                             "experiment.run_name=r"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    run = tmp_path / "runs" / "ctrlc" / "r"
+    ckpt = run / "checkpoints" / "stream-cyclist.pt"
+    try:
+        deadline = time.monotonic() + 150
+        while not (ckpt.exists() and list((run / "cyclist").glob("events.*"))):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.5)
+        time.sleep(3)  # a few more steps
+        children = psutil.Process(proc.pid).children(recursive=True)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert [line for line in err.splitlines() if line.startswith("sharedsg:")] == [
+        "sharedsg: interrupted; what was written is kept"], err[-3000:]
+    steps = [e.step for e in EventAccumulator(str(run / "cyclist")).Reload().Scalars("loss/train")]
+    assert len(steps) >= 2
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["learner"]["steps"] >= 2
+    assert torch.load(run / "checkpoints" / "server.pt", weights_only=True)["pushes"] >= 0
+    time.sleep(2)
+    alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [p.cmdline()[:2] for p in alive]
