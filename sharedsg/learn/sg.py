@@ -60,8 +60,10 @@ class SGLearner:
         """Eq. 11 on the given target sets (one push each, from any streams): one optimiser step
         on their sample-weighted mean loss; version += 1.
 
-        Sets of the same shape are concatenated into one forward pass, so coalescing k pushes
-        into one update costs much less than k updates (the server's group commit).
+        Sets of the same shape are concatenated into one forward pass (the server's group
+        commit). On a CPU that costs about what k separate passes do and saves the per-update
+        costs (optimiser step, a version and a weight pull per push); on a GPU the larger batch
+        costs about what one push's does.
         """
         chunks = _concatenate([b.to(self.device) for b in batches])
         total_n = sum(c.batch_size for c in chunks)

@@ -12,7 +12,8 @@ both sides of a ratio alike:
   of two stream actors (replica) sharing one SG group, measured at the driver;
 - ``push_targets_per_s``: pipelined pushes into the server from the driver;
 - ``version_lag_1`` / ``version_lag_2``: mean SG version lag of the replicas;
-- ``coalesced_2``: the share of the 2-stream pushes the server applied in a shared update;
+- ``coalesced_2``: 1 - updates / pushes of the SG server with two streams (0.5: every update
+  took two pushes);
 - ``peak_rss_mb``: peak resident memory of this process and all its children (the Ray processes).
 
 """
@@ -132,7 +133,7 @@ class _Ray:
 
     def block(self, streams: int, steps: int) -> Dict[str, float]:
         """``steps`` steps on each of the first ``streams`` actors at once: aggregate steps/s,
-        mean step time, version lag, and the share of pushes applied in a shared update."""
+        mean step time, version lag, and 1 - updates / pushes of the server."""
         import ray
 
         before = ray.get(self.server.state.remote())
