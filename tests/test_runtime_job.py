@@ -98,10 +98,12 @@ def test_address_without_cluster_is_refused(tmp_path):
     assert "no Ray cluster" in line
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(tmp_path):
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(cluster, tmp_path):
     """Ctrl-C in a terminal (SIGINT to the whole process group, Ray's processes included) during
     a run on an embedded Ray: exit 130 with one line and no traceback; the TensorBoard events and
-    the checkpoints written so far stay readable; no Ray process is left behind."""
+    the checkpoints written so far stay readable; no Ray process is left behind. Another Ray
+    (``cluster``) runs on this machine meanwhile: without --address the command still starts
+    its own."""
     import signal
     import time
 

@@ -204,7 +204,8 @@ def run_runtime_bench(args: argparse.Namespace) -> Dict[str, Any]:
         local = _Local(_config(overrides, 1, "bench", run_dir), warmup)
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(num_cpus=max(int(os.cpu_count() or 1), 3), include_dashboard=False, namespace=NAMESPACE,
+            ray.init(address="local", num_cpus=max(int(os.cpu_count() or 1), 3), include_dashboard=False,
+                     namespace=NAMESPACE,
                      object_store_memory=200 * 2**20, logging_level="WARNING")
         try:
             # one experiment alive at a time; within it, the paired blocks alternate

@@ -66,7 +66,10 @@ def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, 
             need = len(cfg.streams) * float(cfg.resources.cpus_per_stream) + float(cfg.resources.server_cpus)
             mb = int(cfg.resources.object_store_mb)
         cpus = num_cpus if num_cpus is not None else max(int(os.cpu_count() or 1), int(need + 0.999))
-        ray.init(include_dashboard=False, object_store_memory=mb * 1024 * 1024, num_cpus=cpus, **quiet)
+        # "local": a Ray of its own even when another runs on this machine (which a bare
+        # ray.init() would join, and refuse num_cpus for)
+        ray.init(address="local", include_dashboard=False, object_store_memory=mb * 1024 * 1024, num_cpus=cpus,
+                 **quiet)
         _STARTED_HERE = True
         return "embedded"
     if not address.startswith("ray://") and address != "auto":

@@ -47,8 +47,8 @@ streams:
 @contextlib.contextmanager
 def local_ray(num_cpus: int = 4, object_store_mb: int = 150) -> Iterator[None]:
     """A small Ray in this process (no dashboard); shut down afterwards."""
-    ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=object_store_mb * 1024 * 1024,
-             namespace=NAMESPACE, logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+             object_store_memory=object_store_mb * 1024 * 1024, namespace=NAMESPACE, logging_level=logging.WARNING)
     try:
         yield
     finally:
