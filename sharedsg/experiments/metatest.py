@@ -22,7 +22,7 @@ Each (method, seed) is one job: on Ray the jobs run as parallel tasks.
 from __future__ import annotations
 
 import time
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 import torch

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from sharedsg import checkpoint
 from sharedsg.data.batch import Batch
 from sharedsg.data.mnist import RareClassSchedule, load_mnist
 from sharedsg.data.sources import resolve_root
-from sharedsg.experiments.omniglot import (Progress, Scalar, load_checkpoint, mean_ci95, run_jobs_local,
-                                           save_checkpoint)
+from sharedsg.experiments.omniglot import Progress, Scalar, mean_ci95, run_jobs_local
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
 
@@ -99,7 +99,7 @@ class RareJob:
     def run(self, directory: Path, progress: Progress = None) -> Dict[str, object]:
         cfg, rare = self.cfg, self.cfg.rare
         ckpt = Path(directory) / "checkpoint.pt"
-        state = load_checkpoint(ckpt)
+        state = checkpoint.load(ckpt)
         if state is not None:
             self.load(state)
             if progress:
@@ -122,7 +122,7 @@ class RareJob:
             if self.iteration % int(rare.checkpoint_every) == 0 or self.iteration == total:
                 self.train_s += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                save_checkpoint(ckpt, self.state())
+                checkpoint.save(ckpt, self.state())
                 if progress:
                     progress(f"{self.name}: iteration {self.iteration}/{total}")
         self.train_s += time.perf_counter() - t0

@@ -30,7 +30,6 @@ again resumes; :func:`run_jobs_local` runs jobs in this process, ``sharedsg swee
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from sharedsg import checkpoint
 from sharedsg.config import parse_setting
 from sharedsg.data.batch import Batch
 from sharedsg.data.episodes import Episode, EpisodeSampler
@@ -48,21 +48,7 @@ from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
 
 # ---------------------------------------------------------------------------------------
-# checkpoints and small statistics shared by the classification jobs
-
-
-def save_checkpoint(path: Path, state: Dict[str, object]) -> None:
-    """Atomic torch.save (write a temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> Optional[Dict[str, object]]:
-    if not path.is_file():
-        return None
-    return torch.load(path, weights_only=True)
+# small statistics shared by the classification jobs
 
 
 def mean_ci95(values: List[float]) -> Tuple[float, float]:
@@ -275,7 +261,7 @@ class FewShotJob:
     def run(self, directory: Path, progress: Progress = None) -> Dict[str, object]:
         fs = self.cfg.fewshot
         ckpt = Path(directory) / "checkpoint.pt"
-        state = load_checkpoint(ckpt)
+        state = checkpoint.load(ckpt)
         if state is not None:
             self.load(state)
             if progress:
@@ -293,7 +279,7 @@ class FewShotJob:
             if self.iteration % every == 0 or self.iteration == int(fs.meta_iterations):
                 self.train_s += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                save_checkpoint(ckpt, self.state())
+                checkpoint.save(ckpt, self.state())
                 if progress:
                     progress(f"{self.name}: iteration {self.iteration}/{fs.meta_iterations} "
                              f"query acc {metrics.get('accuracy/query_train', float('nan')):.3f}")
@@ -307,11 +293,11 @@ class FewShotJob:
                 t0 = time.perf_counter()
                 mean, _ = mean_ci95(self.accuracies)
                 self.scalars.append(("accuracy/test_running", self.tested, mean))
-                save_checkpoint(ckpt, self.state())
+                checkpoint.save(ckpt, self.state())
                 if progress:
                     progress(f"{self.name}: test episode {self.tested}/{fs.test_episodes} accuracy {mean:.4f}")
         self.test_s += time.perf_counter() - t0
-        save_checkpoint(ckpt, self.state())
+        checkpoint.save(ckpt, self.state())
         return self.results()
 
     def results(self) -> Dict[str, object]:

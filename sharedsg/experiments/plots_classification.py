@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sharedsg.experiments.omniglot import load_checkpoint  # noqa: E402
+from sharedsg import checkpoint  # noqa: E402
 
 
 def _series(scalars: List[Tuple[str, int, float]]) -> Dict[str, Dict[int, float]]:
@@ -22,7 +22,7 @@ def _series(scalars: List[Tuple[str, int, float]]) -> Dict[str, Dict[int, float]
 
 def job_series(directory: Path) -> Dict[str, Dict[int, float]]:
     """The scalars a classification job keeps in its checkpoint, by tag."""
-    state = load_checkpoint(Path(directory) / "checkpoint.pt")
+    state = checkpoint.load(Path(directory) / "checkpoint.pt")
     return _series(state["scalars"]) if state else {}
 
 

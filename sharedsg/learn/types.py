@@ -25,10 +25,6 @@ def _from_wire(a: Any) -> torch.Tensor:
     return torch.from_numpy(np.array(a)) if isinstance(a, np.ndarray) else a
 
 
-def _targets_from_wire(h: Dict[str, Any], y: Any, g: Dict[str, Any]) -> "SGTargets":
-    return SGTargets({c: _from_wire(v) for c, v in h.items()}, _from_wire(y), {c: _from_wire(v) for c, v in g.items()})
-
-
 def _state_from_wire(version: int, weights: Dict[str, Any]) -> "SGState":
     return SGState(version, {k: _from_wire(v) for k, v in weights.items()})
 
@@ -69,8 +65,7 @@ class SGTargets:
                    dict(zip(names, map(_from_wire, arrays[n + 1:]))))
 
     def __reduce__(self):
-        return _targets_from_wire, ({c: _to_wire(v) for c, v in self.h.items()}, _to_wire(self.y),
-                                    {c: _to_wire(v) for c, v in self.g.items()})
+        return type(self).from_parts, self.parts()
 
 
 @dataclass

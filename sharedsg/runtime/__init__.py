@@ -5,7 +5,8 @@
 - :mod:`.backend`: ``RayBackend``, the experiments' :class:`~sharedsg.experiments.backend.Backend` on Ray;
 - :mod:`.job`: connecting to / starting Ray, ``run``, ``attach``, ``status``, ``stop``;
 - :mod:`.commands`: the ``attach``, ``status`` and ``stop`` subcommands;
-- :mod:`.checkpoint`: atomic checkpoints that load with ``torch.load(weights_only=True)``.
+- :mod:`.checkpoint`: where the server's and streams' checkpoints live (written atomically by
+  :mod:`sharedsg.checkpoint`, loaded with ``torch.load(weights_only=True)``).
 """
 
 NAMESPACE = "sharedsg"

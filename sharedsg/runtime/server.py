@@ -90,7 +90,7 @@ class SGServer:
         self._queue: List[_Push] = []
         self._queued: Dict[str, Set[int]] = {}  # per stream: sequence numbers queued, not yet applied
         self._drainer: Optional[asyncio.Future] = None
-        self._arrived: Optional[asyncio.Event] = None  # set by every push that joins the queue
+        self._arrived = asyncio.Event()  # set by every push that joins the queue
         self._last_push: Dict[str, float] = {}  # stream -> monotonic time of its last push
         saved = checkpoint.load(self.ckpt_path)
         if saved is not None:
@@ -180,8 +180,7 @@ class SGServer:
         self._queued[stream].add(seq)
         self._queue.append(_Push(stream, int(seq), SGTargets.from_parts(*targets), done))
         self._last_push[stream] = time.monotonic()
-        if self._arrived is not None:
-            self._arrived.set()
+        self._arrived.set()
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
         return await done
@@ -195,8 +194,6 @@ class SGServer:
         """Wait (at most ``coalesce_wait_s``) until every stream of ``group`` that pushed in the last
         ``ACTIVE_S`` seconds has a push queued, or the next update is full."""
         deadline = time.monotonic() + self.coalesce_wait_s
-        if self._arrived is None:
-            self._arrived = asyncio.Event()
         while True:
             now = time.monotonic()
             active = {n for n, t in self._last_push.items() if now - t < ACTIVE_S and self.streams[n]["group"] == group}

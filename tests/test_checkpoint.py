@@ -1,0 +1,22 @@
+"""Atomic checkpoints: round trip with weights_only, None when missing, a failed write keeps the old one."""
+
+import pytest
+import torch
+
+from sharedsg import checkpoint
+
+
+def test_round_trip_and_missing(tmp_path):
+    path = tmp_path / "deep" / "ckpt.pt"
+    assert checkpoint.load(path) is None
+    checkpoint.save(path, {"w": torch.arange(3.0), "steps": 7, "names": ["a", "b"]})
+    back = checkpoint.load(path)  # torch.load(weights_only=True)
+    assert back["steps"] == 7 and back["names"] == ["a", "b"] and torch.equal(back["w"], torch.arange(3.0))
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    checkpoint.save(path, {"version": 1})
+    with pytest.raises(Exception):
+        checkpoint.save(path, {"version": 2, "bad": lambda: None})  # cannot be pickled: fails mid-write
+    assert checkpoint.load(path) == {"version": 1}
