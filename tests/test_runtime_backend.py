@@ -4,9 +4,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from sharedsg.experiments.backend import LocalBackend  # noqa: E402
-from sharedsg.experiments.runlog import RunLog, run_path  # noqa: E402
-from sharedsg.experiments.launcher import Launcher  # noqa: E402
+from sharedsg.harness.backend import LocalBackend  # noqa: E402
+from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
+from sharedsg.harness.launcher import Launcher  # noqa: E402
 from sharedsg.experiments.train import run_training  # noqa: E402
 from sharedsg.runtime.backend import RayBackend  # noqa: E402
 from sharedsg.runtime.server import server_actor  # noqa: E402

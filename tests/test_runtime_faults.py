@@ -4,7 +4,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from sharedsg.experiments.runlog import RunLog, run_path  # noqa: E402
+from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.runtime import checkpoint  # noqa: E402
 from sharedsg.runtime.backend import RayBackend  # noqa: E402
 from sharedsg.runtime.server import server_actor  # noqa: E402

@@ -11,7 +11,7 @@ ray = pytest.importorskip("ray")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from sharedsg.experiments.runlog import RunLog, run_path  # noqa: E402
+from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.runtime import job  # noqa: E402
 from sharedsg.runtime.testing import tiny_config, tiny_yaml  # noqa: E402
 

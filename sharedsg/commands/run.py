@@ -9,9 +9,9 @@ import os
 import torch
 
 from sharedsg.config import load_config
-from sharedsg.experiments.launcher import local_launcher
+from sharedsg.harness.launcher import local_launcher
 from sharedsg.experiments.registry import SWEPT_KINDS, TABLES, get_runner
-from sharedsg.experiments.runlog import RunLog, run_path
+from sharedsg.harness.runlog import RunLog, run_path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -60,7 +60,7 @@ def _run_local(cfgs, name, log) -> dict:
     from omegaconf import OmegaConf
 
     from sharedsg.experiments.omniglot import log_job, strip_scalars
-    from sharedsg.experiments.runlog import RunLog, write_json_atomic
+    from sharedsg.harness.runlog import RunLog, write_json_atomic
     from sharedsg.experiments.mnist_rare import RareJob, rare_jobs
     from sharedsg.experiments.omniglot import FewShotJob, fewshot_jobs
 

@@ -25,9 +25,9 @@ from sharedsg.config import Config
 from sharedsg.data.sources import make_source
 from sharedsg.errors import UserError
 from sharedsg.experiments import figures
-from sharedsg.experiments.runlog import RunLog, write_json_atomic
+from sharedsg.harness.runlog import RunLog, write_json_atomic
 from sharedsg.experiments.summary import auc, spread
-from sharedsg.experiments.launcher import Launcher
+from sharedsg.harness.launcher import Launcher
 from sharedsg.experiments.train import train_loop
 
 ARMS = ("shared", "separate")

@@ -34,8 +34,8 @@ from sharedsg.data.batch import Batch
 from sharedsg.data.sources import make_source
 from sharedsg.errors import UserError
 from sharedsg.experiments import figures
-from sharedsg.experiments.launcher import Launcher
-from sharedsg.experiments.runlog import RunLog, write_json_atomic
+from sharedsg.harness.launcher import Launcher
+from sharedsg.harness.runlog import RunLog, write_json_atomic
 from sharedsg.experiments.summary import auc, spread
 from sharedsg.learn.maml import meta_gradient
 from sharedsg.learn.sg import SGLearner

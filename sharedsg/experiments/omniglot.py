@@ -332,7 +332,7 @@ def log_job(log, name: str, results: Dict[str, object]) -> None:
 
 
 def run_jobs_local(cfg: DictConfig, log, names: List[str], make_job) -> Dict[str, object]:
-    from sharedsg.experiments.runlog import write_json_atomic
+    from sharedsg.harness.runlog import write_json_atomic
 
     started = time.perf_counter()
     jobs: Dict[str, object] = {}

@@ -9,10 +9,10 @@ from omegaconf import DictConfig
 from sharedsg.errors import UserError
 from sharedsg.experiments.knowledge_sharing import format_table as knowledge_sharing_table
 from sharedsg.experiments.knowledge_sharing import run_knowledge_sharing
-from sharedsg.experiments.launcher import Launcher
+from sharedsg.harness.launcher import Launcher
 from sharedsg.experiments.metatest import format_table as metatest_table
 from sharedsg.experiments.metatest import run_metatest
-from sharedsg.experiments.runlog import RunLog
+from sharedsg.harness.runlog import RunLog
 from sharedsg.experiments.train import run_training
 
 Runner = Callable[[DictConfig, Launcher, RunLog], Dict[str, object]]

@@ -1,51 +1,16 @@
-"""The generic experiment (``experiment.kind=train``): every stream follows its schedule,
-evaluations on held-out data every ``eval_every`` iterations, TensorBoard for everything,
-``results.json`` at the end.
-"""
+"""The generic experiment (``experiment.kind=train``): the config's streams on one backend,
+``results.json`` at the end."""
 
 from __future__ import annotations
 
 import time
-from typing import Dict, List
+from typing import Dict
 
 from omegaconf import DictConfig
-from tqdm import tqdm
 
-from sharedsg.experiments.backend import Backend
-from sharedsg.experiments.launcher import Launcher
-from sharedsg.experiments.runlog import RunLog, write_json_atomic
-from sharedsg.experiments.schedule import scheduled
-
-History = Dict[str, Dict[str, List[float]]]
-"""stream -> {"iteration": [...], "loss/eval": [...], "updates": [iterations it trained at]}."""
-
-
-def train_loop(cfg: DictConfig, backend: Backend, log: RunLog, desc: str = "") -> History:
-    """Add ``cfg.streams`` to the backend and run ``experiment.iterations`` iterations of their schedules."""
-    for name, stream_cfg in cfg.streams.items():
-        backend.add_stream(name, stream_cfg)
-        log.config(name, cfg)
-    history: History = {n: {"iteration": [], "loss/eval": [], "updates": []} for n in cfg.streams}
-    bar = tqdm(range(cfg.experiment.iterations), desc=desc or cfg.experiment.name,
-               disable=not cfg.experiment.progress, unit="it", leave=False)
-    for it in bar:
-        names = scheduled(cfg, it)
-        t0 = time.perf_counter()
-        results = backend.train(names, it) if names else {}
-        elapsed = time.perf_counter() - t0
-        for name, metrics in results.items():
-            history[name]["updates"].append(it)
-            metrics = dict(metrics, **{"perf/steps_per_s": len(names) / elapsed if elapsed > 0 else 0.0})
-            log.scalars(name, it, metrics)
-        if (it + 1) % cfg.experiment.eval_every == 0 or it == cfg.experiment.iterations - 1:
-            for name in cfg.streams:
-                ev = backend.evaluate(name)
-                log.scalars(name, it, ev)
-                history[name]["iteration"].append(it)
-                history[name]["loss/eval"].append(ev["loss/eval"])
-            bar.set_postfix({n: f"{h['loss/eval'][-1]:.4f}" for n, h in history.items()})
-    log.flush()
-    return history
+from sharedsg.harness.launcher import Launcher
+from sharedsg.harness.loop import train_loop
+from sharedsg.harness.runlog import RunLog, write_json_atomic
 
 
 def run_training(cfg: DictConfig, launcher: Launcher, log: RunLog) -> Dict[str, object]:

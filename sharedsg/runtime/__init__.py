@@ -2,7 +2,7 @@
 
 - :mod:`.server`: ``SGServer``, one named actor per experiment holding the SG groups;
 - :mod:`.stream`: ``StreamActor``, one NMN stream (a :class:`~sharedsg.learn.stream.StreamLearner`);
-- :mod:`.backend`: ``RayBackend``, the experiments' :class:`~sharedsg.experiments.backend.Backend` on Ray;
+- :mod:`.backend`: ``RayBackend``, the experiments' :class:`~sharedsg.harness.backend.Backend` on Ray;
 - :mod:`.job`: connecting to / starting Ray, ``run``, ``attach``, ``status``, ``stop``;
 - :mod:`.commands`: the ``attach``, ``status`` and ``stop`` subcommands;
 - :mod:`.checkpoint`: where the server's and streams' checkpoints live (written atomically by

@@ -1,6 +1,6 @@
-"""``RayBackend``: the experiments' :class:`~sharedsg.experiments.backend.Backend` on Ray actors.
+"""``RayBackend``: the experiments' :class:`~sharedsg.harness.backend.Backend` on Ray actors.
 
-Same semantics as :class:`~sharedsg.experiments.backend.LocalBackend` (stream seeds from
+Same semantics as :class:`~sharedsg.harness.backend.LocalBackend` (stream seeds from
 ``stream_seed``, one SG group per ``group_of``, metrics per step), with one ``StreamActor`` per
 stream and the experiment's ``SGServer``. Streams scheduled in the same iteration step in
 parallel; with ``experiment.synchronous`` they step one after another in config order.
@@ -18,8 +18,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from sharedsg.errors import UserError
-from sharedsg.experiments.backend import stream_seed
-from sharedsg.experiments.runlog import RunLog
+from sharedsg.harness.backend import stream_seed
+from sharedsg.harness.runlog import RunLog
 from sharedsg.runtime import stream_actor_name
 from sharedsg.runtime.stream import stream_actor
 

@@ -96,7 +96,7 @@ class _Local:
     """One stream in this process (the LocalBackend: step, then the SG update)."""
 
     def __init__(self, cfg, warmup: int) -> None:
-        from sharedsg.experiments.backend import LocalBackend
+        from sharedsg.harness.backend import LocalBackend
 
         self.backend = LocalBackend(cfg)
         self.name = next(iter(cfg.streams))
@@ -119,7 +119,7 @@ class _Ray:
     def __init__(self, cfg, run_dir: str, warmup: int) -> None:
         import ray
 
-        from sharedsg.experiments.backend import stream_seed
+        from sharedsg.harness.backend import stream_seed
         from sharedsg.runtime import stream_actor_name
         from sharedsg.runtime.server import server_actor
         from sharedsg.runtime.stream import stream_actor

@@ -23,9 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from sharedsg.config import Config, ConfigError, validate
 from sharedsg.errors import UserError
-from sharedsg.experiments.launcher import Launcher
-from sharedsg.experiments.runlog import RunLog
-from sharedsg.experiments.schedule import scheduled
+from sharedsg.harness.launcher import Launcher
+from sharedsg.harness.runlog import RunLog
+from sharedsg.harness.schedule import scheduled
 from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, server_name, stream_actor_name
 from sharedsg.runtime.backend import RayBackend
 from sharedsg.runtime.server import server_actor

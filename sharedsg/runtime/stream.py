@@ -28,7 +28,7 @@ import torch
 from omegaconf import OmegaConf
 
 from sharedsg.data.sources import make_source
-from sharedsg.experiments.backend import batch_size_of
+from sharedsg.harness.backend import batch_size_of
 from sharedsg.learn.stream import StreamLearner
 from sharedsg.learn.types import SGState
 from sharedsg.runtime import NAMESPACE, checkpoint, with_defaults, server_name, was_reconstructed

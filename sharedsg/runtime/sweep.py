@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sharedsg.config import Config
 from sharedsg.errors import UserError
-from sharedsg.experiments.runlog import RunLog, write_json_atomic
+from sharedsg.harness.runlog import RunLog, write_json_atomic
 from sharedsg.runtime.job import connect
 
 #: experiment.kind -> (module, job-names function, job class)

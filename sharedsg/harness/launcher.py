@@ -11,8 +11,8 @@ from typing import Any, Callable, List, Sequence
 
 from omegaconf import DictConfig
 
-from sharedsg.experiments.backend import Backend, LocalBackend
-from sharedsg.experiments.runlog import RunLog
+from sharedsg.harness.backend import Backend, LocalBackend
+from sharedsg.harness.runlog import RunLog
 
 BackendFactory = Callable[[DictConfig, RunLog], Backend]
 """(config, run log) -> a backend running that config's streams."""
