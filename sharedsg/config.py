@@ -32,7 +32,7 @@ MEMORY_INITS = ("learned", "random")
 DECODERS = ("regression", "classification")
 OUTPUT_ACTIVATIONS = ("linear", "tanh", "relu")
 SG_KINDS = ("lstm", "mlp")
-SHARING = ("shared", "separate")
+SHARING = ("shared", "separate", "both")
 TRANSPORTS = ("replica", "rpc")
 DATA_FORMATS = ("sample", "sdd", "ind", "omniglot", "mnist")
 
@@ -81,7 +81,8 @@ class SGConfig:
     hidden: int = 64
     lr: float = 1e-3  # Adam learning rate of the SG modules (Eq. 11)
     updates_per_push: int = 1  # optimiser steps on each pushed set of targets
-    sharing: str = "shared"  # shared: one group for all streams; separate: one group per stream
+    # shared: one group for all streams; separate: one group per stream; both: knowledge_sharing runs both arms
+    sharing: str = "shared"
     transport: str = "replica"  # replica: local SG copy refreshed by version; rpc: server predicts
     # replica: fetch newer weights (in the background) once the copy is this many versions
     # behind, and wait for them only when it is further behind
@@ -329,6 +330,9 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "model.output_activation", OUTPUT_ACTIVATIONS)
     _choice(cfg, "sg.kind", SG_KINDS)
     _choice(cfg, "sg.sharing", SHARING)
+    if cfg.sg.sharing == "both" and cfg.experiment.kind != "knowledge_sharing":
+        raise ConfigError("config error: sg.sharing: 'both' runs the two arms of experiment.kind=knowledge_sharing; "
+                          "pick shared or separate for this experiment")
     _choice(cfg, "sg.transport", TRANSPORTS)
     _choice(cfg, "learner.mixing", MIXING_MODES)
     _choice(cfg, "learner.fast_update", FAST_UPDATES)

@@ -73,3 +73,28 @@ def test_tensorboard_overlay_has_both_arms(run_dir):
         assert len(acc.Scalars("knowledge_sharing/pedestrian_mse_eval")) == 3  # evaluations at 3, 7, 11
     marks = _acc(run_dir / "overlay" / "schedule").Scalars("schedule/pedestrian_update")
     assert [e.step for e in marks] == [4, 8]
+
+
+def test_sg_sharing_picks_one_arm_and_its_groups(tmp_path):
+    """`sharedsg run configs/knowledge_sharing.yaml sg.sharing=separate` runs the separate arm only,
+    one SG group per stream (the README's example), here in one process."""
+    from sharedsg.cli import main
+
+    args = ["run", str(REPO / "configs" / "knowledge_sharing.yaml"), "--local", *TINY, "experiment.seeds=[0]",
+            "experiment.iterations=5", "sg.sharing=separate", f"experiment.run_dir={tmp_path}", "experiment.run_name=r"]
+    assert main(args) == 0
+    res = json.loads((tmp_path / "knowledge_sharing" / "r" / "results.json").read_text())
+    assert set(res["mse"]["pedestrian"]) == {"separate"} and set(res["mse"]["cyclist"]) == {"separate"}
+    assert set(res["sg_versions"]["0"]) == {"separate-cyclist", "separate-pedestrian"}
+    assert sorted(p.name for p in (tmp_path / "knowledge_sharing" / "r" / "seed0").iterdir()) == [
+        "separate-cyclist", "separate-pedestrian"]
+
+
+def test_sg_sharing_both_is_refused_outside_knowledge_sharing(tmp_path, capsys):
+    from sharedsg.cli import main
+
+    assert main(["run", str(REPO / "configs" / "local_small.yaml"), "--local", "sg.sharing=both",
+                 f"experiment.run_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sg.sharing" in err[0] and "knowledge_sharing" in err[0]
+    assert not any(tmp_path.iterdir())

@@ -25,9 +25,9 @@ def test_server_protocol(tmp_path):
     learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     try:
-        reg = ray.get(server.register.remote("cyclist", learner.dims, model))
+        reg = ray.get(server.register.remote("cyclist", "shared", learner.dims, model))
         assert reg["group"] == "shared" and reg["version"] == 0
-        bad = ray.get(server.register.remote("wide", dict(learner.dims, ic=16), model))
+        bad = ray.get(server.register.remote("wide", "shared", dict(learner.dims, ic=16), model))
         assert "ic=16 (group has 8)" in bad["error"]
 
         x = torch.randn(8, 8, 2)
@@ -66,7 +66,7 @@ def test_server_coalesces_queued_pushes_and_dedupes_out_of_order(tmp_path):
     targets = [ray.put(p) for p in learner.step(Batch(torch.randn(8, 8, 2), torch.randn(8, 8, 2))).targets.parts()]
     try:
         for name in ("a", "b"):
-            ray.get(server.register.remote(name, learner.dims, model))
+            ray.get(server.register.remote(name, "shared", learner.dims, model))
         # 3 arrives before 1 and 2: all three applied once
         replies = ray.get([server.push.remote("a", s, 0, 0, *targets) for s in (3, 1, 2)])
         assert all(r["applied"] for r in replies)

@@ -11,9 +11,6 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from sharedsg.cli import main  # noqa: E402
-from sharedsg.config import load_config  # noqa: E402
-from sharedsg.errors import UserError  # noqa: E402
-from sharedsg.runtime.sweep import plan  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["model.conv_channels=4", "model.slot_width=8", "sg.hidden=8", "experiment.progress=false"]
@@ -76,12 +73,3 @@ def test_mnist_rare_batches_land_at_the_scheduled_iterations(tmp_path):
         assert [s for s, _ in ev["grad_norm/oc/synthetic"]] == list(range(iterations))
         assert [s for s, _ in ev["grad_norm/oc/true"]] == list(range(iterations))
         assert results["jobs"][name]["rare_iterations"] == [4, 8, 12]
-
-
-def test_plan_rejects_duplicate_jobs_and_unknown_kinds():
-    cfg = load_config(str(REPO / "configs/omniglot/5w1s.yaml"))
-    assert [n for n, _ in plan([cfg])] == ["5w1s-proposed", "5w1s-baseline", "5w1s-maml"]
-    with pytest.raises(UserError, match="two configs"):
-        plan([cfg, cfg])
-    with pytest.raises(UserError, match="cannot be swept"):
-        plan([load_config(None, [])])

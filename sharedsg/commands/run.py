@@ -8,9 +8,10 @@ import os
 
 import torch
 
+from sharedsg.commands.sweep import run_plan
 from sharedsg.config import load_config
+from sharedsg.experiments.registry import get_kind
 from sharedsg.harness.launcher import local_launcher
-from sharedsg.experiments.registry import SWEPT_KINDS, TABLES, get_runner
 from sharedsg.harness.runlog import RunLog, run_path
 
 
@@ -25,12 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    runner = get_runner(cfg.experiment.kind)
-    if cfg.experiment.kind in SWEPT_KINDS and not args.local:
-        # classification jobs run as resumable Ray actors, exactly as `sharedsg sweep CONFIG`
-        from sharedsg.runtime.sweep import run_sweep  # only the runtime imports ray
-
-        results = run_sweep([cfg], address=args.address)
+    kind = get_kind(cfg.experiment.kind)
+    if kind.runner is None:  # a job kind: exactly `sharedsg sweep CONFIG` (resumable jobs)
+        results = run_plan([cfg], local=args.local, address=args.address)
         print(json.dumps({k: v for k, v in results.items() if k != "configs"}, indent=2))
         return 0
     if args.local:
@@ -46,11 +44,10 @@ def run(args: argparse.Namespace) -> int:
         launcher = ray_launcher(args.address)
     log = RunLog(run_path(cfg))
     try:
-        results = runner(cfg, launcher, log)
+        results = kind.runner(cfg, launcher, log)
     finally:
         log.close()
-    table = TABLES.get(cfg.experiment.kind)
-    print(table(results) if table else json.dumps(_summary(results), indent=2))
+    print(kind.table(results) if kind.table else json.dumps(_summary(results), indent=2))
     print(f"results: {log.path / 'results.json'}")
     print(f"TensorBoard: tensorboard --logdir {cfg.experiment.run_dir} --host 127.0.0.1")
     return 0

@@ -3,8 +3,11 @@
 The cyclist stream trains every iteration; the pedestrian stream only at its scheduled
 iterations (after the first 100, every 100th, with 10 examples: ``streams.pedestrian.schedule``).
 Two arms run side by side with the same seeds: ``shared`` (one SG group for both streams)
-and ``separate`` (an SG group per stream). Each seed of ``experiment.seeds`` is one backend
-(four streams: two arms x two roles), so on Ray both arms of a seed train in parallel.
+and ``separate`` (an SG group per stream). ``sg.sharing`` picks them: ``both`` (the config's
+default here) runs both arms, ``shared`` or ``separate`` only that one. Each seed of
+``experiment.seeds`` is one backend (two streams per arm), so on Ray both arms of a seed
+train in parallel. A stream's group is the one :func:`~sharedsg.harness.stream.sharing_group`
+gives under its arm's sharing.
 
 Outputs in the run directory: TensorBoard under ``seed<S>/<arm>-<role>/``, Fig. 8-style
 learning curves (``fig8_learning_curves.png``), Fig. 9-style trajectories
@@ -15,7 +18,7 @@ curve, per arm and role, mean and spread over seeds).
 from __future__ import annotations
 
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -25,17 +28,23 @@ from sharedsg.config import Config
 from sharedsg.data.sources import make_source
 from sharedsg.errors import UserError
 from sharedsg.experiments import figures
-from sharedsg.harness.runlog import RunLog, write_json_atomic
 from sharedsg.experiments.summary import auc, spread
+from sharedsg.harness.runlog import RunLog, write_json_atomic
 from sharedsg.harness.launcher import Launcher
-from sharedsg.experiments.train import train_loop
+from sharedsg.harness.loop import train_loop
+from sharedsg.harness.stream import sharing_group
 
 ARMS = ("shared", "separate")
 ROLES = ("cyclist", "pedestrian")
 
 
+def arms_of(cfg: DictConfig) -> Tuple[str, ...]:
+    """The arms ``sg.sharing`` asks for: both, or the one it names."""
+    return ARMS if cfg.sg.sharing == "both" else (str(cfg.sg.sharing),)
+
+
 def arm_streams(cfg: DictConfig, seed: int) -> Dict[str, dict]:
-    """The four streams of one seed: ``<arm>-<role>``, with the SG group of their arm.
+    """The streams of one seed: ``<arm>-<role>`` for every arm, with the SG group of their arm.
 
     Both arms' streams of a role get the same seed, so they start from the same weights.
     """
@@ -43,10 +52,10 @@ def arm_streams(cfg: DictConfig, seed: int) -> Dict[str, dict]:
     if missing:
         raise UserError(f"streams: knowledge_sharing needs streams {', '.join(ROLES)}; missing {', '.join(missing)}")
     out = {}
-    for arm in ARMS:
+    for arm in arms_of(cfg):
         for i, role in enumerate(ROLES):
             base = OmegaConf.to_container(cfg.streams[role], resolve=True)
-            base["group"] = "shared" if arm == "shared" else f"separate-{role}"
+            base["group"] = sharing_group(arm, f"{arm}-{role}")
             base["seed"] = seed * 1000 + i
             out[f"{arm}-{role}"] = base
     return out
@@ -56,6 +65,7 @@ def seed_config(cfg: DictConfig, seed: int) -> DictConfig:
     """The config of one seed: its four streams replace the two of the YAML."""
     c = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.to_container(cfg, resolve=True))
     c.experiment.seed = seed
+    c.sg.sharing = "shared"  # the arms' groups are explicit
     c.streams = {}
     c.streams = OmegaConf.merge(c.streams, arm_streams(cfg, seed))
     return c
@@ -66,10 +76,10 @@ def _fig9_rows(cfg: DictConfig, backend, n_per_role: int) -> List[dict]:
     for role in ROLES:
         src = make_source(cfg.data, role, "test", 0)
         batch = next(iter(src.eval_batches(n_per_role, 1)))
-        preds = {arm: backend.predict(f"{arm}-{role}", batch.x, batch.y.shape[1]).numpy() for arm in ARMS}
+        preds = {arm: backend.predict(f"{arm}-{role}", batch.x, batch.y.shape[1]).numpy() for arm in arms_of(cfg)}
         for j in range(len(batch)):
             rows.append({"observed": batch.x[j].numpy(), "future": batch.y[j].numpy(), "title": f"{role} {j + 1}",
-                         **{arm: preds[arm][j] for arm in ARMS}})
+                         **{arm: preds[arm][j] for arm in preds}})
     return rows
 
 
@@ -94,17 +104,18 @@ def run_knowledge_sharing(cfg: DictConfig, launcher: Launcher, log: RunLog) -> D
         finally:
             backend.close()
             seed_log.close()
-    iterations = histories[seeds[0]]["shared-cyclist"]["iteration"]
-    curves = {role: {arm: [histories[s][f"{arm}-{role}"]["loss/eval"] for s in seeds] for arm in ARMS}
+    arms = arms_of(cfg)
+    iterations = histories[seeds[0]][f"{arms[0]}-cyclist"]["iteration"]
+    curves = {role: {arm: [histories[s][f"{arm}-{role}"]["loss/eval"] for s in seeds] for arm in arms}
               for role in ROLES}
-    updates = {role: histories[seeds[0]][f"shared-{role}"]["updates"] for role in ROLES}
+    updates = {role: histories[seeds[0]][f"{arms[0]}-{role}"]["updates"] for role in ROLES}
     _tensorboard_overlay(log, curves, iterations, updates, seeds)
     fig8 = figures.learning_curves(curves, iterations, {"pedestrian": updates["pedestrian"]},
                                    "Knowledge sharing (Fig. 8)")
     log.figure("figures", "fig8_learning_curves", fig8)
     figures.save(fig8, log.path / "fig8_learning_curves.png")
     fig9 = figures.trajectories(rows, f"Seed {seeds[0]}: predictions on held-out tracks (Fig. 9)",
-                                {"shared": "shared SG", "separate": "separate SG"})
+                                {arm: f"{arm} SG" for arm in arms})
     log.figure("figures", "fig9_trajectories", fig9)
     figures.save(fig9, log.path / "fig9_trajectories.png")
     log.flush()
@@ -125,7 +136,7 @@ def run_knowledge_sharing(cfg: DictConfig, launcher: Launcher, log: RunLog) -> D
                     "final": spread([c[-1] for c in curves[role][arm]]),
                     "auc": spread([auc(iterations, c) for c in curves[role][arm]]),
                 }
-                for arm in ARMS
+                for arm in arms
             }
             for role in ROLES
         },
@@ -138,7 +149,8 @@ def run_knowledge_sharing(cfg: DictConfig, launcher: Launcher, log: RunLog) -> D
 def _tensorboard_overlay(log: RunLog, curves, iterations, updates, seeds) -> None:
     """Both arms' held-out curves (seed mean) under one tag per role, in writers ``overlay/<arm>``,
     so TensorBoard draws them in one chart; ``schedule/<role>_update`` marks the update iterations."""
-    for arm in ARMS:
+    arms = list(curves[ROLES[0]])
+    for arm in arms:
         for role in ROLES:
             mean = np.mean(np.asarray(curves[role][arm], dtype=float), axis=0)
             for it, v in zip(iterations, mean):
@@ -146,7 +158,7 @@ def _tensorboard_overlay(log: RunLog, curves, iterations, updates, seeds) -> Non
     for role in ROLES:
         for it in updates[role]:
             log.scalars("overlay/schedule", it, {f"schedule/{role}_update": 1.0})
-    log.writer("overlay/shared").add_custom_scalars({
+    log.writer(f"overlay/{arms[0]}").add_custom_scalars({
         "knowledge_sharing": {
             f"{role} held-out MSE, shared vs separate SG (mean of {len(seeds)} seeds)":
                 ["Multiline", [f"knowledge_sharing/{role}_mse_eval"]]
@@ -161,7 +173,7 @@ def format_table(results: Dict[str, object]) -> str:
     lines = [f"Knowledge sharing (Sec. 5.2): held-out MSE, mean +- std over seeds {seeds}",
              f"{'stream':<12}{'SG':<10}{'final MSE':>22}{'area under curve':>24}"]
     for role in ROLES:
-        for arm in ARMS:
+        for arm in results["mse"][role]:
             m = results["mse"][role][arm]
             lines.append(f"{role:<12}{arm:<10}{m['final']['mean']:>14.5f} +- {m['final']['std']:<7.5f}"
                          f"{m['auc']['mean']:>14.5f} +- {m['auc']['std']:<7.5f}")

@@ -30,7 +30,7 @@ from sharedsg import checkpoint
 from sharedsg.data.batch import Batch
 from sharedsg.data.mnist import RareClassSchedule, load_mnist
 from sharedsg.data.sources import resolve_root
-from sharedsg.experiments.omniglot import Progress, Scalar, mean_ci95, run_jobs_local
+from sharedsg.harness.jobs import Progress, Scalar
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
 
@@ -153,15 +153,3 @@ class RareJob:
         accs = series.get("accuracy/rare_test", {})
         out["rare_test_curve"] = [[s, accs[s]] for s in sorted(accs)]
         return out
-
-
-def run_mnist_rare(cfg: DictConfig, backend, log) -> Dict[str, object]:
-    """Registry runner (``experiment.kind=mnist_rare``): both methods in this process, then the figures."""
-    results = run_jobs_local(cfg, log, rare_jobs(cfg), RareJob)
-    from sharedsg.experiments.plots_classification import rare_figures
-
-    results["figures"] = rare_figures(log.path, {n: log.path / n for n in results["jobs"]})
-    return results
-
-
-__all__ = ["RareJob", "rare_jobs", "run_mnist_rare", "mean_ci95"]

@@ -24,17 +24,15 @@ Episode protocol (``fewshot.*``; docs/classification.md explains the choice):
 
 A *job* (one setting x one method) runs meta-training then testing and checkpoints its whole
 progress into its directory (atomic writes, ``torch.load(weights_only=True)``), so running it
-again resumes; :func:`run_jobs_local` runs jobs in this process, ``sharedsg sweep`` as Ray actors.
+again resumes; ``sharedsg run`` / ``sharedsg sweep`` run jobs in this process (``--local``) or as Ray actors.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -44,25 +42,12 @@ from sharedsg.data.batch import Batch
 from sharedsg.data.episodes import Episode, EpisodeSampler
 from sharedsg.data.omniglot import OmniglotPool
 from sharedsg.data.sources import load_omniglot_cached, resolve_cache, resolve_root
+from sharedsg.harness.jobs import Progress, Scalar, mean_ci95
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
 
 # ---------------------------------------------------------------------------------------
 # small statistics shared by the classification jobs
-
-
-def mean_ci95(values: List[float]) -> Tuple[float, float]:
-    """Mean and the half-width of its normal 95% confidence interval."""
-    a = np.asarray(values, dtype=np.float64)
-    if len(a) == 0:
-        return float("nan"), float("nan")
-    if len(a) == 1:
-        return float(a[0]), float("nan")
-    return float(a.mean()), float(1.96 * a.std(ddof=1) / math.sqrt(len(a)))
-
-
-Scalar = Tuple[str, int, float]
-Progress = Optional[Callable[[str], None]]
 
 
 # ---------------------------------------------------------------------------------------
@@ -313,40 +298,3 @@ class FewShotJob:
         if self.method == "proposed":
             out["mixing"] = str(fs.proposed_mixing)
         return out
-
-
-# ---------------------------------------------------------------------------------------
-# running jobs in this process (``sharedsg run ... --local``); ``sharedsg sweep`` uses Ray
-
-
-def strip_scalars(results: Dict[str, object]) -> Dict[str, object]:
-    return {k: v for k, v in results.items() if k != "scalars"}
-
-
-def log_job(log, name: str, results: Dict[str, object]) -> None:
-    """A job's scalars into its TensorBoard writer."""
-    w = log.writer(name)
-    for tag, step, value in results.get("scalars", []):
-        w.add_scalar(tag, float(value), int(step))
-    w.flush()
-
-
-def run_jobs_local(cfg: DictConfig, log, names: List[str], make_job) -> Dict[str, object]:
-    from sharedsg.harness.runlog import write_json_atomic
-
-    started = time.perf_counter()
-    jobs: Dict[str, object] = {}
-    for name in names:
-        job = make_job(cfg, name)
-        res = job.run(log.path / name, progress=print if cfg.experiment.progress else None)
-        log_job(log, name, res)
-        jobs[name] = strip_scalars(res)
-        results = {"experiment": cfg.experiment.name, "run": cfg.experiment.run_name, "kind": cfg.experiment.kind,
-                   "wall_time_s": time.perf_counter() - started, "jobs": jobs}
-        write_json_atomic(log.path / "results.json", results)
-    return results
-
-
-def run_fewshot(cfg: DictConfig, backend, log) -> Dict[str, object]:
-    """Registry runner (``experiment.kind=fewshot``): every job of the config in this process."""
-    return run_jobs_local(cfg, log, fewshot_jobs(cfg), FewShotJob)

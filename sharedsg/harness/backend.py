@@ -1,41 +1,18 @@
 """Where streams run. Experiments drive streams through the :class:`Backend` protocol;
 :class:`LocalBackend` runs everything in this process (``--local``, the reference and the
-benchmark baseline), ``sharedsg.runtime.RayBackend`` runs the same schedule on Ray actors.
+benchmark baseline), ``sharedsg.runtime.backend.RayBackend`` runs the same schedule on Ray
+actors. Both hold the same :class:`~sharedsg.harness.stream.Stream` objects.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Protocol
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from sharedsg.data.batch import BatchSource
-from sharedsg.data.sources import make_source
+from sharedsg.harness.stream import Stream
 from sharedsg.learn.sg import SGLearner
-from sharedsg.learn.stream import StreamLearner
-
-
-def group_of(cfg: DictConfig, stream: str) -> str:
-    """The sharing group of a stream: its explicit ``group``, else one ``shared`` group or one per stream."""
-    explicit = cfg.streams[stream].group if stream in cfg.streams else ""
-    if explicit:
-        return explicit
-    return "shared" if cfg.sg.sharing == "shared" else stream
-
-
-def stream_seed(cfg: DictConfig, stream: str) -> int:
-    """A stream's seed: its explicit ``seed``, else the experiment seed plus its position in the config."""
-    names = list(cfg.streams)
-    if stream in cfg.streams and cfg.streams[stream].seed >= 0:
-        return int(cfg.streams[stream].seed)
-    index = names.index(stream) if stream in names else len(names)
-    return int(cfg.experiment.seed) * 1000 + index
-
-
-def batch_size_of(cfg: DictConfig, stream_cfg: DictConfig) -> int:
-    return int(stream_cfg.schedule.batch_size or cfg.learner.batch_size)
 
 
 class Backend(Protocol):
@@ -49,18 +26,12 @@ class Backend(Protocol):
     def predict(self, name: str, x: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
         """Outputs for inputs x (``steps`` output steps), without advancing the stream's state."""
 
+    def groups_of(self) -> Dict[str, str]:
+        """stream -> its SG group."""
+
     def sg_versions(self) -> Dict[str, int]: ...
 
     def close(self) -> None: ...
-
-
-@dataclass
-class LocalStream:
-    learner: StreamLearner
-    train: BatchSource
-    test: BatchSource
-    batch_size: int
-    group: str
 
 
 class LocalBackend:
@@ -68,25 +39,19 @@ class LocalBackend:
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
-        self.streams: Dict[str, LocalStream] = {}
+        self.streams: Dict[str, Stream] = {}
         self.groups: Dict[str, SGLearner] = {}
 
     def add_stream(self, name: str, stream_cfg: DictConfig) -> None:
-        cfg, seed = self.cfg, stream_seed(self.cfg, name)
-        learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=seed, device=cfg.learner.device)
-        group = group_of(cfg, name)
-        if group not in self.groups:
-            self.groups[group] = SGLearner(cfg.model, cfg.sg, seed=cfg.experiment.seed)
-        sg = self.groups[group]
-        sg.check_dims(learner.dims)
-        learner.load_sg(sg.state())
-        self.streams[name] = LocalStream(
-            learner=learner,
-            train=make_source(cfg.data, stream_cfg.data_class, "train", seed),
-            test=make_source(cfg.data, stream_cfg.data_class, "test", seed),
-            batch_size=batch_size_of(cfg, stream_cfg),
-            group=group,
-        )
+        if name not in self.cfg.streams:  # attach-style: a stream the config did not list
+            self.cfg = OmegaConf.merge(self.cfg, {"streams": {name: stream_cfg}})
+        stream = Stream(self.cfg, name)
+        if stream.group not in self.groups:
+            self.groups[stream.group] = SGLearner(self.cfg.model, self.cfg.sg, seed=self.cfg.experiment.seed)
+        sg = self.groups[stream.group]
+        sg.check_dims(stream.learner.dims)
+        stream.learner.load_sg(sg.state())
+        self.streams[name] = stream
 
     def train(self, names: List[str], iteration: int) -> Dict[str, Dict[str, float]]:
         out: Dict[str, Dict[str, float]] = {}
@@ -95,7 +60,7 @@ class LocalBackend:
             sg = self.groups[s.group]
             if s.learner.sg_version != sg.version:  # another stream of the group moved it on
                 s.learner.load_sg(sg.state())
-            result = s.learner.step(s.train.next_batch(s.batch_size))
+            result = s.step()
             metrics = dict(result.metrics)
             metrics["sg/version_lag"] = float(sg.version - s.learner.sg_version)
             metrics.update(sg.update([result.targets]))
@@ -105,11 +70,13 @@ class LocalBackend:
         return out
 
     def evaluate(self, name: str) -> Dict[str, float]:
-        s = self.streams[name]
-        return s.learner.evaluate(s.test.eval_batches(s.batch_size, self.cfg.experiment.eval_batches))
+        return self.streams[name].evaluate()
 
     def predict(self, name: str, x: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
-        return self.streams[name].learner.predict(x, steps)
+        return self.streams[name].predict(x, steps)
+
+    def groups_of(self) -> Dict[str, str]:
+        return {n: s.group for n, s in self.streams.items()}
 
     def sg_versions(self) -> Dict[str, int]:
         return {g: sg.version for g, sg in self.groups.items()}

@@ -1,9 +1,10 @@
 """``RayBackend``: the experiments' :class:`~sharedsg.harness.backend.Backend` on Ray actors.
 
-Same semantics as :class:`~sharedsg.harness.backend.LocalBackend` (stream seeds from
-``stream_seed``, one SG group per ``group_of``, metrics per step), with one ``StreamActor`` per
-stream and the experiment's ``SGServer``. Streams scheduled in the same iteration step in
-parallel; with ``experiment.synchronous`` they step one after another in config order.
+Same semantics as :class:`~sharedsg.harness.backend.LocalBackend` (the same
+:class:`~sharedsg.harness.stream.Stream` inside each ``StreamActor``, metrics per step), with
+the experiment's ``SGServer``. Each stream's SG group is decided here, on the driver
+(:func:`~sharedsg.harness.stream.group_of`), and written into the config the actor gets.
+Streams scheduled in the same iteration step in parallel; with ``experiment.synchronous`` they step one after another in config order.
 The driver writes everything to TensorBoard on its own machine: each stream's metrics come
 back with its step, the server's state is polled (``server/`` in the run directory).
 """
@@ -18,8 +19,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from sharedsg.errors import UserError
-from sharedsg.harness.backend import stream_seed
 from sharedsg.harness.runlog import RunLog
+from sharedsg.harness.stream import group_of
 from sharedsg.runtime import stream_actor_name
 from sharedsg.runtime.stream import stream_actor
 
@@ -49,11 +50,11 @@ class RayBackend:
 
     # -- Backend protocol ------------------------------------------------------------------
     def add_stream(self, name: str, stream_cfg: DictConfig) -> None:
-        cfg = self.cfg
-        if name not in cfg.streams:  # attach and tests may add a stream not in the config
-            cfg = self.cfg = OmegaConf.merge(cfg, {"streams": {name: stream_cfg}})
+        if name not in self.cfg.streams:  # attach and tests may add a stream not in the config
+            self.cfg = OmegaConf.merge(self.cfg, {"streams": {name: stream_cfg}})
+        cfg = self.cfg = OmegaConf.merge(self.cfg, {"streams": {name: {"group": group_of(self.cfg, name)}}})
         try:
-            actor = stream_actor(cfg, name, stream_seed(cfg, name), self.run_path,
+            actor = stream_actor(cfg, name, self.run_path,
                                  gpus=self._gpus, actor_name=stream_actor_name(cfg.experiment.name, name))
         except ValueError as exc:  # the name is taken
             raise UserError(f"stream '{name}' of experiment '{cfg.experiment.name}' is already running: {exc}") from None
@@ -78,6 +79,9 @@ class RayBackend:
 
     def predict(self, name: str, x: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
         return ray.get(self.actors[name].predict.remote(x.detach().cpu(), steps))
+
+    def groups_of(self) -> Dict[str, str]:
+        return dict(self.groups)
 
     def sg_versions(self) -> Dict[str, int]:
         return ray.get(self.server.versions.remote())

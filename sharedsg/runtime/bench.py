@@ -119,13 +119,12 @@ class _Ray:
     def __init__(self, cfg, run_dir: str, warmup: int) -> None:
         import ray
 
-        from sharedsg.harness.backend import stream_seed
         from sharedsg.runtime import stream_actor_name
         from sharedsg.runtime.server import server_actor
         from sharedsg.runtime.stream import stream_actor
 
         self.server = server_actor(cfg, run_dir, detached=False)
-        self.actors = [stream_actor(cfg, n, stream_seed(cfg, n), run_dir, gpus=0.0,
+        self.actors = [stream_actor(cfg, n, run_dir, gpus=0.0,
                                     actor_name=stream_actor_name(cfg.experiment.name, n)) for n in cfg.streams]
         ray.get([a.setup.remote() for a in self.actors])
         ray.get([a.run_steps.remote(warmup) for a in self.actors])
@@ -179,7 +178,7 @@ def _push_throughput(cfg, run_dir: str, pushes: int) -> float:
     targets = learner.step(src.next_batch(int(cfg.learner.batch_size))).targets
     server = server_actor(cfg, run_dir, detached=False)
     try:
-        ray.get(server.register.remote(name, learner.dims, OmegaConf.to_container(cfg.model, resolve=True)))
+        ray.get(server.register.remote(name, "shared", learner.dims, OmegaConf.to_container(cfg.model, resolve=True)))
         parts = targets.parts()
         ray.get([server.push.remote(name, s, 0, 0, *parts) for s in range(1, 6)])
         t0 = time.perf_counter()

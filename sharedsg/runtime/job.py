@@ -24,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from sharedsg.config import Config, ConfigError, validate
 from sharedsg.errors import UserError
 from sharedsg.harness.launcher import Launcher
+from sharedsg.harness.loop import train_loop
 from sharedsg.harness.runlog import RunLog
-from sharedsg.harness.schedule import scheduled
 from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, server_name, stream_actor_name
 from sharedsg.runtime.backend import RayBackend
 from sharedsg.runtime.server import server_actor
@@ -164,10 +164,10 @@ def attach_config(server_cfg: Dict[str, Any], stream_config: str, overrides: Lis
     return cfg
 
 
-def attach(experiment: str, stream_config: str, overrides: List[str], address: Optional[str] = None,
-           progress: bool = False) -> Dict[str, Any]:
-    """Register the streams of ``stream_config`` with a running experiment and train them;
-    their TensorBoard logs go into the experiment's run directory."""
+def attach(experiment: str, stream_config: str, overrides: List[str],
+           address: Optional[str] = None) -> Dict[str, Any]:
+    """Register the streams of ``stream_config`` with a running experiment and train them (the
+    same train loop as ``sharedsg run``); their TensorBoard logs go into the experiment's run directory."""
     connect(address, embedded_ok=False)
     server = find_server(experiment)
     server_cfg = ray.get(server.config.remote(), timeout=60)
@@ -176,31 +176,15 @@ def attach(experiment: str, stream_config: str, overrides: List[str], address: O
     log = RunLog(Path(run_path))
     backend = RayBackend(cfg, log, server, owns_server=False)
     started = time.perf_counter()
-    steps = {n: 0 for n in cfg.streams}
-    evals: Dict[str, Dict[str, float]] = {}
     try:
-        for name, stream_cfg in cfg.streams.items():
-            backend.add_stream(name, stream_cfg)
-            log.config(name, cfg)
-        for it in range(int(cfg.experiment.iterations)):
-            names = scheduled(cfg, it)
-            t0 = time.perf_counter()
-            results = backend.train(names, it) if names else {}
-            dt = time.perf_counter() - t0
-            for name, metrics in results.items():
-                steps[name] += 1
-                log.scalars(name, it, dict(metrics, **{"perf/steps_per_s": len(names) / dt if dt > 0 else 0.0}))
-            if (it + 1) % cfg.experiment.eval_every == 0 or it == cfg.experiment.iterations - 1:
-                for name in cfg.streams:
-                    evals[name] = backend.evaluate(name)
-                    log.scalars(name, it, evals[name])
-        infos = {n: backend.info(n) for n in cfg.streams}
+        history = train_loop(cfg, backend, log)
+        groups = backend.groups_of()
     finally:
         backend.close()
         log.close()
     return {"experiment": experiment, "run_path": run_path, "wall_time_s": time.perf_counter() - started,
-            "streams": {n: {"steps": steps[n], "eval": evals.get(n, {}), "group": infos[n]["group"]}
-                        for n in cfg.streams}}
+            "streams": {n: {"steps": len(h["updates"]), "loss/eval": h["loss/eval"][-1] if h["loss/eval"] else None,
+                            "group": groups[n]} for n, h in history.items()}}
 
 
 # -- status and stop ---------------------------------------------------------------------------
@@ -247,13 +231,13 @@ def format_status(states: Dict[str, Any]) -> str:
         if "error" in s:
             lines.append(f"{name}: unreachable ({s['error']})")
             continue
-        versions = ", ".join(f"{g}=v{i['version']}" for g, i in s["groups"].items()) or "-"
-        lines.append(f"{name}: run {s['run_path']}  sharing={s['sharing']} transport={s['transport']}  "
+        lines.append(f"{name}: run {s['run_path']}  transport={s['transport']}  "
                      f"pushes={s['pushes']} updates={s.get('updates', '?')} queue={s['queue']} "
-                     f"lost={s['lost_pushes']} restarts={s['restarts']}  "
-                     f"versions: {versions}")
+                     f"lost={s['lost_pushes']} restarts={s['restarts']}")
+        for g, info in sorted(s["groups"].items()):
+            lines.append(f"  group {g}: v{info['version']}  streams: {', '.join(info['streams']) or '-'}")
         for sn, st in sorted(s["streams"].items()):
-            lines.append(f"  {sn}: group={st['group']} pushes={st['pushes']} last_seq={st['last_seq']} "
+            lines.append(f"  stream {sn}: group={st['group']} pushes={st['pushes']} last_seq={st['last_seq']} "
                          f"node={st.get('node', '?')} device={st.get('device', '?')}")
     return "\n".join(lines)
 

@@ -1,8 +1,8 @@
 """``SGServer``: one Ray actor per experiment that owns the SG groups.
 
-It holds one :class:`~sharedsg.learn.sg.SGLearner` per sharing group (``sg.sharing``:
-``shared`` = one group ``shared`` for every stream; ``separate`` = a group per stream, named
-after it) and serves the streams:
+It holds one :class:`~sharedsg.learn.sg.SGLearner` per sharing group — the group of each
+stream is decided on the driver (:func:`sharedsg.harness.stream.group_of`) and named in
+``register`` — and serves the streams:
 
 - ``register``: a stream's controller and target dimensions are checked against its group;
 - ``push``: true-gradient targets train the group (Eq. 11); idempotent per stream and
@@ -101,9 +101,6 @@ class SGServer:
                 g.version += self.every_pushes + 1  # never behind any version served before the crash
 
     # -- groups and streams ------------------------------------------------------------
-    def _group_name(self, stream: str) -> str:
-        return "shared" if self.cfg.sg.sharing == "shared" else stream
-
     def _group(self, name: str, model: Dict[str, Any]) -> SGLearner:
         if name not in self.groups:
             model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), model)
@@ -111,11 +108,10 @@ class SGServer:
             self.group_models[name] = model
         return self.groups[name]
 
-    def register(self, stream: str, dims: Dict[str, int], model: Dict[str, Any],
-                 info: Optional[Dict[str, Any]] = None, group: str = "") -> Dict[str, Any]:
-        """Add (or re-add, after a restart) a stream to ``group`` (empty: by ``sg.sharing``);
+    def register(self, stream: str, group_name: str, dims: Dict[str, int], model: Dict[str, Any],
+                 info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """Add (or re-add, after a restart) a stream to SG group ``group_name``;
         ``{"error": ...}`` when its dimensions do not fit."""
-        group_name = group or self._group_name(stream)
         group = self._group(group_name, model)
         try:
             group.check_dims(dims)
@@ -272,7 +268,6 @@ class SGServer:
             "namespace": NAMESPACE,
             "run_path": self.run_path,
             "attachable": bool(self.cfg.experiment.attachable),
-            "sharing": self.cfg.sg.sharing,
             "transport": self.cfg.sg.transport,
             "node": socket.gethostname(),
             "pid": os.getpid(),

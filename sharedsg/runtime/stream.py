@@ -1,4 +1,6 @@
-"""``StreamActor``: one NMN stream on Ray (a :class:`~sharedsg.learn.stream.StreamLearner` and its data).
+"""``StreamActor``: one NMN stream on Ray — the ray-free :class:`~sharedsg.harness.stream.Stream`
+that :class:`~sharedsg.harness.backend.LocalBackend` runs in-process, plus the SG exchange
+with the experiment's server.
 
 Transports (``sg.transport``):
 
@@ -27,9 +29,7 @@ import ray
 import torch
 from omegaconf import OmegaConf
 
-from sharedsg.data.sources import make_source
-from sharedsg.harness.backend import batch_size_of
-from sharedsg.learn.stream import StreamLearner
+from sharedsg.harness.stream import Stream
 from sharedsg.learn.types import SGState
 from sharedsg.runtime import NAMESPACE, checkpoint, with_defaults, server_name, was_reconstructed
 
@@ -43,22 +43,19 @@ def _device() -> str:
 class StreamActor:
     """The plain class; :func:`stream_actor` wraps it in ``ray.remote`` with the stream's resources."""
 
-    def __init__(self, cfg: Dict[str, Any], name: str, seed: int, run_path: str, threads: int = 1) -> None:
+    def __init__(self, cfg: Dict[str, Any], name: str, run_path: str, threads: int = 1) -> None:
         torch.set_num_threads(max(1, int(threads)))
         self.cfg = with_defaults(cfg)
-        self.name, self.seed = name, int(seed)
+        self.name = name
         # found by name (not passed in): a restarted actor finds the restarted server too
         self.server = server = ray.get_actor(server_name(self.cfg.experiment.name), namespace=NAMESPACE)
-        self.stream_cfg = self.cfg.streams[name]
-        self.batch_size = batch_size_of(self.cfg, self.stream_cfg)
         self.rpc = self.cfg.sg.transport == "rpc"
         self.max_staleness = int(self.cfg.sg.max_staleness)
         self.max_inflight = max(1, int(self.cfg.sg.max_inflight_pushes))
         self.ckpt_every = int(self.cfg.resources.stream_checkpoint_every)
         self.device = _device()
-        self.learner = StreamLearner(self.cfg.model, self.cfg.learner, self.cfg.sg, seed=self.seed, device=self.device)
-        self.train_src = make_source(self.cfg.data, self.stream_cfg.data_class, "train", self.seed)
-        self.test_src = make_source(self.cfg.data, self.stream_cfg.data_class, "test", self.seed)
+        self.stream = Stream(self.cfg, name, device=self.device)
+        self.learner = self.stream.learner
         self.ckpt_path = checkpoint.stream_checkpoint(run_path, name)
         self.seq = 0  # sequence number of the last push
         self.acked = 0  # every push up to this sequence number is acknowledged (or failed for good)
@@ -76,10 +73,9 @@ class StreamActor:
             # pushes up to the checkpoint's are applied or lost for good: this stream never resends them
             self.seq = self.acked = int(saved["seq"])
             self.restored_step = self.learner.steps
-        info = {"node": socket.gethostname(), "device": self.device, "data_class": str(self.stream_cfg.data_class)}
-        reg = ray.get(server.register.remote(name, self.learner.dims,
-                                             OmegaConf.to_container(self.cfg.model, resolve=True), info,
-                                             str(self.stream_cfg.group)))
+        info = {"node": socket.gethostname(), "device": self.device, "data_class": self.stream.data_class}
+        reg = ray.get(server.register.remote(name, self.stream.group, self.learner.dims,
+                                             OmegaConf.to_container(self.cfg.model, resolve=True), info))
         self.error: Optional[str] = reg.get("error")
         if self.error is None:
             self.group = reg["group"]
@@ -159,14 +155,13 @@ class StreamActor:
     def train(self, iteration: int = 0) -> Dict[str, float]:
         """One step on the next training batch; its metrics (CPU floats)."""
         t0 = time.perf_counter()
-        batch = self.train_src.next_batch(self.batch_size)
         if self.rpc:
             group, server = self.group, self.server
 
             def predict(h, y):
                 return ray.get(server.predict.remote(group, {c: v.cpu() for c, v in h.items()}, y.cpu()))
 
-            result = self.learner.step(batch, predict)
+            result = self.stream.step(predict)
             self.seq += 1
             reply = ray.get(self.server.push.remote(self.name, self.seq, self.acked, 0, *result.targets.parts()))
             self._ack(self.seq, reply)
@@ -175,7 +170,7 @@ class StreamActor:
             self._poll(wait_for=len(self.pending))  # collect the acks that are in; never wait here
             self._refresh_replica()
             lag = float(self.known_version - self.learner.sg_version)
-            result = self.learner.step(batch)
+            result = self.stream.step()
             self.seq += 1
             ref = self.server.push.remote(self.name, self.seq, self.acked, len(self.pending) + 1,
                                           *result.targets.parts())
@@ -208,17 +203,17 @@ class StreamActor:
         return str(self.ckpt_path)
 
     def evaluate(self) -> Dict[str, float]:
-        return self.learner.evaluate(self.test_src.eval_batches(self.batch_size, int(self.cfg.experiment.eval_batches)))
+        return self.stream.evaluate()
 
     def predict(self, x: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
-        return self.learner.predict(x, steps)
+        return self.stream.predict(x, steps)
 
 
-def stream_actor(cfg, name: str, seed: int, run_path: str, *, gpus: float, actor_name: str):
+def stream_actor(cfg, name: str, run_path: str, *, gpus: float, actor_name: str):
     """Start ``StreamActor`` for ``name`` with ``resources.cpus_per_stream`` CPUs and ``gpus`` GPUs."""
     cpus = float(cfg.resources.cpus_per_stream)
     options: Dict[str, Any] = dict(name=actor_name, namespace=NAMESPACE, num_cpus=cpus, num_gpus=gpus,
                                    max_restarts=int(cfg.resources.max_restarts), max_task_retries=-1)
     plain = OmegaConf.to_container(cfg, resolve=True)
-    return ray.remote(StreamActor).options(**options).remote(plain, name, seed, str(run_path),
+    return ray.remote(StreamActor).options(**options).remote(plain, name, str(run_path),
                                                              max(1, int(cpus)))

@@ -1,0 +1,122 @@
+"""Independent jobs (one Omniglot setting x method, one MNIST method, ...) and their sweep.
+
+A job class has ``__init__(cfg, name)`` and ``run(directory, progress) -> results``; it
+checkpoints its whole progress into ``directory`` so that running it again resumes. Which
+experiment kinds have jobs, and which job class runs them, is the experiment registry's
+(``sharedsg.experiments.registry.job_plan``); this module only runs a plan: :func:`run_jobs`
+in this process, ``sharedsg.runtime.sweep.run_sweep`` as parallel Ray actors. Both write the
+same run directory: ``<experiment.run_dir>/<name>/<experiment.run_name or main>/<job>/``,
+the jobs' scalars to TensorBoard and ``results.json`` after every job.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from sharedsg.harness.runlog import RunLog, write_json_atomic
+
+Scalar = Tuple[str, int, float]
+Progress = Optional[Callable[[str], None]]
+Finish = Callable[[Path, List["JobSpec"]], Dict[str, Any]]
+"""(run directory, the finished jobs) -> extra results (e.g. figures over several jobs)."""
+
+
+def mean_ci95(values: List[float]) -> Tuple[float, float]:
+    """Mean and the half-width of its normal 95% confidence interval."""
+    a = np.asarray(values, dtype=np.float64)
+    if len(a) == 0:
+        return float("nan"), float("nan")
+    if len(a) == 1:
+        return float(a[0]), float("nan")
+    return float(a.mean()), float(1.96 * a.std(ddof=1) / math.sqrt(len(a)))
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job of a sweep: its name (unique in the sweep), its config and the class that runs it."""
+
+    name: str
+    cfg: DictConfig
+    job: type
+
+
+def sweep_path(cfgs: List[DictConfig], name: Optional[str] = None) -> Path:
+    """The run directory of a sweep: ``<run_dir>/<name or the experiment's>/<run_name or main>``."""
+    first = cfgs[0].experiment
+    sweep_name = name or (first.name if len(cfgs) == 1 else "sweep")
+    return Path(first.run_dir) / sweep_name / (first.run_name or "main")
+
+
+def strip_scalars(results: Dict[str, object]) -> Dict[str, object]:
+    return {k: v for k, v in results.items() if k != "scalars"}
+
+
+def log_job(log: RunLog, name: str, results: Dict[str, object]) -> None:
+    """A job's scalars into its TensorBoard writer."""
+    w = log.writer(name)
+    for tag, step, value in results.get("scalars", []):
+        w.add_scalar(tag, float(value), int(step))
+    w.flush()
+
+
+class SweepResults:
+    """``results.json`` of a sweep, rewritten after every finished job."""
+
+    def __init__(self, path: Path, specs: List[JobSpec]) -> None:
+        self.path, self.specs = path, specs
+        self.log = RunLog(path)
+        self.started = time.perf_counter()
+        self.results: Dict[str, Any] = {
+            "sweep": path.parent.name, "run": path.name, "path": str(path), "jobs": {},
+            "configs": _unique_configs(specs)}
+        for spec in specs:
+            self.log.config(spec.name, spec.cfg)
+
+    def done(self, name: str, res: Dict[str, object]) -> None:
+        log_job(self.log, name, res)
+        self.results["jobs"][name] = strip_scalars(res)
+        self._write()
+
+    def finish(self, finish: Optional[Finish]) -> Dict[str, Any]:
+        if finish is not None:
+            self.results.update(finish(self.path, self.specs))
+        self._write()
+        return self.results
+
+    def close(self) -> None:
+        self.log.close()
+
+    def _write(self) -> None:
+        self.results["wall_time_s"] = time.perf_counter() - self.started
+        write_json_atomic(self.path / "results.json", self.results)
+
+
+def _unique_configs(specs: List[JobSpec]) -> List[Dict[str, Any]]:
+    seen: List[int] = []
+    out = []
+    for s in specs:
+        if id(s.cfg) not in seen:
+            seen.append(id(s.cfg))
+            out.append(OmegaConf.to_container(s.cfg, resolve=True))
+    return out
+
+
+def run_jobs(specs: List[JobSpec], path: Path, log: Callable[[str], None] = print,
+             finish: Optional[Finish] = None) -> Dict[str, Any]:
+    """Every job of the plan, one after another in this process (``--local``)."""
+    sweep = SweepResults(path, specs)
+    try:
+        for spec in specs:
+            res = spec.job(spec.cfg, spec.name).run(path / spec.name, progress=log)
+            sweep.done(spec.name, res)
+            log(f"sweep: {spec.name} done ({len(sweep.results['jobs'])}/{len(specs)})")
+        return sweep.finish(finish)
+    finally:
+        sweep.close()
