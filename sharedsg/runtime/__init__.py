@@ -1,9 +1,11 @@
-"""The distributed runtime: the only package of sharedsg that imports ray.
+"""The distributed runtime: the only package of sharedsg that imports ray. It wraps the ray-free
+harness (:mod:`sharedsg.harness`) and never imports :mod:`sharedsg.experiments`.
 
 - :mod:`.server`: ``SGServer``, one named actor per experiment holding the SG groups;
-- :mod:`.stream`: ``StreamActor``, one NMN stream (a :class:`~sharedsg.learn.stream.StreamLearner`);
-- :mod:`.backend`: ``RayBackend``, the experiments' :class:`~sharedsg.harness.backend.Backend` on Ray;
+- :mod:`.stream`: ``StreamActor``, one NMN stream (the ray-free :class:`~sharedsg.harness.stream.Stream`);
+- :mod:`.backend`: ``RayBackend``, the harness's :class:`~sharedsg.harness.backend.Backend` on Ray;
 - :mod:`.job`: connecting to / starting Ray, ``run``, ``attach``, ``status``, ``stop``;
+- :mod:`.sweep`: the jobs of a plan (``sharedsg sweep``) as parallel, resumable actors;
 - :mod:`.commands`: the ``attach``, ``status`` and ``stop`` subcommands;
 - :mod:`.checkpoint`: where the server's and streams' checkpoints live (written atomically by
   :mod:`sharedsg.checkpoint`, loaded with ``torch.load(weights_only=True)``).
