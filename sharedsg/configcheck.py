@@ -69,7 +69,7 @@ class Bounds:
         low = (self.ge, "[", ">=") if self.ge is not None else (self.gt, "(", ">") if self.gt is not None else None
         high = (self.le, "]", "<=") if self.le is not None else (self.lt, ")", "<") if self.lt is not None else None
         if self.also:
-            bound = " and ".join(f"{op} {_num(v)}" for v, _, op in (low, high) if v is not None)
+            bound = " and ".join(f"{edge[2]} {_num(edge[0])}" for edge in (low, high) if edge is not None)
             return f"{' or '.join(_num(v) for v in self.also)} or {bound}"
         if low and high:
             return f"in {low[1]}{_num(low[0])}, {_num(high[0])}{high[1]}"
