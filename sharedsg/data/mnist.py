@@ -20,7 +20,7 @@ from typing import Tuple
 
 import numpy as np
 
-from sharedsg.data.errors import DataError
+from sharedsg.data.errors import DataError, missing_dataset
 from sharedsg.data.integrity import MNIST_RAW_MD5
 
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
@@ -77,7 +77,7 @@ def find_idx(directory: Path, name: str) -> Path:
     for candidate in (directory / f"{name}.gz", directory / name):
         if candidate.is_file():
             return candidate
-    raise DataError(f"{directory}: neither {name}.gz nor {name} found; run 'sharedsg data download mnist' or set data.root")
+    raise missing_dataset("mnist", directory, f"neither {name}.gz nor {name} found")
 
 
 @dataclass(frozen=True)

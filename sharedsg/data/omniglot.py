@@ -1,7 +1,7 @@
 """Omniglot for few-shot classification (paper Sec. 4.1).
 
 Reads the npz layout (``images_background.npz`` / ``images_evaluation.npz``, as in
-shared/data/omniglot) or the original release (``images_background.zip`` /
+``sharedsg data download omniglot``) or the original release (``images_background.zip`` /
 ``images_evaluation.zip`` with ``<alphabet>/characterNN/<char_id>_<drawer>.png``),
 resizes every 105x105 drawing to 28x28 with ink = 1 (area averaging) and keeps the
 result in an on-disk cache so later loads of all 32,460 images take well under 5 s.
@@ -27,7 +27,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 from PIL import Image
 
-from sharedsg.data.errors import DataError
+from sharedsg.data.errors import DataError, missing_dataset
 
 NUM_CHARACTERS = 1623
 DRAWERS = 20
@@ -107,7 +107,7 @@ def read_npz_half(path: Path, count: int) -> np.ndarray:
         with np.load(path) as archive:
             images = archive["images"]
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found; run 'sharedsg data download omniglot' or point data.root at your copy") from None
+        raise missing_dataset("omniglot", path, "file not found") from None
     except Exception as exc:  # zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError
         raise DataError(f"{path}: corrupted or truncated npz ({type(exc).__name__}: {exc}); download it again") from None
     if images.shape != expected or images.dtype != np.bool_:
@@ -154,10 +154,8 @@ def detect_layout(directory: Path) -> str:
         return "npz"
     if all((directory / f"{stem}.zip").is_file() for stem, _, _ in HALVES):
         return "png"
-    raise DataError(
-        f"{directory}: no Omniglot images; expected images_background.npz + images_evaluation.npz "
-        "or images_background.zip + images_evaluation.zip (run 'sharedsg data download omniglot')"
-    )
+    raise missing_dataset("omniglot", directory, "no Omniglot images (images_background.npz + images_evaluation.npz "
+                          "or images_background.zip + images_evaluation.zip)")
 
 
 def _source_files(directory: Path, layout: str) -> List[Path]:
