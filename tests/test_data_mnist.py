@@ -19,6 +19,7 @@ TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
+@pytest.mark.needs_data("mnist")
 def test_counts_match_the_readme():
     train, test = load_mnist(MNIST, "train"), load_mnist(MNIST, "test")
     assert train.images.shape == (60000, 28, 28) and test.images.shape == (10000, 28, 28)
@@ -28,12 +29,14 @@ def test_counts_match_the_readme():
     assert test.labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 
 
+@pytest.mark.needs_data("mnist")
 def test_raw_idx_files_read_the_same(tmp_path):
     raw = tmp_path / "t10k-labels-idx1-ubyte"
     raw.write_bytes(gzip.decompress((MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes()))
     assert np.array_equal(read_idx(raw), load_mnist(MNIST, "test").labels)
 
 
+@pytest.mark.needs_data("mnist")
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_damaged_gz_is_an_error(tmp_path, damage):
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
@@ -48,6 +51,7 @@ def test_damaged_gz_is_an_error(tmp_path, damage):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.needs_data("mnist")
 def test_damaged_raw_file_fails_its_md5(tmp_path):
     raw = bytearray(gzip.decompress((MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes()))
     raw[100] = (raw[100] + 1) % 10
@@ -57,6 +61,7 @@ def test_damaged_raw_file_fails_its_md5(tmp_path):
         read_idx(path)
 
 
+@pytest.mark.needs_data("mnist")
 def test_missing_file_names_the_download(tmp_path):
     shutil.copy(MNIST / "t10k-images-idx3-ubyte.gz", tmp_path)
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz nor t10k-labels-idx1-ubyte found"):
@@ -73,6 +78,7 @@ def test_rare_class_schedule():
         RareClassSchedule(period=0)
 
 
+@pytest.mark.needs_data("mnist")
 def test_sources_give_the_ablation_sets():
     cfg = load_config(None, ["data.format=mnist"])
     common = make_source(cfg.data, "common", "train", seed=0)

@@ -26,6 +26,7 @@ def omniglot(cache):
     return load_omniglot(OMNIGLOT, cache)
 
 
+@pytest.mark.needs_data("omniglot")
 def test_counts_and_split(omniglot):
     assert omniglot.images.shape == (1623, 20, 28, 28)
     assert omniglot.num_images == 32460
@@ -38,6 +39,7 @@ def test_counts_and_split(omniglot):
     assert 0.05 < omniglot.images.mean() / 255 < 0.11
 
 
+@pytest.mark.needs_data("omniglot")
 def test_warm_load_is_fast_and_identical(omniglot, cache):
     start = time.perf_counter()
     again = load_omniglot(OMNIGLOT, cache)
@@ -45,6 +47,7 @@ def test_warm_load_is_fast_and_identical(omniglot, cache):
     assert np.array_equal(again.images, omniglot.images)
 
 
+@pytest.mark.needs_data("omniglot")
 def test_png_layout_matches_npz(omniglot):
     chars = read_png_zip(OMNIGLOT / "images_background_small1.zip")
     assert len(chars) == 136  # Balinese, Early_Aramaic, Greek, Korean, Latin: 2720 PNGs
@@ -53,6 +56,7 @@ def test_png_layout_matches_npz(omniglot):
         assert np.array_equal(images, omniglot.images[char_id - 1])
 
 
+@pytest.mark.needs_data("omniglot")
 def test_incomplete_release_zips_are_rejected(tmp_path, cache):
     shutil.copy(OMNIGLOT / "images_background_small1.zip", tmp_path / "images_background.zip")
     shutil.copy(OMNIGLOT / "images_background_small2.zip", tmp_path / "images_evaluation.zip")
@@ -60,6 +64,7 @@ def test_incomplete_release_zips_are_rejected(tmp_path, cache):
         load_omniglot(tmp_path, cache)
 
 
+@pytest.mark.needs_data("omniglot")
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupted_npz_is_an_error(tmp_path, cache, damage):
     raw = bytearray((OMNIGLOT / "images_background.npz").read_bytes())
@@ -80,10 +85,12 @@ def test_missing_images_name_what_is_needed(tmp_path, cache):
         load_omniglot(tmp_path, cache)
 
 
+@pytest.mark.needs_data("omniglot")
 def test_shipped_character_table_equals_the_real_one():
     assert read_character_table(None) == read_character_table(OMNIGLOT / "characters.csv")
 
 
+@pytest.mark.needs_data("omniglot")
 def test_rotations_are_separate_classes(omniglot):
     pool = OmniglotPool(omniglot, "test")
     assert pool.num_classes == 423 * 4

@@ -7,6 +7,8 @@ import time
 import numpy as np
 import torch
 
+import pytest
+
 from sharedsg.config import data_root, load_config
 from sharedsg.data.sample import SAMPLE_PATH, SAMPLE_VIDEOS, build_sample, load_sample
 from sharedsg.data.sources import load_tracks, make_source
@@ -31,6 +33,7 @@ def test_a_few_hundred_windows_of_each_class():
     assert (built.num_windows("cyclist", "train"), built.num_windows("pedestrian", "train")) == (280, 413)
 
 
+@pytest.mark.needs_data("sdd")
 def test_same_tracks_as_sdd():
     sdd = {t.key: t for t in load_tracks("sdd", data_root(), 29.97).tracks}
     sample = load_sample().tracks
@@ -41,6 +44,7 @@ def test_same_tracks_as_sdd():
         assert all(np.array_equal(a, b) for a, b in zip(track.segments, reference.segments, strict=True))
 
 
+@pytest.mark.needs_data("sdd")
 def test_rebuild_is_byte_for_byte(tmp_path):
     out = build_sample(data_root() / "sdd", tmp_path / "sample.npz")
     assert out.read_bytes() == SAMPLE_PATH.read_bytes()

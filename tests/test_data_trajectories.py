@@ -25,12 +25,14 @@ def sdd():
     return load_tracks("sdd", ROOT, 29.97)
 
 
+@pytest.mark.needs_data("sdd")
 def test_track_counts_before_windowing(sdd):
     assert sdd.track_counts == {"cyclist": 358, "pedestrian": 617}
     assert sdd.skipped["tracks with only lost rows"] == 17  # 358 + 617 - 17 tracks have visible rows
     assert len(sdd.tracks) == 358 + 617 - 17
 
 
+@pytest.mark.needs_data("sdd")
 def test_window_counts_are_stable_for_a_fixed_seed(sdd):
     built = build_windows(sdd, WindowSpec())
     counts = {key: len(value) for key, value in built.scaled.items()}
@@ -42,6 +44,7 @@ def test_window_counts_are_stable_for_a_fixed_seed(sdd):
     assert other.track_keys != built.track_keys
 
 
+@pytest.mark.needs_data("sdd")
 def test_no_track_gives_windows_to_both_splits(sdd):
     built = build_windows(sdd, WindowSpec())
     for data_class in ("cyclist", "pedestrian"):
@@ -49,12 +52,14 @@ def test_no_track_gives_windows_to_both_splits(sdd):
         assert train and test and not train & test
 
 
+@pytest.mark.needs_data("sdd")
 def test_max_train_tracks_keeps_150_cyclists(sdd):
     built = build_windows(sdd, WindowSpec(max_train_tracks=150))
     assert len(built.track_keys[("cyclist", "train")]) == 150
     assert built.track_keys[("cyclist", "test")] == build_windows(sdd, WindowSpec()).track_keys[("cyclist", "test")]
 
 
+@pytest.mark.needs_data("sdd")
 def test_scaler_fitted_on_training_windows_only(sdd):
     built = build_windows(sdd, WindowSpec())
     train = np.concatenate([built.scaled[("cyclist", "train")], built.scaled[("pedestrian", "train")]])
@@ -77,6 +82,7 @@ def test_resample_keeps_constant_velocity():
     assert windows(out, 100, 50).shape == (len(range(0, len(out) - 99, 50)), 100, 2)
 
 
+@pytest.mark.needs_data("sdd")
 def test_sources_share_one_scaler_and_are_seeded():
     cfg = load_config(None, ["data.format=sdd"])
     cyclist = make_source(cfg.data, "cyclist", "train", seed=0)
