@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import struct
 
 import numpy as np
 import pytest
@@ -93,3 +94,32 @@ def test_sources_give_the_ablation_sets():
     assert len(labels) == sum(TEST_COUNTS[5:]) and set(labels.tolist()) == {5, 6, 7, 8, 9}
     again = torch.cat([b.y for b in unseen.eval_batches(100, 100)]).flatten()
     assert torch.equal(labels, again)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x00\x00\x08", r"3 bytes is too short for an IDX header"),
+    (struct.pack(">III", 2051, 2, 28), r"12 bytes is too short for an IDX image header \(16 bytes\)"),
+    (struct.pack(">IIII", 2051, 2, 20, 20) + bytes(800), r"IDX header says 20x20 images, MNIST images are 28x28"),
+    (struct.pack(">II", 2050, 3) + bytes(3), r"IDX magic number 2050 is neither 2051 \(images\) nor 2049 \(labels\)"),
+    (struct.pack(">II", 2049, 5) + bytes(3), r"header promises 5 bytes of data but the file holds 3"),
+    (struct.pack(">IIII", 2051, 1, 28, 28) + bytes(700), r"header promises 784 bytes of data but the file holds 700"),
+])
+def test_malformed_idx_headers_are_one_line(tmp_path, content, message):
+    path = tmp_path / "digits-idx"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=rf"digits-idx: {message}") as info:
+        read_idx(path)
+    assert "\n" not in str(info.value)
+
+
+def test_well_formed_idx_files_read(tmp_path):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.write_bytes(struct.pack(">IIII", 2051, 2, 28, 28) + bytes(range(256)) * 6 + bytes(32))
+    labels.write_bytes(struct.pack(">II", 2049, 3) + bytes([7, 0, 9]))
+    assert read_idx(images).shape == (2, 28, 28) and read_idx(images)[0, 0, 5] == 5
+    assert read_idx(labels).tolist() == [7, 0, 9]
+
+
+def test_a_missing_mnist_folder_says_how_to_get_it(tmp_path):
+    with pytest.raises(DataError, match=r"neither .* found; set SHAREDSG_DATA .*`sharedsg data download mnist`"):
+        load_mnist(tmp_path / "mnist", "train")

@@ -12,7 +12,6 @@ import torch
 from sharedsg.config import data_root, load_config
 from sharedsg.data.errors import DataError
 from sharedsg.data.scaler import MinMaxScaler
-from sharedsg.data.sdd import read_annotations
 from sharedsg.data.sources import load_tracks, load_windows, make_source
 from sharedsg.data.tracks import resample, windows
 from sharedsg.data.trajectories import WindowSpec, build_windows
@@ -105,16 +104,3 @@ def test_bad_choices_are_one_line_errors():
         make_source(cfg.data, "car", "train", seed=0)
     with pytest.raises(DataError, match="split 'val'"):
         make_source(cfg.data, "cyclist", "val", seed=0)
-
-
-def test_bad_annotation_rows_are_named(tmp_path):
-    path = tmp_path / "annotations.txt"
-    path.write_text('0 1 2 3 4 5 0 0 0 "Biker"\n1 1 2 3 4 5 0 0 0 "Unicycle"\n')
-    with pytest.raises(DataError, match=r"annotations\.txt: row 2: unknown label \"Unicycle\""):
-        read_annotations(path)
-    path.write_text('0 1 2 3 4 5 0 0 0 "Biker"\n1 1 2 3 4 5 0 0 "Biker"\n')
-    with pytest.raises(DataError, match="row 2: 9 columns, expected 10"):
-        read_annotations(path)
-    path.write_text("")
-    with pytest.raises(DataError, match="the file is empty"):
-        read_annotations(path)
