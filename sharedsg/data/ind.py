@@ -1,7 +1,7 @@
 """inD recordings as cyclist / pedestrian tracks (paper Sec. 4.2; inD is not shipped).
 
 A recording ``XX`` is three comma-separated files with a header row (column names
-as in docs/data.md, from the inD documentation): ``XX_tracks.csv`` (one row per track and
+as in ika's drone-dataset-tools; docs/data.md): ``XX_tracks.csv`` (one row per track and
 frame, positions ``xCenter``/``yCenter`` in metres), ``XX_tracksMeta.csv`` (one row
 per track with its ``class``) and ``XX_recordingMeta.csv`` (``frameRate``).
 ``bicycle`` -> cyclist, ``pedestrian`` -> pedestrian; ``car`` and ``truck_bus`` are
