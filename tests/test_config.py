@@ -13,7 +13,8 @@ import torch
 from sharedsg import cli
 from sharedsg.config import (Config, ConfigError, DataConfig, ExperimentConfig, FewShotConfig, LearnerConfig,
                              MetaTestConfig, ModelConfig, RareConfig, ResourcesConfig, ScheduleConfig, SGConfig,
-                             StreamConfig, check_device, load_config)
+                             StreamConfig, check_device, data_root, load_config)
+from sharedsg.data.sources import resolve_root
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -253,3 +254,25 @@ def test_cli_list_config_file_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "top level must be a mapping" in lines[0], proc.stderr
+
+
+# -- where the data is ---------------------------------------------------------------------------
+
+def test_data_root_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv("SHAREDSG_DATA", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert data_root() == tmp_path / "xdg" / "sharedsg"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data_root() == tmp_path / "home" / ".local" / "share" / "sharedsg"
+    monkeypatch.setenv("SHAREDSG_DATA", str(tmp_path / "env"))
+    assert data_root() == tmp_path / "env"
+    assert data_root(str(tmp_path / "cfg")) == tmp_path / "cfg"
+    cfg = load_config(None, [f"data.root={tmp_path / 'cfg'}"])
+    assert resolve_root(cfg.data) == tmp_path / "cfg"
+
+
+def test_the_package_never_refers_to_a_folder_beside_the_checkout():
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "sharedsg").rglob("*.py")
+                 if "../shared" in p.read_text() or "shared/data" in p.read_text()]
+    assert offenders == []
