@@ -20,6 +20,17 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sharedsg run configs/knowledge_sharing.yaml $(DEMO_ARGS)
 
+# Data tests read $SHAREDSG_DATA. Where a shared data folder sits beside the checkout (our machines),
+# it is used, and then a missing dataset fails the run; elsewhere (a fresh clone) the tests that need a
+# dataset that is not in the per-user data folder are skipped, one summary line per dataset saying how
+# to enable them (`sharedsg data download omniglot`, ...).
+SHARED_DATA := $(abspath ../shared/data)
+ifeq ($(SHAREDSG_DATA),)
+ifneq ($(wildcard $(SHARED_DATA)/.),)
+export SHAREDSG_DATA := $(SHARED_DATA)
+endif
+endif
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 

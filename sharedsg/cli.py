@@ -40,17 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_error_types() -> tuple:
-    types: List[type] = [UserError]
-    try:
-        from sharedsg.data.errors import DataError
-
-        types.append(DataError)
-    except ModuleNotFoundError:
-        pass
-    return tuple(types)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -63,7 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return int(func(args) or 0)
-    except _user_error_types() as exc:
+    except UserError as exc:  # ConfigError, DataError and the rest: one line, exit 2
         print(f"sharedsg: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

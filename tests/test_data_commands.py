@@ -8,16 +8,19 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from sharedsg.bench.data import run_data_bench
-from sharedsg.config import data_root, repo_root
+from sharedsg.config import data_root
 from sharedsg.data.commands import main
 from sharedsg.data.sample import SAMPLE_PATH
 
 
+@pytest.mark.needs_data("omniglot", "mnist", "sdd")
 def test_check_json_prints_the_counts():
     result = subprocess.run(
-        [sys.executable, "-m", "sharedsg.data.commands", "data", "check", "--root", "../shared/data", "--json"],
-        cwd=repo_root(), capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "sharedsg.data.commands", "data", "check", "--root", str(data_root()), "--json"],
+        capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     datasets = json.loads(result.stdout)["datasets"]
@@ -32,6 +35,7 @@ def test_check_json_prints_the_counts():
         assert entry["status"] == "ok" and set(entry["checksums"].values()) == {"ok"}
 
 
+@pytest.mark.needs_data("mnist")
 def test_check_reports_a_mismatch(tmp_path, capsys):
     shutil.copytree(data_root() / "mnist", tmp_path / "mnist")
     labels = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
@@ -47,12 +51,14 @@ def test_missing_root_is_exit_2(tmp_path, capsys):
     assert err.startswith("sharedsg: error: ") and "nowhere" in err and "\n" not in err
 
 
+@pytest.mark.needs_data("sdd")
 def test_build_sample_command(tmp_path):
     out = tmp_path / "s.npz"
     assert main(["data", "build-sample", "--sdd", str(data_root() / "sdd"), "--out", str(out)]) == 0
     assert out.read_bytes() == SAMPLE_PATH.read_bytes()
 
 
+@pytest.mark.needs_data("omniglot")
 def test_download_from_file_url_checks_sha256(tmp_path, capsys):
     url = (data_root() / "omniglot").resolve().as_uri()
     assert main(["data", "download", "omniglot", "--root", str(tmp_path / "root"), "--url", url]) == 0
@@ -70,11 +76,13 @@ def test_download_from_file_url_checks_sha256(tmp_path, capsys):
     assert not any((tmp_path / "other").rglob("*.npz")) and not any((tmp_path / "other").rglob("*.part"))
 
 
+@pytest.mark.needs_data("mnist")
 def test_download_mnist_checks_raw_md5(tmp_path):
     assert main(["data", "download", "mnist", "--root", str(tmp_path), "--url", str(data_root() / "mnist")]) == 0
     assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(p.name for p in (data_root() / "mnist").iterdir())
 
 
+@pytest.mark.needs_data("omniglot")
 def test_bench_data_reports_rates():
     result = run_data_bench(argparse.Namespace(root=None, queries=5, seconds=0.2))
     assert result["omniglot_images"] == 32460

@@ -13,6 +13,8 @@ from sharedsg.data.episodes import EpisodeSampler
 from sharedsg.data.errors import DataError
 from sharedsg.data.omniglot import OmniglotPool, load_omniglot
 
+pytestmark = pytest.mark.needs_data("omniglot")
+
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory) -> OmniglotPool:

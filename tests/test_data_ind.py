@@ -134,3 +134,52 @@ def test_bad_input_is_a_one_line_error(tmp_path, damage, message):
 def test_no_recordings_is_an_error(tmp_path):
     with pytest.raises(DataError, match="no inD recordings"):
         find_ind_dir(tmp_path)
+
+
+@pytest.mark.parametrize("name, line, old, new, message", [
+    ("tracks", 4, ",10.40000,", ",inf,", r"07_tracks\.csv: line 4: xCenter is 'inf', not a finite number"),
+    ("tracks", 4, "7,0,2,2,", "7,0,2.5,2,", r"07_tracks\.csv: line 4: frame '2\.5' is not a non-negative integer"),
+    ("tracks", 6, "7,0,4,4,", "7,-1,4,4,", r"07_tracks\.csv: line 6: trackId '-1' is not a non-negative integer"),
+    ("tracks", 4, "7,0,2,2,10.40000,-5.00000,90.0,", "7,0,2,", r"07_tracks\.csv: line 4: 13 fields, but the header has 17 columns"),
+    ("tracks", 5, ",90.0,", ",90.0,1,", r"07_tracks\.csv: line 5: 18 fields, but the header has 17 columns"),
+    ("tracks", 7, ",90.0,", ",north,", r"07_tracks\.csv: line 7: column heading is 'north', not a number"),
+    ("tracks", 6, "7,0,4,4,", "7,0,#4,4,", r"07_tracks\.csv: line 6: column frame is '#4', not a number"),
+    ("tracksMeta", 2, "7,0,", "7,inf,", r"07_tracksMeta\.csv: line 2: trackId 'inf' is not a non-negative integer"),
+    ("tracksMeta", 3, "7,1,", "7,0,", r"07_tracksMeta\.csv: line 3: track 0 is listed twice"),
+    ("recordingMeta", 2, ",25.0,", ",inf,", r"07_recordingMeta\.csv: line 2: frameRate 'inf' is not a positive number"),
+    ("recordingMeta", 2, ",25.0,", ",-25,", r"07_recordingMeta\.csv: line 2: frameRate '-25' is not a positive number"),
+])
+def test_malformed_lines_are_named(tmp_path, name, line, old, new, message):
+    paths = write_recording(tmp_path)
+    edit(paths[name], line, old, new)
+    with pytest.raises(DataError, match=message) as info:
+        load_ind(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_blank_lines_and_quoted_numbers_are_read(tmp_path):
+    paths = write_recording(tmp_path)
+    lines = paths["tracks"].read_text().splitlines()
+    lines[3] = lines[3].replace(",10.40000,", ',"10.40000",')
+    paths["tracks"].write_text("\n".join(lines[:5] + [""] + lines[5:]) + "\n\n")
+    reference = load_ind(write_recording(tmp_path / "clean")["tracks"].parent)
+    assert [t.segments[0].tolist() for t in load_ind(tmp_path).tracks] == [t.segments[0].tolist() for t in reference.tracks]
+    edit(paths["tracks"], 13, "7,0,10,10,", "7,0,9,10,")  # line numbers count the blank line 6
+    with pytest.raises(DataError, match=r"07_tracks\.csv: line 13: frame 9 of track 0 does not come after frame 9"):
+        load_ind(tmp_path)
+
+
+@pytest.mark.parametrize("name, line", [("tracks", 7), ("tracksMeta", 3), ("recordingMeta", 2)])
+def test_text_that_is_not_utf8_names_the_line(tmp_path, name, line):
+    paths = write_recording(tmp_path)
+    lines = paths[name].read_bytes().split(b"\n")
+    lines[line - 1] = lines[line - 1].replace(b",", b",\xe9", 1)
+    paths[name].write_bytes(b"\n".join(lines))
+    with pytest.raises(DataError, match=rf"07_{name}\.csv: line {line}: not UTF-8 text") as info:
+        load_ind(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_ind_folder_says_how_to_get_it(tmp_path):
+    with pytest.raises(DataError, match="no inD recordings .* set SHAREDSG_DATA .*ind-dataset.com"):
+        find_ind_dir(tmp_path)

@@ -12,7 +12,6 @@ import torch
 from sharedsg.config import data_root, load_config
 from sharedsg.data.errors import DataError
 from sharedsg.data.scaler import MinMaxScaler
-from sharedsg.data.sdd import read_annotations
 from sharedsg.data.sources import load_tracks, load_windows, make_source
 from sharedsg.data.tracks import resample, windows
 from sharedsg.data.trajectories import WindowSpec, build_windows
@@ -25,12 +24,14 @@ def sdd():
     return load_tracks("sdd", ROOT, 29.97)
 
 
+@pytest.mark.needs_data("sdd")
 def test_track_counts_before_windowing(sdd):
     assert sdd.track_counts == {"cyclist": 358, "pedestrian": 617}
     assert sdd.skipped["tracks with only lost rows"] == 17  # 358 + 617 - 17 tracks have visible rows
     assert len(sdd.tracks) == 358 + 617 - 17
 
 
+@pytest.mark.needs_data("sdd")
 def test_window_counts_are_stable_for_a_fixed_seed(sdd):
     built = build_windows(sdd, WindowSpec())
     counts = {key: len(value) for key, value in built.scaled.items()}
@@ -42,6 +43,7 @@ def test_window_counts_are_stable_for_a_fixed_seed(sdd):
     assert other.track_keys != built.track_keys
 
 
+@pytest.mark.needs_data("sdd")
 def test_no_track_gives_windows_to_both_splits(sdd):
     built = build_windows(sdd, WindowSpec())
     for data_class in ("cyclist", "pedestrian"):
@@ -49,12 +51,14 @@ def test_no_track_gives_windows_to_both_splits(sdd):
         assert train and test and not train & test
 
 
+@pytest.mark.needs_data("sdd")
 def test_max_train_tracks_keeps_150_cyclists(sdd):
     built = build_windows(sdd, WindowSpec(max_train_tracks=150))
     assert len(built.track_keys[("cyclist", "train")]) == 150
     assert built.track_keys[("cyclist", "test")] == build_windows(sdd, WindowSpec()).track_keys[("cyclist", "test")]
 
 
+@pytest.mark.needs_data("sdd")
 def test_scaler_fitted_on_training_windows_only(sdd):
     built = build_windows(sdd, WindowSpec())
     train = np.concatenate([built.scaled[("cyclist", "train")], built.scaled[("pedestrian", "train")]])
@@ -77,6 +81,7 @@ def test_resample_keeps_constant_velocity():
     assert windows(out, 100, 50).shape == (len(range(0, len(out) - 99, 50)), 100, 2)
 
 
+@pytest.mark.needs_data("sdd")
 def test_sources_share_one_scaler_and_are_seeded():
     cfg = load_config(None, ["data.format=sdd"])
     cyclist = make_source(cfg.data, "cyclist", "train", seed=0)
@@ -99,16 +104,3 @@ def test_bad_choices_are_one_line_errors():
         make_source(cfg.data, "car", "train", seed=0)
     with pytest.raises(DataError, match="split 'val'"):
         make_source(cfg.data, "cyclist", "val", seed=0)
-
-
-def test_bad_annotation_rows_are_named(tmp_path):
-    path = tmp_path / "annotations.txt"
-    path.write_text('0 1 2 3 4 5 0 0 0 "Biker"\n1 1 2 3 4 5 0 0 0 "Unicycle"\n')
-    with pytest.raises(DataError, match=r"annotations\.txt: row 2: unknown label \"Unicycle\""):
-        read_annotations(path)
-    path.write_text('0 1 2 3 4 5 0 0 0 "Biker"\n1 1 2 3 4 5 0 0 "Biker"\n')
-    with pytest.raises(DataError, match="row 2: 9 columns, expected 10"):
-        read_annotations(path)
-    path.write_text("")
-    with pytest.raises(DataError, match="the file is empty"):
-        read_annotations(path)

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+pytestmark = pytest.mark.needs_data("sdd")
+
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["data.format=sdd", "data.obs_len=6", "data.pred_len=6", "model.slot_width=8", "model.slots=4",
         "model.encoder_hidden=8", "sg.hidden=16", "learner.batch_size=8", "experiment.iterations=12",

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.needs_data("sdd")
+
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ["proposed", "baseline", "maml2", "maml1", "supervised"]
 

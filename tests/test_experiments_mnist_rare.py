@@ -8,6 +8,8 @@ from sharedsg.config import load_config
 from sharedsg.experiments.mnist_rare import RareJob, rare_jobs
 from sharedsg.experiments.plots_classification import job_series, rare_figures
 
+pytestmark = pytest.mark.needs_data("mnist")
+
 TINY = ["experiment.kind=mnist_rare", "model.encoder=conv", "model.decoder=classification", "model.conv_channels=4",
         "model.slot_width=8", "sg.hidden=8", "learner.batch_size=8", "data.format=mnist", "experiment.iterations=10",
         "rare.period=3", "rare.rare_batch=5", "rare.test_every=4", "rare.test_images=40", "rare.checkpoint_every=4"]

@@ -25,6 +25,7 @@ def _cfg(*more):
     return load_config(None, TINY + list(more))
 
 
+@pytest.mark.needs_data("omniglot")
 def test_episodes_remap_labels_and_keep_support_and_query_apart(data):
     eps = OmniglotEpisodes(_cfg(), ways=5, shots=3)
     seen_chars = set()
@@ -48,6 +49,7 @@ def test_episodes_remap_labels_and_keep_support_and_query_apart(data):
     assert torch.equal(a.query_x, b.query_x) and torch.equal(a.char_ids, b.char_ids)
 
 
+@pytest.mark.needs_data("omniglot")
 def test_training_never_sees_held_out_characters(data, tmp_path):
     held_out = set(int(c) for c in data.char_ids[data.pool_indices("test")])
     train_pool = set(int(c) for c in data.char_ids[data.pool_indices("train")])
@@ -64,6 +66,7 @@ def test_training_never_sees_held_out_characters(data, tmp_path):
     assert job.train_chars and job.train_chars <= train_pool and not job.train_chars & held_out
 
 
+@pytest.mark.needs_data("omniglot")
 @pytest.mark.parametrize("method", ["proposed", "baseline", "maml"])
 def test_job_resumes_from_its_checkpoint(data, tmp_path, method):
     name = f"5w1s-{method}"
@@ -84,6 +87,7 @@ def test_job_resumes_from_its_checkpoint(data, tmp_path, method):
     assert again["accuracy"] == res["accuracy"] and again["test_episodes"] == 3
 
 
+@pytest.mark.needs_data("omniglot")
 def test_proposed_uses_synthetic_gradients_and_baseline_does_not(data):
     cfg = _cfg()
     prop, base = FewShotJob(cfg, "5w1s-proposed"), FewShotJob(cfg, "5w1s-baseline")

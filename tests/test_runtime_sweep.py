@@ -32,6 +32,7 @@ def _events(directory: Path):
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+@pytest.mark.needs_data("omniglot")
 def test_omniglot_setting_as_actors_writes_results_and_resumes(tmp_path, capsys):
     args = ["sweep", str(REPO / "configs/omniglot/5w1s.yaml"), f"experiment.run_dir={tmp_path}",
             "fewshot.meta_iterations=2", "fewshot.meta_batch=1", "fewshot.adapt_steps=1", "fewshot.test_episodes=6",
@@ -55,6 +56,7 @@ def test_omniglot_setting_as_actors_writes_results_and_resumes(tmp_path, capsys)
         assert again["jobs"][name]["train_wall_s"] == pytest.approx(job["train_wall_s"], abs=0.05)
 
 
+@pytest.mark.needs_data("mnist")
 def test_mnist_rare_batches_land_at_the_scheduled_iterations(tmp_path):
     period, iterations = 4, 14
     args = ["sweep", str(REPO / "configs/mnist_rare.yaml"), f"experiment.run_dir={tmp_path}",

@@ -18,7 +18,7 @@ SETTINGS = ((5, 1), (20, 5))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=None, help="data root (default: $SHAREDSG_DATA or ../shared/data)")
+    parser.add_argument("--root", type=Path, default=None, help="data root (default: $SHAREDSG_DATA, else the per-user data folder)")
     parser.add_argument("--queries", type=int, default=5, help="query images per class in each episode")
     parser.add_argument("--seconds", type=float, default=2.0, help="time spent sampling each episode setting")
 

@@ -9,7 +9,7 @@ import os
 import torch
 
 from sharedsg.commands.sweep import run_plan
-from sharedsg.config import load_config
+from sharedsg.config import check_device, load_config
 from sharedsg.experiments.registry import get_kind
 from sharedsg.harness.launcher import local_launcher
 from sharedsg.harness.runlog import RunLog, run_path
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({k: v for k, v in results.items() if k != "configs"}, indent=2))
         return 0
     if args.local:
+        check_device(cfg.learner.device)  # the local backend trains on learner.device
         # as many torch threads as a stream actor gets: small LSTMs gain little from more, and an
         # oversubscribed machine loses a lot (measured 35x slower steps with 2 threads under load)
         torch.set_num_threads(max(1, int(cfg.resources.cpus_per_stream)))

@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser("data", help="check, download and prepare datasets")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
     sub.required = True
-    root_help = "data root (default: $SHAREDSG_DATA, else ../shared/data beside the repository)"
+    root_help = "data root (default: $SHAREDSG_DATA, else ~/.local/share/sharedsg or $XDG_DATA_HOME/sharedsg)"
     check = sub.add_parser("check", help="list the datasets under the data root with counts and checksums")
     check.add_argument("--root", type=Path, default=None, help=root_help)
     check.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,4 +1,4 @@
-"""Checksums of the canonical data files (shared/data/README.md) and helpers to verify them."""
+"""Checksums of the canonical data files (docs/data.md lists their sources) and helpers to verify them."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from typing import Tuple
 
 import numpy as np
 
-from sharedsg.data.errors import DataError
+from sharedsg.data.errors import DataError, missing_dataset
 from sharedsg.data.integrity import MNIST_RAW_MD5
 
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
@@ -58,12 +58,16 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path}: MD5 of the decompressed data is not the canonical {expected_md5}; the file is damaged, download it again")
     if len(raw) < 8:
         raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header; download the file again")
-    magic, count = np.frombuffer(raw[:8], dtype=">u4")
+    magic, count = (int(v) for v in np.frombuffer(raw[:8], dtype=">u4"))
     if magic == IMAGE_MAGIC:
-        rows, cols = np.frombuffer(raw[8:16], dtype=">u4")
-        shape, offset = (int(count), int(rows), int(cols)), 16
+        if len(raw) < 16:
+            raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX image header (16 bytes); download the file again")
+        rows, cols = (int(v) for v in np.frombuffer(raw[8:16], dtype=">u4"))
+        if (rows, cols) != (28, 28):
+            raise DataError(f"{path}: IDX header says {rows}x{cols} images, MNIST images are 28x28; download the file again")
+        shape, offset = (count, rows, cols), 16
     elif magic == LABEL_MAGIC:
-        shape, offset = (int(count),), 8
+        shape, offset = (count,), 8
     else:
         raise DataError(f"{path}: IDX magic number {magic} is neither {IMAGE_MAGIC} (images) nor {LABEL_MAGIC} (labels)")
     size = int(np.prod(shape))
@@ -77,7 +81,7 @@ def find_idx(directory: Path, name: str) -> Path:
     for candidate in (directory / f"{name}.gz", directory / name):
         if candidate.is_file():
             return candidate
-    raise DataError(f"{directory}: neither {name}.gz nor {name} found; run 'sharedsg data download mnist' or set data.root")
+    raise missing_dataset("mnist", directory, f"neither {name}.gz nor {name} found")
 
 
 @dataclass(frozen=True)

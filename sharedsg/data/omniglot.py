@@ -1,7 +1,7 @@
 """Omniglot for few-shot classification (paper Sec. 4.1).
 
 Reads the npz layout (``images_background.npz`` / ``images_evaluation.npz``, as in
-shared/data/omniglot) or the original release (``images_background.zip`` /
+``sharedsg data download omniglot``) or the original release (``images_background.zip`` /
 ``images_evaluation.zip`` with ``<alphabet>/characterNN/<char_id>_<drawer>.png``),
 resizes every 105x105 drawing to 28x28 with ink = 1 (area averaging) and keeps the
 result in an on-disk cache so later loads of all 32,460 images take well under 5 s.
@@ -27,7 +27,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 from PIL import Image
 
-from sharedsg.data.errors import DataError
+from sharedsg.data.errors import DataError, missing_dataset
 
 NUM_CHARACTERS = 1623
 DRAWERS = 20
@@ -68,24 +68,33 @@ def read_character_table(path: Path | None = None) -> Dict[int, Tuple[str, str, 
     """``characters.csv`` as {char_id: (alphabet, character, vinyals_split)}.
 
     ``path`` None reads the copy shipped in ``sharedsg/assets`` (for users whose
-    Omniglot folder has only the images).
+    Omniglot folder has only the images). A malformed line is a DataError naming it.
     """
     source = SHIPPED_TABLE if path is None else path
     try:
         raw = gzip.decompress(source.read_bytes()) if source.suffix == ".gz" else source.read_bytes()
-        rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
+        text = raw.decode("utf-8")
     except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
         raise DataError(f"{source}: cannot read the Omniglot character table ({exc}); restore the file") from None
     needed = ("char_id", "alphabet", "character", "vinyals_split")
+    reader = csv.DictReader(io.StringIO(text))
     table: Dict[int, Tuple[str, str, str]] = {}
-    for number, row in enumerate(rows, start=2):
-        missing = [c for c in needed if not row.get(c)]
-        if missing:
-            raise DataError(f"{source}: row {number}: missing column {missing[0]}; the header must be {','.join(needed)}")
-        if row["vinyals_split"] not in ("train", "val", "test"):
-            raise DataError(f"{source}: row {number}: vinyals_split '{row['vinyals_split']}' is not train, val or test")
-        table[int(row["char_id"])] = (row["alphabet"], row["character"], row["vinyals_split"])
-    if sorted(table) != list(range(1, NUM_CHARACTERS + 1)):
+    try:
+        for row in reader:
+            where = f"{source}: line {reader.line_num}"
+            missing = [c for c in needed if not row.get(c)]
+            if missing:
+                raise DataError(f"{where}: missing column {missing[0]}; the header must name {','.join(needed)}")
+            if row["vinyals_split"] not in ("train", "val", "test"):
+                raise DataError(f"{where}: vinyals_split '{row['vinyals_split']}' is not train, val or test")
+            if not re.fullmatch(r"[0-9]+", row["char_id"]) or not 1 <= int(row["char_id"]) <= NUM_CHARACTERS:
+                raise DataError(f"{where}: char_id '{row['char_id']}' is not an integer in 1..{NUM_CHARACTERS}")
+            if int(row["char_id"]) in table:
+                raise DataError(f"{where}: char_id {row['char_id']} appears twice")
+            table[int(row["char_id"])] = (row["alphabet"], row["character"], row["vinyals_split"])
+    except csv.Error as exc:
+        raise DataError(f"{source}: line {reader.line_num}: cannot read ({exc})") from None
+    if len(table) != NUM_CHARACTERS:
         raise DataError(f"{source}: expected char_id 1..{NUM_CHARACTERS}, found {len(table)} ids; restore the file")
     return table
 
@@ -107,7 +116,7 @@ def read_npz_half(path: Path, count: int) -> np.ndarray:
         with np.load(path) as archive:
             images = archive["images"]
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found; run 'sharedsg data download omniglot' or point data.root at your copy") from None
+        raise missing_dataset("omniglot", path, "file not found") from None
     except Exception as exc:  # zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError
         raise DataError(f"{path}: corrupted or truncated npz ({type(exc).__name__}: {exc}); download it again") from None
     if images.shape != expected or images.dtype != np.bool_:
@@ -154,10 +163,8 @@ def detect_layout(directory: Path) -> str:
         return "npz"
     if all((directory / f"{stem}.zip").is_file() for stem, _, _ in HALVES):
         return "png"
-    raise DataError(
-        f"{directory}: no Omniglot images; expected images_background.npz + images_evaluation.npz "
-        "or images_background.zip + images_evaluation.zip (run 'sharedsg data download omniglot')"
-    )
+    raise missing_dataset("omniglot", directory, "no Omniglot images (images_background.npz + images_evaluation.npz "
+                          "or images_background.zip + images_evaluation.zip)")
 
 
 def _source_files(directory: Path, layout: str) -> List[Path]:

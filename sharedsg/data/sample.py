@@ -76,6 +76,39 @@ def build_sample(sdd_dir: Path, out: Path = SAMPLE_PATH) -> Path:
     return out
 
 
+#: array -> (dtype kind, number of dimensions) of the sample's arrays
+SAMPLE_ARRAYS = {"videos": ("U", 1), "scales": ("f", 1), "fps": ("f", 0), "track_video": ("i", 1), "track_id": ("i", 1),
+                 "track_class": ("i", 1), "track_length": ("i", 1), "points": ("i", 2)}
+
+
+def _check_sample(path: Path, data: Dict[str, np.ndarray]) -> None:
+    """Every array present with its kind and shape, and the per-track records consistent with each other."""
+    rebuild = "rebuild it with 'sharedsg data build-sample --sdd DIR'"
+    for name, (kind, ndim) in SAMPLE_ARRAYS.items():
+        if name not in data:
+            raise DataError(f"{path}: array '{name}' is missing; {rebuild}")
+        if data[name].dtype.kind != kind or data[name].ndim != ndim:
+            raise DataError(f"{path}: array '{name}' is {data[name].dtype}{list(data[name].shape)}, expected kind '{kind}' with {ndim} dimensions; {rebuild}")
+    tracks = len(data["track_id"])
+    for name in ("track_video", "track_class", "track_length"):
+        if len(data[name]) != tracks:
+            raise DataError(f"{path}: array '{name}' has {len(data[name])} records for {tracks} tracks; {rebuild}")
+    if len(data["scales"]) != len(data["videos"]) or not (np.isfinite(data["scales"]).all() and (data["scales"] > 0).all()):
+        raise DataError(f"{path}: 'scales' must hold one positive scale per video; {rebuild}")
+    if not (np.isfinite(data["fps"]) and data["fps"] > 0):
+        raise DataError(f"{path}: 'fps' is {data['fps']}, not a positive number; {rebuild}")
+    if data["points"].shape[1:] != (3,) or data["track_length"].sum() != len(data["points"]):
+        raise DataError(f"{path}: 'points' is {list(data['points'].shape)}, expected (sum of track_length = {int(data['track_length'].sum())}, 3); {rebuild}")
+    checks = (("track_video", data["track_video"], len(data["videos"])), ("track_class", data["track_class"], len(CLASSES)))
+    for name, values, limit in checks:
+        bad = np.nonzero((values < 0) | (values >= limit))[0]
+        if len(bad):
+            raise DataError(f"{path}: track record {int(bad[0])}: {name} {int(values[bad[0]])} is not in 0..{limit - 1}; {rebuild}")
+    bad = np.nonzero(data["track_length"] < 1)[0]
+    if len(bad):
+        raise DataError(f"{path}: track record {int(bad[0])}: track_length {int(data['track_length'][bad[0]])} is not positive; {rebuild}")
+
+
 def load_sample(path: Path = SAMPLE_PATH) -> TrackSet:
     """The shipped sample as a :class:`TrackSet` (well under a second)."""
     try:
@@ -85,6 +118,7 @@ def load_sample(path: Path = SAMPLE_PATH) -> TrackSet:
         raise DataError(f"{path}: the shipped sample is missing; rebuild it with 'sharedsg data build-sample --sdd DIR'") from None
     except Exception as exc:
         raise DataError(f"{path}: damaged sample ({type(exc).__name__}: {exc}); rebuild it with 'sharedsg data build-sample --sdd DIR'") from None
+    _check_sample(path, data)
     videos = [str(v) for v in data["videos"]]
     fps = float(data["fps"])
     bounds = np.concatenate([[0], np.cumsum(data["track_length"])])

@@ -8,78 +8,141 @@ in the report); box centres are converted to metres with ``estimated_scales.yaml
 
 from __future__ import annotations
 
-from pathlib import Path
 import hashlib
+import math
 import os
+import warnings
+from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import yaml
 
-from sharedsg.data.errors import DataError
+from sharedsg.data.errors import DataError, missing_dataset
 from sharedsg.data.tracks import Track, TrackSet, split_at_gaps
 
 LABELS: Tuple[str, ...] = ("Pedestrian", "Biker", "Skater", "Cart", "Car", "Bus")
 CLASS_OF_LABEL: Dict[int, str] = {LABELS.index("Biker"): "cyclist", LABELS.index("Pedestrian"): "pedestrian"}
-COLUMNS = 10
+COLUMN_NAMES = ("track_id", "xmin", "ymin", "xmax", "ymax", "frame", "lost", "occluded", "generated", "label")
+COLUMNS = len(COLUMN_NAMES)
 
 
 def annotation_files(directory: Path) -> List[Path]:
     """``<scene>/<videoN>/annotations.txt`` under ``directory``, in sorted order."""
     files = sorted(directory.glob("*/video*/annotations.txt"))
     if not files:
-        raise DataError(f"{directory}: no <scene>/<videoN>/annotations.txt files; point data.root at a folder holding sdd/")
+        raise missing_dataset("sdd", directory, "no <scene>/<videoN>/annotations.txt files")
     return files
 
 
 def read_scales(path: Path) -> Dict[Tuple[str, str], float]:
-    """``estimated_scales.yaml`` -> {(scene, video): metres per pixel}."""
+    """``estimated_scales.yaml`` (``scene: videoN: scale: metres per pixel``) -> {(scene, video): scale}."""
     try:
-        tree = yaml.safe_load(path.read_text())
+        root = yaml.compose(path.read_text())
     except FileNotFoundError:
         raise DataError(f"{path}: not found; SDD needs estimated_scales.yaml (OpenTraj datasets/SDD) beside the scene folders") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from None
     except yaml.YAMLError as exc:
         raise DataError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     scales: Dict[Tuple[str, str], float] = {}
-    for scene, videos in (tree or {}).items():
-        for video, entry in (videos or {}).items():
-            scales[(str(scene), str(video))] = float(entry["scale"])
+    for scene, videos in _mapping_items(path, root, "scene: videoN: scale: <metres per pixel>"):
+        for video, entry in _mapping_items(path, videos, f"{scene.value}: videoN: scale: <metres per pixel>"):
+            where = f"{path}: line {video.start_mark.line + 1}: {scene.value}/{video.value}"
+            fields = {key.value: value for key, value in _mapping_items(path, entry, "scale: <metres per pixel>")}
+            if "scale" not in fields:
+                raise DataError(f"{where} has no 'scale: <metres per pixel>'")
+            try:
+                scale = float(fields["scale"].value)
+            except (TypeError, ValueError):
+                scale = float("nan")
+            if not (math.isfinite(scale) and scale > 0):
+                raise DataError(f"{where}: scale {fields['scale'].value!r} is not a positive number of metres per pixel")
+            scales[(str(scene.value), str(video.value))] = scale
     return scales
 
 
-def _locate_bad_row(path: Path, text: str) -> str:
-    for number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != COLUMNS:
-            return f"{path}: row {number}: {len(fields)} columns, expected {COLUMNS} (track_id xmin ymin xmax ymax frame lost occluded generated label)"
-        if fields[9].strip('"') not in LABELS:
-            return f"{path}: row {number}: unknown label {fields[9]}; expected one of {', '.join(LABELS)}"
+def _mapping_items(path: Path, node: Optional[yaml.Node], expected: str) -> List[Tuple[yaml.Node, yaml.Node]]:
+    """The (key, value) nodes of a YAML mapping node; anything else is a DataError naming its line."""
+    if node is None:
+        return []
+    if not isinstance(node, yaml.MappingNode):
+        raise DataError(f"{path}: line {node.start_mark.line + 1}: expected a mapping '{expected}'")
+    return list(node.value)
+
+
+def _numbers(line: str) -> Optional[np.ndarray]:
+    """The first 9 columns of an annotation line parsed as the fast path parses them, or None."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "could not be read to its end": checked by size
         try:
-            [float(v) for v in fields[:9]]
+            values = np.fromstring(" ".join(line.split()[:9]), sep=" ")
         except ValueError:
-            return f"{path}: row {number}: a non-numeric value in the first 9 columns"
-    return f"{path}: cannot parse the annotations; check the file against the SDD format"
+            return None
+    return values if values.size == 9 else None
+
+
+def _line_problem(fields: List[str]) -> Optional[str]:
+    if len(fields) != COLUMNS:
+        return f"{len(fields)} columns, expected {COLUMNS} ({' '.join(COLUMN_NAMES)})"
+    if fields[9].strip('"') not in LABELS or not (fields[9].startswith('"') and fields[9].endswith('"')):
+        return f"unknown label {fields[9]}; expected one of {', '.join(LABELS)} in double quotes"
+    if _numbers(" ".join(fields)) is None:
+        return "a non-numeric value in the first 9 columns"
+    return None
+
+
+def _value_problem(row: np.ndarray) -> Optional[str]:
+    """What is wrong with one parsed row: non-finite numbers, ids and frames, the 0/1 flags."""
+    for column, value in zip(COLUMN_NAMES, row):
+        if not np.isfinite(value):
+            return f"{column} is {value}, not a finite number"
+    for column in ("track_id", "frame"):
+        value = row[COLUMN_NAMES.index(column)]
+        if value < 0 or value != int(value):
+            return f"{column} {value:g} is not a non-negative integer"
+    for column in ("lost", "occluded", "generated"):
+        value = row[COLUMN_NAMES.index(column)]
+        if value not in (0, 1):
+            return f"{column} is {value:g}, expected 0 or 1"
+    return None
 
 
 def read_annotations(path: Path) -> np.ndarray:
-    """float64 (rows, 10); the label column holds the index into :data:`LABELS`."""
+    """float64 (rows, 10); the label column holds the index into :data:`LABELS`.
+
+    A malformed line raises DataError naming the file and the line (``row N``, counted
+    from 1 over the file's lines; blank lines are skipped but counted).
+    """
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from None
     if not text.strip():
         raise DataError(f"{path}: the file is empty; restore it from the SDD release")
+    numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     coded = text
     for index, label in enumerate(LABELS):
         coded = coded.replace(f'"{label}"', str(index))
-    values = np.array([]) if '"' in coded else np.fromstring(coded, sep=" ")
-    if values.size == 0 or values.size % COLUMNS or values.size // COLUMNS != len(text.splitlines()):
-        raise DataError(_locate_bad_row(path, text))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # a short read is caught by the size check below
+        try:
+            values = np.array([]) if '"' in coded else np.fromstring(coded, sep=" ")
+        except ValueError:
+            values = np.array([])
+    if values.size != COLUMNS * len(numbered):
+        for number, line in numbered:
+            problem = _line_problem(line.split())
+            if problem:
+                raise DataError(f"{path}: row {number}: {problem}")
+        raise DataError(f"{path}: cannot parse the annotations; check the file against the SDD format")
     rows = values.reshape(-1, COLUMNS)
-    if np.isnan(rows).any():
-        raise DataError(f"{path}: row {int(np.nonzero(np.isnan(rows).any(axis=1))[0][0]) + 1}: NaN value")
+    ids, frames, flags = rows[:, 0], rows[:, 5], rows[:, 6:9]
+    bad = (~np.isfinite(rows).all(axis=1) | (ids < 0) | (ids != np.floor(ids)) | (frames < 0) | (frames != np.floor(frames))
+           | ((flags != 0) & (flags != 1)).any(axis=1))
+    if bad.any():
+        first = int(np.nonzero(bad)[0][0])
+        raise DataError(f"{path}: row {numbered[first][0]}: {_value_problem(rows[first])}")
     return rows
 
 
@@ -121,11 +184,12 @@ def read_annotations_cached(path: Path, cache: Optional[Path]) -> np.ndarray:
 def load_sdd(directory: Path, fps: float, cache: Optional[Path] = None) -> TrackSet:
     """All Biker / Pedestrian tracks under ``directory`` (an SDD ``annotations`` tree);
     parsed annotation files are cached under ``cache`` when given."""
+    files = annotation_files(directory)
     scales = read_scales(directory / "estimated_scales.yaml")
     tracks: List[Track] = []
     counts = {"cyclist": 0, "pedestrian": 0}
     skipped = {"lost rows": 0, "tracks with only lost rows": 0}
-    for path in annotation_files(directory):
+    for path in files:
         scene, video = path.parent.parent.name, path.parent.name
         if (scene, video) not in scales:
             raise DataError(f"{directory / 'estimated_scales.yaml'}: no scale for {scene}/{video}; add '{scene}: {video}: scale: <metres per pixel>'")

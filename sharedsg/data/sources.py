@@ -37,13 +37,13 @@ TRAJECTORY_FORMATS = ("sample", "sdd", "ind")
 
 
 def resolve_root(data_cfg: DictConfig) -> Path:
-    """``data.root``, else ``$SHAREDSG_DATA``, else ``../shared/data`` beside the repository."""
-    return Path(data_cfg.root).expanduser() if data_cfg.root else data_root()
+    """``data.root``, else ``$SHAREDSG_DATA``, else the per-user data folder (:func:`sharedsg.config.data_root`)."""
+    return data_root(str(data_cfg.root))
 
 
 def resolve_cache(data_cfg: DictConfig) -> Path:
     """``data.cache_dir``, else ``$SHAREDSG_CACHE``, else ``~/.cache/sharedsg``."""
-    return Path(data_cfg.cache_dir).expanduser() if data_cfg.cache_dir else cache_dir()
+    return cache_dir(str(data_cfg.cache_dir))
 
 
 def window_spec(data_cfg: DictConfig) -> WindowSpec:
