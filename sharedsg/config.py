@@ -24,6 +24,8 @@ from omegaconf.errors import OmegaConfBaseException
 from sharedsg.errors import UserError
 
 MIXING_MODES = ("bp_only", "sg_only", "sum", "lambda")
+FAST_PATHS = ("step", "unroll")
+IMPLS = ("fast", "reference")
 FAST_UPDATES = ("sgd", "adam")
 ENCODERS = ("lstm", "conv")
 ENCODER_OUTPUTS = ("last", "sequence")
@@ -71,6 +73,9 @@ class ModelConfig:
     address_strength: float = 10.0
     memory_init: str = "learned"  # learned: every batch starts from a trained content; random: a fixed draw
     persist_memory: bool = False  # carry memory and controller states across batches (needs memory_init=random)
+    # fast: the memory module's hand-fused forward/backward (sharedsg/model/fused.py); reference: the
+    # per-step autograd graph. Same outputs, losses and gradients (tests: 1e-5)
+    impl: str = "fast"
 
 
 @dataclass
@@ -107,6 +112,11 @@ class LearnerConfig:
     # adam: true and synthetic gradients mixed into one Adam step
     fast_update: str = "sgd"
     fast_lr: float = 1.0  # alpha of Eq. 10 (synthetic gradients are per-sample loss gradients)
+    # how s_t = SG(h_t, y_t) reaches theta_c (Eq. 10). step: through step t alone, the recurrent
+    # h_{t-1} held fixed (s_t estimates the total dL/dh_t, which already holds the path through
+    # h_{t+1}; an oracle SG gives exactly the true gradient); unroll: through the controller's own
+    # recurrence across the batch (counts that path twice; the form used before)
+    fast_path: str = "step"
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
     batch_size: int = 32
     device: str = "cpu"  # cpu | cuda (the runtime uses the GPU Ray assigned)
@@ -332,6 +342,8 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "sg.transport", TRANSPORTS)
     _choice(cfg, "learner.mixing", MIXING_MODES)
     _choice(cfg, "learner.fast_update", FAST_UPDATES)
+    _choice(cfg, "learner.fast_path", FAST_PATHS)
+    _choice(cfg, "model.impl", IMPLS)
     _choice(cfg, "data.format", DATA_FORMATS)
     for key in (
         "model.input_dim", "model.encoder_hidden", "model.conv_channels", "model.conv_blocks",
