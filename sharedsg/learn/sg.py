@@ -8,11 +8,10 @@ from typing import Dict, Iterable, List
 import torch
 from omegaconf import DictConfig
 
-from sharedsg.learn.stream import build_sg_modules
 from sharedsg.learn.tasks import make_task
 from sharedsg.learn.types import SGState, SGTargets
 from sharedsg.model.controllers import CONTROLLERS
-from sharedsg.model.synthetic import sg_loss
+from sharedsg.model.synthetic import build_sg_modules, sg_loss
 
 
 def _concatenate(batches: List[SGTargets]) -> List[SGTargets]:

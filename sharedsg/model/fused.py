@@ -47,6 +47,11 @@ class LSTMFactors:
     ifg: torch.Tensor  # (T, B, 3, k): [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)]: dpre_ifg = dc ifg
     f: torch.Tensor  # forget gate: dc_{t-1} = dc f
 
+    @staticmethod
+    def stack(factors: List["LSTMFactors"]) -> "LSTMFactors":
+        """Several LSTMs' factors side by side: (T, n, B, ...), to run their backward at once."""
+        return LSTMFactors(*(torch.stack([getattr(f, n) for f in factors], dim=1) for n in ("e", "do", "ifg", "f")))
+
 
 def lstm_factors(cell: Cell, inputs: torch.Tensor, h_prev: torch.Tensor, c0: torch.Tensor,
                  cs: Optional[torch.Tensor] = None) -> Tuple[LSTMFactors, torch.Tensor]:
@@ -167,11 +172,12 @@ class CoreGrads:
 
 def lstm_step_backward(g: torch.Tensor, dc_rec: Optional[torch.Tensor], fac: LSTMFactors, t: int,
                        dpre_t: torch.Tensor) -> torch.Tensor:
-    """Writes step t's gate gradients into ``dpre_t`` (B, 4, k) from G = dL/dh_t (total) and
-    dc_rec = dL/dc_t through c_{t+1}; returns dL/dc_{t-1}."""
+    """Writes step t's gate gradients into ``dpre_t`` (..., 4, k) from G = dL/dh_t (total) and
+    dc_rec = dL/dc_t through c_{t+1}; returns dL/dc_{t-1}. Any leading dimensions (B, or
+    controllers x B)."""
     dc = g * fac.e[t] if dc_rec is None else torch.addcmul(dc_rec, g, fac.e[t])
-    torch.mul(dc.unsqueeze(1), fac.ifg[t], out=dpre_t[:, :3])
-    torch.mul(g, fac.do[t], out=dpre_t[:, 3])
+    torch.mul(dc.unsqueeze(-2), fac.ifg[t], out=dpre_t[..., :3, :])
+    torch.mul(g, fac.do[t], out=dpre_t[..., 3, :])
     return dc * fac.f[t]
 
 
