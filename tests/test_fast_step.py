@@ -100,6 +100,7 @@ def test_fast_nmn_forward_and_backward_equal_the_reference(small_cfg, kind):
     _close(o_f.z, o_r.z, "z")
     for k, v in s_r.tensors().items():
         _close(s_f.tensors()[k], v, f"final {k}")
+    assert [n for n, g in g_r.items() if g is None] == (["memory.init"] if ref.memory.learned else [])  # M_0 unused
     for n, g in g_r.items():
-        assert g is not None and g_f[n] is not None, n
-        _close(g_f[n], g, f"grad {n}")
+        if g is not None:
+            _close(g_f[n], g, f"grad {n}")
