@@ -65,7 +65,7 @@ def lstm_factors(cell: Cell, inputs: torch.Tensor, h_prev: torch.Tensor, c0: tor
     pre.addmm_(h_prev.reshape(t_len * b, k), w_hh.t())
     act = pre.view(t_len, b, 4, k).sigmoid()
     act[:, :, 2] = pre.view(t_len, b, 4, k)[:, :, 2].tanh()
-    i, f, g, o = act.unbind(2)
+    i, f, g, _ = act.unbind(2)
     if cs is None:
         ig = i * g
         cs = torch.empty(t_len + 1, b, k, dtype=ig.dtype, device=ig.device)
@@ -73,9 +73,21 @@ def lstm_factors(cell: Cell, inputs: torch.Tensor, h_prev: torch.Tensor, c0: tor
         c_steps, ig_steps, f_steps = cs.unbind(0), ig.unbind(0), f.unbind(0)
         for t in range(t_len):
             torch.addcmul(ig_steps[t], f_steps[t], c_steps[t], out=c_steps[t + 1])
-    c_prev, tc = cs[:-1], cs[1:].tanh()
-    ifg = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], dim=2)
-    return LSTMFactors(e=o * (1 - tc * tc), do=tc * o * (1 - o), ifg=ifg, f=f), cs
+    return lstm_factors_from_gates(act, cs, time_dim=0), cs
+
+
+def lstm_factors_from_gates(act: torch.Tensor, cs: torch.Tensor, time_dim: int = 1) -> LSTMFactors:
+    """:class:`LSTMFactors` from the gate activations (..., T, B, 4, k) and the cell states
+    c_0 .. c_T along ``time_dim``; each factor one fused elementwise kernel (sigmoid/tanh backward)."""
+    i, f, g, o = act.unbind(-2)
+    c_prev, c = cs.narrow(time_dim, 0, cs.shape[time_dim] - 1), cs.narrow(time_dim, 1, cs.shape[time_dim] - 1)
+    tc = c.tanh()
+    ifg = torch.empty_like(act[..., :3, :])
+    sig_bw, tanh_bw = torch.ops.aten.sigmoid_backward, torch.ops.aten.tanh_backward
+    sig_bw.grad_input(g, i, grad_input=ifg[..., 0, :])  # g i (1 - i)
+    sig_bw.grad_input(c_prev, f, grad_input=ifg[..., 1, :])  # c_{t-1} f (1 - f)
+    tanh_bw.grad_input(i, g, grad_input=ifg[..., 2, :])  # i (1 - g^2)
+    return LSTMFactors(e=tanh_bw(o, tc), do=sig_bw(tc, o), ifg=ifg, f=f)
 
 
 @dataclass
