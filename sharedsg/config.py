@@ -57,6 +57,9 @@ class ModelConfig:
     address_strength: float = bounded(10.0, gt=0)
     memory_init: str = choice("learned", "random")  # learned: every batch starts from a trained content; random: a fixed draw
     persist_memory: bool = False  # carry memory and controller states across batches (needs memory_init=random)
+    # fast: the memory module's hand-fused forward/backward (sharedsg/model/fused.py); reference: the
+    # per-step autograd graph. Same outputs, losses and gradients (tests: 1e-5)
+    impl: str = choice("fast", "reference")
 
 
 @dataclass
@@ -94,6 +97,11 @@ class LearnerConfig:
     # adam: true and synthetic gradients mixed into one Adam step
     fast_update: str = choice("sgd", "adam")
     fast_lr: float = bounded(1.0, gt=0)  # alpha of Eq. 10 (synthetic gradients are per-sample loss gradients)
+    # how s_t = SG(h_t, y_t) reaches theta_c (Eq. 10). step: through step t alone, the recurrent
+    # h_{t-1} held fixed (s_t estimates the total dL/dh_t, which already holds the path through
+    # h_{t+1}; an oracle SG gives exactly the true gradient); unroll: through the controller's own
+    # recurrence across the batch (counts that path twice; the form used before)
+    fast_path: str = choice("step", "unroll")
     grad_clip: float = bounded(0.0, ge=0)  # max global grad norm; 0 disables clipping
     batch_size: int = bounded(32, ge=1)
     # cpu | cuda | cuda:N for --local runs (the Ray runtime uses the GPU Ray assigned)

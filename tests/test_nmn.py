@@ -9,59 +9,63 @@ def test_trajectory_nmn_shapes_and_controller_outputs(small_cfg):
     cfg = small_cfg()
     nmn = NMN(cfg.model, seed=0)
     chi = torch.randn(3, 6, 2)
-    out = nmn(chi, carry=False)
+    out, _ = nmn(chi)
     assert out.y_hat.shape == (3, 6, 2)
     assert out.z.shape == (3, 6, cfg.model.slots)
     for c in ("ic", "oc", "wc"):
-        assert len(out.h[c]) == 6 and out.h[c][0].shape == (3, cfg.model.slot_width)
-        assert out.h[c][0].requires_grad
+        assert out.h[c].shape == (3, 6, cfg.model.slot_width)
+        assert out.h[c].requires_grad
     # the decoder reads m_t = h_oc (Eq. 8), its output relative to the last observed frame
-    torch.testing.assert_close(out.y_hat[:, 2], nmn.decoder(out.h["oc"][2]) + chi[:, -1])
+    torch.testing.assert_close(out.y_hat[:, 2], nmn.decoder(out.h["oc"][:, 2]) + chi[:, -1])
     literal = NMN(small_cfg("model.predict_offsets=false").model, seed=0)
-    out = literal(chi, carry=False)
-    torch.testing.assert_close(out.y_hat[:, 2], literal.decoder(out.h["oc"][2]))
+    out, _ = literal(chi)
+    torch.testing.assert_close(out.y_hat[:, 2], literal.decoder(out.h["oc"][:, 2]))
 
 
 def test_conv_nmn_for_images(small_cfg):
     cfg = small_cfg("model.encoder=conv", "model.decoder=classification", "model.output_dim=5", "model.conv_channels=8")
     nmn = NMN(cfg.model, seed=0)
     assert nmn.encoder.out_dim == 8 * 3 * 3  # 28 -> 14 -> 7 -> 3 after three 2x2 pools
-    out = nmn(torch.rand(4, 1, 1, 28, 28))
+    out, _ = nmn(torch.rand(4, 1, 1, 28, 28))
     assert out.y_hat.shape == (4, 1, 5)
 
 
-def test_memory_carries_across_batches_unless_disabled(small_cfg):
+def test_state_is_passed_in_and_returned(small_cfg):
+    """forward(chi, prev_state) -> (output, next_state); the module keeps nothing between calls."""
     x = torch.randn(2, 6, 2)
     nmn = NMN(small_cfg("model.memory_init=random", "model.persist_memory=true").model, seed=0)
-    first = nmn(x, carry=True).y_hat.detach()
-    second = nmn(x, carry=True).y_hat.detach()
+    out, state = nmn(x)
+    first = out.y_hat.detach()
+    assert state.memory.shape == (2, 4, 8) and state.h["oc"].shape == (2, 8)
+    carried = state.carried()
+    assert carried.batch_size == 1 and not carried.memory.requires_grad
+    second = nmn(x, carried)[0].y_hat.detach()
     assert not torch.allclose(first, second), "the carried memory must change the next batch's output"
-    nmn.reset_state()
-    torch.testing.assert_close(nmn(x, carry=False).y_hat.detach(), first)
-    frozen = NMN(small_cfg("model.memory_init=random").model, seed=0)
-    torch.testing.assert_close(frozen(x).y_hat.detach(), frozen(x).y_hat.detach())
+    torch.testing.assert_close(nmn(x)[0].y_hat.detach(), first)  # no hidden state advanced
+    torch.testing.assert_close(nmn(x, nmn.initial_state(1))[0].y_hat.detach(), first)
+    assert not any("current" in k for k in nmn.state_dict())
 
 
 def test_relu_output_activation_is_a_choice(small_cfg):
     nmn = NMN(small_cfg("model.output_activation=relu", "model.predict_offsets=false").model, seed=0)
-    assert float(nmn(torch.randn(8, 6, 2)).y_hat.detach().min()) >= 0.0
+    assert float(nmn(torch.randn(8, 6, 2))[0].y_hat.detach().min()) >= 0.0
     lin = NMN(small_cfg("model.predict_offsets=false").model, seed=0)
-    assert float(lin(torch.randn(8, 6, 2) * 3).y_hat.detach().min()) < 0.0
+    assert float(lin(torch.randn(8, 6, 2) * 3)[0].y_hat.detach().min()) < 0.0
 
 
 def test_learned_initial_memory_gets_gradient_and_every_batch_starts_there(small_cfg):
     nmn = NMN(small_cfg().model, seed=0)
     assert nmn.memory.init is not None
     x = torch.randn(3, 6, 2)
-    out = nmn(x)
+    out, _ = nmn(x)
     out.y_hat.sum().backward()
     assert nmn.memory.init.grad is not None and nmn.memory.init.grad.abs().sum() > 0
-    torch.testing.assert_close(nmn(x).y_hat, out.y_hat)
+    torch.testing.assert_close(nmn(x)[0].y_hat, out.y_hat)
 
 
 def test_paper_dot_addressing_is_available(small_cfg):
     nmn = NMN(small_cfg("model.addressing=dot").model, seed=0)
-    out = nmn(torch.randn(2, 6, 2))
+    out, _ = nmn(torch.randn(2, 6, 2))
     assert out.z.shape[-1] == 4
 
 

@@ -27,11 +27,12 @@ def _learner(cfg, mixing, lam=0.5):
 
 
 def _reference(learner, batch):
-    """A copy of the NMN, its loss, and its controller outputs, before the learner runs."""
+    """A copy of the NMN, its per-step graph (the reference unroll) and its loss, before the learner runs."""
     nmn = copy.deepcopy(learner.nmn)
-    out = nmn(batch.x, carry=True)
-    loss = learner.task.loss(out.y_hat, batch.y)
-    return nmn, out, loss
+    x = nmn.encode(batch.x)
+    trace, _ = nmn.unroll(x, nmn.initial_state(x.shape[0]))
+    loss = learner.task.loss(nmn.decode(torch.stack(trace.h["oc"], dim=1), batch.x), batch.y)
+    return nmn, trace, loss
 
 
 def test_bp_only_equals_plain_autograd(small_cfg):
@@ -44,13 +45,14 @@ def test_bp_only_equals_plain_autograd(small_cfg):
     assert result.metrics["loss/train"] == pytest.approx(float(loss.detach()), abs=1e-7)
 
 
-def test_sg_only_pushes_synthetic_gradient_through_each_controller(small_cfg):
-    """Each controller's gradient is its synthetic gradient pushed back through that controller alone:
-    its LSTM re-run over its own inputs (taken as given) from its state at the batch start."""
-    learner, batch = _learner(small_cfg(), "sg_only"), _batch(1)
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_sg_only_pushes_synthetic_gradient_through_each_controller(small_cfg, impl):
+    """learner.fast_path=unroll: each controller's gradient is its synthetic gradient pushed back through
+    that controller alone: its LSTM re-run over its own inputs (taken as given) from its state at the batch start."""
+    learner, batch = _learner(small_cfg("learner.fast_path=unroll", f"model.impl={impl}"), "sg_only"), _batch(1)
     nmn, out, loss = _reference(learner, batch)
     y_enc = learner.task.encode_target(batch.y)
-    s = learner.local_predict({c: out.stacked(c) for c in CONTROLLERS}, y_enc)
+    s = learner.local_predict({c: torch.stack(out.h[c], dim=1).detach() for c in CONTROLLERS}, y_enc)
     true = dict(zip([n for n, _ in nmn.named_parameters()], torch.autograd.grad(loss, list(nmn.parameters()))))
     grads, _ = learner.gradients(batch)
     bsz, t_len = batch.y.shape[:2]

@@ -1,58 +1,177 @@
-"""``sharedsg bench learner``: training steps per second of the trajectory NMN, bp_only vs sum.
+"""``sharedsg bench learner``: steps/s of the learners, ``model.impl`` reference vs fast side by side.
 
-The ratio sum / bp_only is the cost of the fast path (SG prediction plus pushing the
-synthetic gradients back through the three controllers).
+Cases (each timed for both implementations in interleaved rounds of one run, so the two
+columns see the same machine load; medians over the rounds, and the median of the per-round
+fast / reference ratios):
+
+- ``trajectory``: full stream steps of the trajectory NMN (forward, both paths, Adam) plus the
+  SG update, as in ``--local``; batch 16 and 32, ``bp_only`` and ``sum``;
+- ``sg_update``: the SG learner's Eq. 11 update on one push of trajectory targets (batch 32);
+- ``fewshot``: one meta-training episode of the Omniglot NMN (configs/omniglot/5w1s.yaml's
+  model: conv encoder, one image per step, 5 outputs): ``fewshot.adapt_steps`` mixed-gradient
+  steps on the support set with their SG updates, then the query gradient. Random images of
+  Omniglot's shape (timing only).
+
+FLOP/s: the floating-point operations of one step counted by ``torch.utils.flop_counter``
+(matmuls and convolutions; the reference implementation's count, i.e. the model's work), times
+steps/s, against the machine's measured fp32 matmul rate (a 512 x 512 matmul, same threads).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
-from typing import Dict
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from sharedsg.config import load_config
+from sharedsg.config import load_config, repo_root
 from sharedsg.data.batch import Batch
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
 
+IMPLS = ("reference", "fast")
+Step = Callable[[], None]
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=30, help="timed steps per mode (after 3 warm-up steps)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (medians reported)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per case and round (after 2 warm-up steps)")
+    p.add_argument("--batch-sizes", default="16,32", help="trajectory batch sizes, comma separated")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 = one core, as a Ray actor gets)")
-    p.add_argument("overrides", nargs="*", help="config key=value overrides")
+    p.add_argument("--cases", default="trajectory,sg_update,fewshot", help="which cases, comma separated")
+    p.add_argument("overrides", nargs="*", help="config key=value overrides (trajectory and sg_update)")
 
 
-def _batch(cfg, batch_size: int) -> Batch:
+def _trajectory_batch(cfg, batch_size: int) -> Batch:
     g = torch.Generator().manual_seed(0)
     x = torch.cumsum(torch.randn(batch_size, cfg.data.obs_len, 2, generator=g) * 0.01, dim=1)
     y = x[:, -1:] + torch.cumsum(torch.randn(batch_size, cfg.data.pred_len, 2, generator=g) * 0.01, dim=1)
     return Batch(x, y)
 
 
-def steps_per_s(cfg, steps: int, batch_size: int) -> float:
-    """Full stream steps (forward, both paths, Adam) plus the SG update, as in ``--local``."""
+def trajectory_step(overrides: List[str], impl: str, mixing: str, batch_size: int) -> Step:
+    """One stream step plus the SG update and weight refresh, as ``--local`` runs them."""
+    cfg = load_config(None, overrides + [f"learner.mixing={mixing}", f"model.impl={impl}"])
     learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
     sg = SGLearner(cfg.model, cfg.sg)
-    batch = _batch(cfg, batch_size)
-    for i in range(steps + 3):
-        if i == 3:
-            start = time.perf_counter()
+    batch = _trajectory_batch(cfg, batch_size)
+
+    def step() -> None:
         result = learner.step(batch)
         sg.update([result.targets])
         learner.load_sg(sg.state())
-    return steps / (time.perf_counter() - start)
+    return step
+
+
+def sg_update_step(overrides: List[str], impl: str, batch_size: int = 32) -> Step:
+    cfg = load_config(None, overrides + [f"model.impl={impl}"])
+    stream = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
+    sg = SGLearner(cfg.model, cfg.sg)
+    targets = stream.step(_trajectory_batch(cfg, batch_size)).targets
+
+    def step() -> None:
+        sg.update([targets])
+    return step
+
+
+def fewshot_step(impl: str) -> Step:
+    """One meta-training episode of the NMN few-shot learner (the proposed method's inner loop)."""
+    cfg = load_config(repo_root() / "configs" / "omniglot" / "5w1s.yaml", [f"model.impl={impl}"])
+    fs = cfg.fewshot
+    cfg.model.output_dim = int(fs.ways)
+    learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
+    sg = SGLearner(cfg.model, cfg.sg)
+    g = torch.Generator().manual_seed(0)
+    n_support, n_query = fs.ways * fs.shots, fs.ways * max(int(fs.queries), 1)
+    size = int(cfg.model.image_size)
+    support = Batch(torch.rand(n_support, 1, 1, size, size, generator=g), torch.arange(n_support)[:, None] % fs.ways)
+    query = Batch(torch.rand(n_query, 1, 1, size, size, generator=g), torch.arange(n_query)[:, None] % fs.ways)
+    lr = float(fs.nmn_inner_lr)
+
+    def step() -> None:
+        for _ in range(int(fs.adapt_steps)):
+            mixed, result = learner.gradients(support)
+            sg.update([result.targets])
+            learner.load_sg(sg.state())
+            with torch.no_grad():
+                for n, p in learner.nmn.named_parameters():
+                    p.sub_(lr * mixed[n].sign())
+        learner.paths(query)
+    return step
+
+
+def matmul_flops_per_s(n: int = 512, repeats: int = 20) -> float:
+    """The machine's fp32 matmul rate: best of 5 timings of ``repeats`` n x n matmuls."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2 * n ** 3 / best
+
+
+def counted_flops(step: Step) -> int:
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def _interleaved(cases: Dict[str, Dict[str, Step]], rounds: int, steps: int) -> Dict[str, Dict[str, List[float]]]:
+    """steps/s of every (case, impl) per round; the implementations of a case run back to back."""
+    for impls in cases.values():
+        for step in impls.values():
+            step(), step()
+    rates: Dict[str, Dict[str, List[float]]] = {c: {i: [] for i in impls} for c, impls in cases.items()}
+    for r in range(rounds):
+        for case, impls in cases.items():
+            order = list(impls) if r % 2 == 0 else list(impls)[::-1]
+            for impl in order:
+                start = time.perf_counter()
+                for _ in range(steps):
+                    impls[impl]()
+                rates[case][impl].append(steps / (time.perf_counter() - start))
+    return rates
 
 
 def run_learner_bench(args: argparse.Namespace) -> Dict[str, object]:
     torch.set_num_threads(args.threads)
-    out: Dict[str, object] = {"batch_size": args.batch_size, "threads": args.threads, "steps": args.steps}
-    for mixing in ("bp_only", "sum"):
-        cfg = load_config(None, list(args.overrides) + [f"learner.mixing={mixing}"])
-        out[f"{mixing}_steps_per_s"] = round(steps_per_s(cfg, args.steps, args.batch_size), 3)
-    out["sum_over_bp_only"] = round(out["sum_steps_per_s"] / out["bp_only_steps_per_s"], 3)
+    overrides = list(args.overrides)
+    wanted = set(args.cases.split(","))
+    cases: Dict[str, Dict[str, Step]] = {}
+    if "trajectory" in wanted:
+        for b in (int(v) for v in args.batch_sizes.split(",")):
+            for mixing in ("bp_only", "sum"):
+                cases[f"trajectory/{mixing}/b{b}"] = {i: trajectory_step(overrides, i, mixing, b) for i in IMPLS}
+    if "sg_update" in wanted:
+        cases["sg_update/b32"] = {i: sg_update_step(overrides, i) for i in IMPLS}
+    if "fewshot" in wanted:
+        cases["fewshot/5w1s_episode"] = {i: fewshot_step(i) for i in IMPLS}
+    peak = matmul_flops_per_s()
+    rates = _interleaved(cases, args.rounds, args.steps)
+    out: Dict[str, object] = {"threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps,
+                              "matmul_gflop_per_s": round(peak / 1e9, 2)}
+    for case, per_impl in rates.items():
+        flops = counted_flops(cases[case]["reference"])
+        row: Dict[str, object] = {"flop_per_step": flops}
+        for impl, values in per_impl.items():
+            med = statistics.median(values)
+            row[f"{impl}_steps_per_s"] = round(med, 3)
+            row[f"{impl}_gflop_per_s"] = round(flops * med / 1e9, 3)
+            row[f"{impl}_fraction_of_matmul_peak"] = round(flops * med / peak, 4)
+        ratios = [f / r for f, r in zip(per_impl["fast"], per_impl["reference"])]
+        row["fast_over_reference"] = round(statistics.median(ratios), 3)
+        row["fast_over_reference_rounds"] = [round(v, 3) for v in ratios]
+        out[case] = row
+    cfg = load_config(None, overrides)
     out["config"] = {"obs_len": cfg.data.obs_len, "slots": cfg.model.slots, "slot_width": cfg.model.slot_width,
-                     "encoder_hidden": cfg.model.encoder_hidden, "sg_kind": cfg.sg.kind}
+                     "encoder_hidden": cfg.model.encoder_hidden, "sg_kind": cfg.sg.kind, "sg_hidden": cfg.sg.hidden,
+                     "fast_path": cfg.learner.fast_path}
     return out

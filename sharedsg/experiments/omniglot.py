@@ -103,7 +103,7 @@ class NMNMethod:
     def query_logits(self, ep: Episode) -> torch.Tensor:
         self.nmn.train(self.query_bn == "batch")
         with torch.no_grad():
-            logits = self.nmn(_images(ep.query_x), carry=False, steps=1).y_hat[:, 0]
+            logits = self.nmn(_images(ep.query_x), steps=1)[0].y_hat[:, 0]
         self.nmn.train()
         return logits
 

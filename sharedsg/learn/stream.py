@@ -1,75 +1,119 @@
-"""StreamLearner: one NMN's training and evaluation step (DESIGN.md, 'One training step').
+"""StreamLearner: one NMN's training and evaluation step (docs: 'One training step').
 
 The controllers learn through two paths:
 
 - slow: the true gradient dL/dtheta by back-propagation (every module);
 - fast: the synthetic gradient s_c = SG_c(h_c, y) pushed back through controller c
-  only (Eq. 10): grad_fast(theta_c) = sum_t s_c,t . dh_c,t/dtheta_c, where h_c,t is
-  the controller's LSTM run over its own inputs (x_t, m_bar_t or m_t, taken as given)
-  from its state at the batch start: through the controller across time, not through the
-  memory or the other controllers (whose effects the true gradient carries).
+  only (Eq. 10), through the graph ``learner.fast_path`` names (:mod:`sharedsg.learn.fastpath`:
+  ``step``, step t alone with h_{t-1} held fixed, by default; ``unroll``, the controller's LSTM
+  across the batch): not through the memory or the other controllers (whose effects the true
+  gradient carries).
 
 ``learner.mixing`` says how they mix, for the controllers' parameters only (the
-encoder and decoder always get the true gradient):
+encoder and decoder always get the true gradient), as (weight of true, weight of synthetic):
 
-- ``bp_only``: true gradient (the paper's baseline NMN);
-- ``sg_only``: synthetic gradient (pure DNI);
-- ``sum``: true + synthetic;
-- ``lambda``: (1 - lam) * true + lam * synthetic.
+- ``bp_only``: (1, 0), the paper's baseline NMN;
+- ``sg_only``: (0, 1), pure DNI;
+- ``sum``: (1, 1);
+- ``lambda``: (1 - lam, lam).
 
 The true gradients of the controller outputs are taken for the *per-sample* loss
 (B times the gradient of the batch-mean loss), so SG targets do not depend on the
 batch size and streams with different batch sizes can share one SG group; the
 synthetic gradient is divided by B again before it is pushed back.
+
+State: with ``model.persist_memory`` the NMN's memory and controller states carry from one
+training batch to the next; the learner holds that state explicitly in :attr:`carried` (None:
+the NMN's initial state). :meth:`paths` and :meth:`gradients` only read it and return the
+next one in the :class:`StepResult`; :meth:`step`, the training step, moves to it.
+
+``model.impl=fast`` runs the memory module with its hand-written backward
+(:mod:`sharedsg.model.fused`), which gives the SG targets dL/dh_c,t and the synthetic path
+without re-running any controller; ``reference`` the per-step autograd graph. The step's
+metrics are computed as tensors and fetched with one host transfer (with the SG targets).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Callable, Dict, Iterable, List, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
 from sharedsg.data.batch import Batch
+from sharedsg.learn.fastpath import fast_gradients
 from sharedsg.learn.tasks import Task, make_task
 from sharedsg.learn.types import SGState, SGTargets, StepResult
+from sharedsg.model import fused, fused_sg
 from sharedsg.model.controllers import CONTROLLERS
 from sharedsg.model.memory import attention_entropy
 from sharedsg.model.nmn import NMN
-from sharedsg.model.synthetic import SGModules
+from sharedsg.model.state import NMNState
+from sharedsg.model.synthetic import build_sg_modules
 
 Predictor = Callable[[Dict[str, torch.Tensor], torch.Tensor], Dict[str, torch.Tensor]]
 """(h: controller -> (B, T, k), y_enc: (B, T, d)) -> controller -> synthetic gradient (B, T, k)."""
 
-
-def build_sg_modules(model: DictConfig, sg: DictConfig, target_dim: int) -> SGModules:
-    dims = {c: int(model.slot_width) for c in CONTROLLERS}
-    return SGModules(dims, target_dim, sg.hidden, sg.kind)
+Grads = Dict[str, torch.Tensor]
+CELL_NAMES = ("cell.weight_ih", "cell.weight_hh", "cell.bias_ih", "cell.bias_hh")  # fused.Cell's order
 
 
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+def mixing_weights(learner: DictConfig) -> Tuple[float, float]:
+    """(weight of the true gradient, weight of the synthetic one) for the controllers."""
+    lam = float(learner.lam)
+    return {"bp_only": (1.0, 0.0), "sg_only": (0.0, 1.0), "sum": (1.0, 1.0), "lambda": (1.0 - lam, lam)}[learner.mixing]
+
+
+@dataclass
+class _Pass:
+    """One batch's forward and true backward, either implementation."""
+
+    loss: torch.Tensor
+    y_hat: torch.Tensor  # detached
+    z: torch.Tensor  # (B, T, l) detached
+    true: Grads  # every parameter
+    g: Dict[str, torch.Tensor]  # controller -> (B, T, k) per-sample dL/dh
+    h: Dict[str, torch.Tensor]  # controller -> (B, T, k) detached
+    final: NMNState
+    fast: Callable[[Dict[str, torch.Tensor]], Grads]  # s (B, T, k), already / B -> controller parameter grads
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a, b = a.flatten(), b.flatten()
     denom = a.norm() * b.norm()
-    return float(a @ b / denom) if denom > 0 else 0.0
+    return torch.where(denom > 0, a @ b / denom.clamp_min(1e-30), torch.zeros_like(denom))
 
 
-def _mean_step_norm(g: torch.Tensor) -> float:
+def _mean_step_norm(g: torch.Tensor) -> torch.Tensor:
     """Mean over samples and steps of the L2 norm of a (B, T, k) gradient."""
-    return float(torch.linalg.vector_norm(g, dim=-1).mean())
+    return torch.linalg.vector_norm(g, dim=-1).mean()
+
+
+def _to_host(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
+    """CPU copies of same-dtype tensors with one device-to-host transfer (contiguous, owning memory)."""
+    if all(t.device.type == "cpu" for t in tensors):
+        return [t.detach().contiguous() for t in tensors]
+    flat = torch.cat([t.detach().reshape(-1) for t in tensors]).cpu()
+    return [part.view(t.shape).clone() for part, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
 
 
 class StreamLearner:
-    """Owns one NMN, its Adam optimiser and its copy of the SG weights (version ``sg_version``)."""
+    """Owns one NMN, its Adam optimiser, its copy of the SG weights (version ``sg_version``)
+    and, with ``model.persist_memory``, the NMN state carried between batches (:attr:`carried`)."""
 
     def __init__(self, model: DictConfig, learner: DictConfig, sg: DictConfig, seed: int = 0,
                  device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
-        self.mixing, self.lam, self.grad_clip = learner.mixing, float(learner.lam), float(learner.grad_clip)
-        self.fast_update, self.fast_lr = learner.fast_update, float(learner.fast_lr)
+        self.mixing, self.grad_clip = learner.mixing, float(learner.grad_clip)
+        self.w_true, self.w_fast = mixing_weights(learner)
+        self.fast_update, self.fast_lr, self.fast_path = learner.fast_update, float(learner.fast_lr), learner.fast_path
         self.task: Task = make_task(model)
         self.nmn = NMN(model, seed=seed).to(self.device)
+        self.persist = bool(model.persist_memory)
+        self.carried: Optional[NMNState] = None
         self.sg = build_sg_modules(model, sg, self.task.target_dim).to(self.device)
         self.sg.requires_grad_(False)
         self.sg_version = 0
@@ -87,98 +131,153 @@ class StreamLearner:
         self.sg_version = state.version
 
     def local_predict(self, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The local SG copy's predictions (Eq. 9), the three predictors batched with ``model.impl=fast``."""
+        if self.nmn.impl == "fast":
+            return fused_sg.predict(self.sg, h, y)[0]
         with torch.no_grad():
             return self.sg(h, y)
 
     # -- one step ----------------------------------------------------------------------
-    def gradients(self, batch: Batch, predict: Optional[Predictor] = None
-                  ) -> tuple[Dict[str, torch.Tensor], StepResult]:
-        """The mixed parameter gradients (by name: the combination ``learner.mixing`` defines) and the step result.
+    def _mix(self, true: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
+        return self.w_true * true + self.w_fast * fast
 
-        Nothing is applied. The carried memory state does advance.
-        """
+    def gradients(self, batch: Batch, predict: Optional[Predictor] = None) -> Tuple[Grads, StepResult]:
+        """The mixed parameter gradients (by name: the combination ``learner.mixing`` defines)
+        and the step result. Nothing is applied; the learner does not change."""
         true, fast, result = self.paths(batch, predict)
         return {n: (self._mix(g, fast[n]) if n in fast else g) for n, g in true.items()}, result
 
-    def paths(self, batch: Batch, predict: Optional[Predictor] = None
-              ) -> tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], StepResult]:
-        """Forward and backward one batch: the true parameter gradients (every parameter), the
-        synthetic ones pushed back through each controller (controller parameters; empty for
-        ``bp_only``) and the step result. The carried memory state advances."""
+    def _state(self) -> Optional[NMNState]:
+        return self.carried if self.persist else None
+
+    def paths(self, batch: Batch, predict: Optional[Predictor] = None) -> Tuple[Grads, Grads, StepResult]:
+        """Forward and backward one batch from :attr:`carried`: the true parameter gradients (every
+        parameter), the synthetic ones pushed back through each controller (controller parameters;
+        empty for ``bp_only``) and the step result (with the state the next batch would start
+        from). The learner does not change."""
         batch = batch.to(self.device)
         self.nmn.train()
-        out = self.nmn(batch.x, carry=True, steps=batch.y.shape[1])
-        loss = self.task.loss(out.y_hat, batch.y)
-        names, params = zip(*[(n, p) for n, p in self.nmn.named_parameters() if p.requires_grad])
-        flat_h: List[torch.Tensor] = [h for c in CONTROLLERS for h in out.h[c]]
-        need_fast = self.mixing != "bp_only"
-        grads = torch.autograd.grad(loss, list(params) + flat_h, allow_unused=True)
-        true_param = {n: (g if g is not None else torch.zeros_like(p)) for n, p, g in zip(names, params, grads)}
-        bsz, t_len = out.y_hat.shape[:2]
-        h_grads = grads[len(params):]
-        g: Dict[str, torch.Tensor] = {}
-        for i, c in enumerate(CONTROLLERS):
-            per_step = [
-                (gh if gh is not None else torch.zeros_like(h))
-                for gh, h in zip(h_grads[i * t_len:(i + 1) * t_len], out.h[c])
-            ]
-            g[c] = torch.stack(per_step, dim=1) * bsz  # per-sample loss gradient
-        h_det = {c: out.stacked(c) for c in CONTROLLERS}
+        run = self._pass_fast if self.nmn.impl == "fast" else self._pass_reference
+        p = run(batch)
+        bsz = p.y_hat.shape[0]
         y_enc = self.task.encode_target(batch.y)
-        s = (predict or self.local_predict)(h_det, y_enc)
+        s = (predict or self.local_predict)(p.h, y_enc)
         s = {c: v.to(self.device) for c, v in s.items()}
+        fast: Grads = p.fast({c: s[c] / bsz for c in CONTROLLERS}) if self.w_fast != 0.0 else {}
 
-        fast_param: Dict[str, torch.Tensor] = {}
-        if need_fast:  # Eq. 10: each s_c pushed back through controller c alone (its LSTM over time)
+        names = ["loss/train", f"{self.task.metric_name}/train", "memory/attention_entropy"]
+        values = [p.loss.detach(), self.task.metric(p.y_hat, batch.y), attention_entropy(p.z)]
+        for c in CONTROLLERS:
+            names += [f"grad_norm/{c}/true", f"grad_norm/{c}/synthetic", f"sg/{c}/cosine", f"sg/{c}/mse"]
+            values += [_mean_step_norm(p.g[c]), _mean_step_norm(s[c]), _cosine(s[c], p.g[c]),
+                       torch.mean((s[c] - p.g[c]) ** 2)]
+        parts = [torch.stack(values).float(), *(p.h[c] for c in CONTROLLERS), y_enc.detach(),
+                 *(p.g[c] for c in CONTROLLERS)]
+        host = _to_host(parts)  # one transfer: metrics and SG targets
+        n = len(CONTROLLERS)
+        targets = SGTargets(h=dict(zip(CONTROLLERS, host[1:1 + n])), y=host[1 + n],
+                            g=dict(zip(CONTROLLERS, host[2 + n:])))
+        metrics = dict(zip(names, host[0].tolist()))
+        next_state = p.final.carried() if self.persist else None
+        return p.true, fast, StepResult(targets=targets, metrics=metrics, next_state=next_state)
+
+    def _named(self, grads: Dict[str, Optional[torch.Tensor]]) -> Grads:
+        return {n: (grads.get(n) if grads.get(n) is not None else torch.zeros_like(q))
+                for n, q in self.nmn.named_parameters()}
+
+    def _pass_reference(self, batch: Batch) -> _Pass:
+        """Autograd through the per-step graph (:meth:`NMN.unroll`); the fast path re-runs each
+        controller over its recorded inputs (:meth:`Controller.unroll` / ``unroll_step_form``)."""
+        nmn = self.nmn
+        x = nmn.encode(batch.x, batch.y.shape[1])
+        trace, final = nmn.unroll(x, nmn._start(self._state(), x.shape[0]))
+        h = {c: torch.stack(trace.h[c], dim=1) for c in CONTROLLERS}
+        y_hat = nmn.decode(h["oc"], batch.x)
+        loss = self.task.loss(y_hat, batch.y)
+        names, params = zip(*nmn.named_parameters())
+        flat_h = [v for c in CONTROLLERS for v in trace.h[c]]
+        grads = torch.autograd.grad(loss, list(params) + flat_h, allow_unused=True)
+        bsz, t_len = y_hat.shape[:2]
+        h_grads = grads[len(params):]
+        g = {}
+        for i, c in enumerate(CONTROLLERS):
+            per_step = [(gh if gh is not None else torch.zeros_like(v))
+                        for gh, v in zip(h_grads[i * t_len:(i + 1) * t_len], trace.h[c])]
+            g[c] = torch.stack(per_step, dim=1) * bsz  # per-sample loss gradient
+
+        def fast(s: Dict[str, torch.Tensor]) -> Grads:
             outs, grad_outs, c_params, c_names = [], [], [], []
             for c in CONTROLLERS:
-                ctl = self.nmn.controller(c)
-                outs += ctl.unroll(out.inputs[c], out.start[c])
-                grad_outs += [s[c][:, t] / bsz for t in range(t_len)]
+                ctl = nmn.controller(c)
+                if self.fast_path == "step":
+                    h_prev = [trace.start[c][0]] + [v.detach() for v in trace.h[c][:-1]]
+                    outs += ctl.unroll_step_form(trace.inputs[c], h_prev, trace.start[c])
+                else:
+                    outs += ctl.unroll(trace.inputs[c], trace.start[c])
+                grad_outs += [s[c][:, t] for t in range(t_len)]
                 c_names += [f"{c}.{n}" for n, _ in ctl.named_parameters()]
                 c_params += list(ctl.parameters())
-            fast = torch.autograd.grad(outs, c_params, grad_outputs=grad_outs, allow_unused=True)
-            for n, p, f in zip(c_names, c_params, fast):
-                fast_param[n] = f if f is not None else torch.zeros_like(p)
+            got = torch.autograd.grad(outs, c_params, grad_outputs=grad_outs, allow_unused=True)
+            return {n: (f if f is not None else torch.zeros_like(q)) for n, q, f in zip(c_names, c_params, got)}
 
-        metrics: Dict[str, float] = {
-            "loss/train": float(loss.detach()),
-            f"{self.task.metric_name}/train": self.task.metric(out.y_hat.detach(), batch.y),
-            "memory/attention_entropy": float(attention_entropy(out.z.detach())),
-        }
+        return _Pass(loss=loss, y_hat=y_hat.detach(), z=trace.z.detach(),
+                     true=self._named(dict(zip(names, grads[:len(params)]))), g=g,
+                     h={c: v.detach() for c, v in h.items()}, final=final, fast=fast)
+
+    def _pass_fast(self, batch: Batch) -> _Pass:
+        """The encoder and decoder by autograd, the memory module by :mod:`sharedsg.model.fused`."""
+        nmn = self.nmn
+        x = nmn.encode(batch.x, batch.y.shape[1])
+        state = nmn._start(self._state(), x.shape[0])
+        with torch.no_grad():
+            tr = fused.core_forward(x.detach(), state.memory, state.h, state.c, nmn.cells(),
+                                    nmn.addressing, nmn.strength)
+        m = tr.outputs("oc").transpose(0, 1).detach().requires_grad_(True)
+        y_hat = nmn.decode(m, batch.x)
+        loss = self.task.loss(y_hat, batch.y)
+        dec_names, dec_params = zip(*nmn.decoder.named_parameters())
+        got = torch.autograd.grad(loss, list(dec_params) + [m])
+        grads: Dict[str, Optional[torch.Tensor]] = {f"decoder.{n}": v for n, v in zip(dec_names, got[:-1])}
+        with torch.no_grad():
+            core = fused.core_backward(tr, {"oc": got[-1].transpose(0, 1)})
         for c in CONTROLLERS:
-            metrics[f"grad_norm/{c}/true"] = _mean_step_norm(g[c])
-            metrics[f"grad_norm/{c}/synthetic"] = _mean_step_norm(s[c])
-            metrics[f"sg/{c}/cosine"] = _cosine(s[c], g[c])
-            metrics[f"sg/{c}/mse"] = float(torch.mean((s[c] - g[c]) ** 2))
-        targets = SGTargets(h={c: v.cpu() for c, v in h_det.items()}, y=y_enc.detach().cpu(),
-                            g={c: v.detach().cpu() for c, v in g.items()})
-        return true_param, fast_param, StepResult(targets=targets, metrics=metrics)
+            grads.update({f"{c}.{n}": v for n, v in zip(CELL_NAMES, core.params[c])})
+        if nmn.memory.learned:
+            grads["memory.init"] = core.dmem0.sum(0)
+        enc = [(n, q) for n, q in nmn.encoder.named_parameters() if q.requires_grad]
+        if enc and x.requires_grad:
+            enc_grads = torch.autograd.grad(x, [q for _, q in enc], grad_outputs=core.dx.transpose(0, 1),
+                                            allow_unused=True)
+            grads.update({f"encoder.{n}": v for (n, _), v in zip(enc, enc_grads)})
+        bsz = y_hat.shape[0]
 
-    def _mix(self, true: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
-        if self.mixing == "sg_only":
-            return fast
-        if self.mixing == "sum":
-            return true + fast
-        return (1.0 - self.lam) * true + self.lam * fast
+        def fast(s: Dict[str, torch.Tensor]) -> Grads:
+            with torch.no_grad():
+                per_c = fast_gradients(tr, {c: s[c].transpose(0, 1) for c in CONTROLLERS}, self.fast_path)
+            return {f"{c}.{n}": v for c in CONTROLLERS for n, v in zip(CELL_NAMES, per_c[c])}
+
+        final = NMNState(tr.mem[-1], {c: tr.h[c][-1] for c in CONTROLLERS}, dict(tr.c_last))
+        return _Pass(loss=loss, y_hat=y_hat.detach(), z=tr.z.transpose(0, 1),
+                     true=self._named(grads), g={c: core.g[c].transpose(0, 1) * bsz for c in CONTROLLERS},
+                     h={c: tr.outputs(c).transpose(0, 1) for c in CONTROLLERS}, final=final, fast=fast)
 
     def step(self, batch: Batch, predict: Optional[Predictor] = None) -> StepResult:
-        """One training step.
+        """One training step: the parameters move and, with ``persist_memory``, :attr:`carried`
+        becomes the batch's final state (its batch mean, detached).
 
         ``learner.fast_update=sgd`` (Eq. 10): the slow path is an Adam step on the true
-        gradient (for the controllers: none in ``sg_only``, (1 - lam) times it in ``lambda``),
-        and the fast path its own step theta_c <- theta_c - alpha * SG_c(h_c, y) dh_c/dtheta_c
-        with alpha = ``learner.fast_lr`` (times lam in ``lambda``). ``fast_update=adam``: the
-        mixed gradient of :meth:`gradients` goes through one Adam step (Adam normalises its
-        scale, so a synthetic gradient close to the true one changes little).
+        gradient (for the controllers: times the mixing's true weight), and the fast path its
+        own step theta_c <- theta_c - alpha * w * SG_c(h_c, y) dh_c/dtheta_c with alpha =
+        ``learner.fast_lr`` and w the mixing's synthetic weight. ``fast_update=adam``: the mixed
+        gradient of :meth:`gradients` goes through one Adam step (Adam normalises its scale, so a
+        synthetic gradient close to the true one changes little).
         """
         true, fast, result = self.paths(batch, predict)
         if self.fast_update == "adam":
             slow = {n: (self._mix(g, fast[n]) if n in fast else g) for n, g in true.items()}
             fast = {}
         else:
-            keep = {"sg_only": 0.0, "lambda": 1.0 - self.lam}.get(self.mixing, 1.0)
-            slow = {n: (g * keep if n in fast else g) for n, g in true.items()}
+            slow = {n: (g * self.w_true if n in fast else g) for n, g in true.items()}
         for n, p in self.nmn.named_parameters():
             p.grad = slow[n]
         if self.grad_clip > 0:
@@ -186,41 +285,47 @@ class StreamLearner:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if fast:
-            alpha = self.fast_lr * (self.lam if self.mixing == "lambda" else 1.0)
+            alpha = self.fast_lr * self.w_fast
             with torch.no_grad():
                 for n, p in self.nmn.named_parameters():
                     if n in fast:
                         p.sub_(alpha * fast[n])
+        if self.persist:
+            self.carried = result.next_state
         self.steps += 1
         return result
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[Batch]) -> Dict[str, float]:
-        """Held-out loss and metric; the carried state is read, not advanced, and BN uses running stats."""
+        """Held-out loss and metric from :attr:`carried`; BN uses running stats."""
         self.nmn.eval()
-        losses, metrics, n = 0.0, 0.0, 0
+        losses, metrics, n = [], [], 0
         for batch in batches:
             batch = batch.to(self.device)
-            out = self.nmn(batch.x, carry=False, steps=batch.y.shape[1])
-            losses += float(self.task.loss(out.y_hat, batch.y)) * len(batch)
-            metrics += self.task.metric(out.y_hat, batch.y) * len(batch)
+            out, _ = self.nmn(batch.x, self._state(), steps=batch.y.shape[1])
+            losses.append(self.task.loss(out.y_hat, batch.y) * len(batch))
+            metrics.append(self.task.metric(out.y_hat, batch.y) * len(batch))
             n += len(batch)
         self.nmn.train()
-        n = max(n, 1)
-        return {"loss/eval": losses / n, f"{self.task.metric_name}/eval": metrics / n}
+        if not losses:
+            return {"loss/eval": 0.0, f"{self.task.metric_name}/eval": 0.0}
+        loss, metric = torch.stack([torch.stack(losses).sum(), torch.stack(metrics).sum()]).tolist()
+        return {"loss/eval": loss / n, f"{self.task.metric_name}/eval": metric / n}
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        """Model outputs for inputs x (``steps`` output steps) without advancing the carried state."""
+        """Model outputs for inputs x (``steps`` output steps) from :attr:`carried`."""
         self.nmn.eval()
-        y_hat = self.nmn(x.to(self.device), carry=False, steps=steps).y_hat
+        out, _ = self.nmn(x.to(self.device), self._state(), steps=steps)
         self.nmn.train()
-        return y_hat.cpu()
+        return out.y_hat.cpu()
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> Dict[str, object]:
         return {
             "nmn": {k: v.detach().cpu() for k, v in self.nmn.state_dict().items()},
+            "carried": (None if self.carried is None
+                        else {k: v.detach().cpu() for k, v in self.carried.tensors().items()}),
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "sg": {k: v.detach().cpu() for k, v in self.sg.state_dict().items()},
             "sg_version": self.sg_version,
@@ -229,6 +334,8 @@ class StreamLearner:
 
     def load_state_dict(self, state: Dict[str, object]) -> None:
         self.nmn.load_state_dict(state["nmn"])
+        carried = state["carried"]
+        self.carried = None if carried is None else NMNState.from_tensors(carried).to(self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.sg.load_state_dict(state["sg"])
         self.sg_version = int(state["sg_version"])

@@ -16,7 +16,8 @@ class Task(Protocol):
     def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean loss over the batch (per-sample losses averaged)."""
 
-    def metric(self, y_hat: torch.Tensor, y: torch.Tensor) -> float: ...
+    def metric(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The batch's metric as a 0-d tensor on the device (fetched with the step's other metrics)."""
 
     def encode_target(self, y: torch.Tensor) -> torch.Tensor:
         """y -> (B, T, target_dim) float, the SG's conditioning input."""
@@ -33,8 +34,8 @@ class RegressionTask:
     def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(y_hat, y)
 
-    def metric(self, y_hat: torch.Tensor, y: torch.Tensor) -> float:
-        return float(torch.linalg.vector_norm(y_hat - y, dim=-1).mean())
+    def metric(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(y_hat - y, dim=-1).mean()
 
     def encode_target(self, y: torch.Tensor) -> torch.Tensor:
         return y.float()
@@ -51,8 +52,8 @@ class ClassificationTask:
     def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(y_hat.reshape(-1, y_hat.shape[-1]), y.reshape(-1))
 
-    def metric(self, y_hat: torch.Tensor, y: torch.Tensor) -> float:
-        return float((y_hat.argmax(dim=-1) == y).float().mean())
+    def metric(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (y_hat.argmax(dim=-1) == y).float().mean()
 
     def encode_target(self, y: torch.Tensor) -> torch.Tensor:
         return F.one_hot(y, self.target_dim).float()

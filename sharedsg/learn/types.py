@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
+
+from sharedsg.model.state import NMNState
 
 
 def _to_wire(t: torch.Tensor) -> Any:
@@ -81,5 +83,9 @@ class SGState:
 
 @dataclass
 class StepResult:
+    """One step's SG targets and metrics; ``next_state``: with ``model.persist_memory``, the NMN
+    state the next batch starts from (the batch mean of this batch's final state, detached)."""
+
     targets: SGTargets
     metrics: Dict[str, float] = field(default_factory=dict)
+    next_state: Optional[NMNState] = None

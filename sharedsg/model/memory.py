@@ -1,7 +1,7 @@
 """The memory stack M in R^{l x k}: addressing (Eq. 3), read (Eq. 4) and write (Eq. 7).
 
 The maths are pure functions on batched tensors (B, l, k); :class:`MemoryStack`
-only owns the initial content and the state carried across batches.
+only owns the initial content.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import math
 
 import torch
 from torch import nn
-
-from sharedsg.model.state import CarriedState
 
 
 def address(q: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
@@ -57,10 +55,12 @@ def attention_entropy(z: torch.Tensor) -> torch.Tensor:
 
 
 class MemoryStack(nn.Module):
-    """l slots of width k; content persists across batches (detached) and can be reset.
+    """l slots of width k and their initial content M_0; the content a batch ends with is
+    returned in the NMN's state, not kept here.
 
-    The initial content is a fixed random draw (scale 1/sqrt(k)): an all-zero memory
-    would give uniform attention and identical writes to every slot forever.
+    The initial content is a fixed random draw (scale 1/sqrt(k)), or with ``learned_init`` a
+    parameter starting from that draw: an all-zero memory would give uniform attention and
+    identical writes to every slot forever.
     """
 
     def __init__(self, slots: int, width: int, generator: torch.Generator | None = None,
@@ -68,16 +68,12 @@ class MemoryStack(nn.Module):
         super().__init__()
         self.slots, self.width = slots, width
         init = torch.randn(slots, width, generator=generator) / math.sqrt(width)
-        self.state = CarriedState({"memory": init})
-        self.init = nn.Parameter(init.clone()) if learned_init else None
+        if learned_init:
+            self.init = nn.Parameter(init)
+        else:
+            self.register_buffer("init", init)
+        self.learned = learned_init
 
     def start(self, batch_size: int) -> torch.Tensor:
-        if self.init is not None:
-            return self.init.unsqueeze(0).expand(batch_size, -1, -1)
-        return self.state.start(batch_size)["memory"]
-
-    def carry(self, memory: torch.Tensor) -> None:
-        self.state.carry({"memory": memory})
-
-    def reset(self) -> None:
-        self.state.reset()
+        """M_0 broadcast to a batch: (B, l, k)."""
+        return self.init.unsqueeze(0).expand(batch_size, -1, -1)

@@ -1,47 +1,67 @@
-"""Recurrent state carried across batches.
+"""The NMN's recurrent state: the memory M and the (h, c) of each controller.
 
-The NMN models relations *between* samples, so its memory and its controllers'
-LSTM states outlive a batch: a batch starts from the carried state (broadcast to
-the batch) and, when it ends, the batch mean of its final state is carried on,
-detached, so no gradient crosses a batch boundary.
+The NMN takes a state and returns the next one (deepmind/dnc style,
+``forward(inputs, prev_state) -> (output, next_state)``); nothing is kept inside the
+module. Whoever carries it across batches (``StreamLearner`` with
+``model.persist_memory``) keeps the batch mean of a batch's final state, detached,
+so no gradient crosses a batch boundary.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict
 
 import torch
-from torch import nn
+
+from sharedsg.model.controllers import CONTROLLERS
 
 
-class CarriedState(nn.Module):
-    """Named tensors (one per state part, without the batch dimension) carried across batches.
+@dataclass
+class NMNState:
+    """``memory``: (B, l, k); ``h``, ``c``: controller -> (B, k). B may be 1 (shared by a batch)."""
 
-    ``initial`` holds the state a :meth:`reset` returns to; ``current`` the carried state.
-    Both are buffers, so they move with ``.to(device)`` and are saved in ``state_dict``.
-    """
+    memory: torch.Tensor
+    h: Dict[str, torch.Tensor]
+    c: Dict[str, torch.Tensor]
 
-    def __init__(self, initial: Dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        self.names = tuple(initial)
-        for name, value in initial.items():
-            self.register_buffer(f"initial_{name}", value.clone())
-            self.register_buffer(f"current_{name}", value.clone())
+    @property
+    def batch_size(self) -> int:
+        return int(self.memory.shape[0])
 
-    def start(self, batch_size: int) -> Dict[str, torch.Tensor]:
-        """The carried state broadcast to a batch: {name: (B, *shape)}."""
-        return {
-            n: getattr(self, f"current_{n}").unsqueeze(0).expand(batch_size, *getattr(self, f"current_{n}").shape).contiguous()
-            for n in self.names
-        }
+    def expand(self, batch_size: int) -> "NMNState":
+        """A state of batch size 1 broadcast to ``batch_size`` sequences (contiguous copies)."""
+        if self.batch_size == batch_size:
+            return self
+        if self.batch_size != 1:
+            raise ValueError(f"a state of batch size {self.batch_size} cannot start a batch of {batch_size}")
 
-    @torch.no_grad()
-    def carry(self, final: Dict[str, torch.Tensor]) -> None:
-        """Carry the batch mean of a batch's final state to the next batch, detached."""
-        for n in self.names:
-            getattr(self, f"current_{n}").copy_(final[n].detach().mean(dim=0))
+        def grow(t: torch.Tensor) -> torch.Tensor:
+            return t.expand(batch_size, *t.shape[1:]).contiguous()
 
-    @torch.no_grad()
-    def reset(self) -> None:
-        for n in self.names:
-            getattr(self, f"current_{n}").copy_(getattr(self, f"initial_{n}"))
+        return NMNState(grow(self.memory), {n: grow(v) for n, v in self.h.items()},
+                        {n: grow(v) for n, v in self.c.items()})
+
+    def carried(self) -> "NMNState":
+        """The batch mean, detached (batch size 1): what the next batch starts from."""
+        def mean(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().mean(dim=0, keepdim=True)
+
+        return NMNState(mean(self.memory), {n: mean(v) for n, v in self.h.items()},
+                        {n: mean(v) for n, v in self.c.items()})
+
+    def to(self, device: torch.device | str) -> "NMNState":
+        return NMNState(self.memory.to(device), {n: v.to(device) for n, v in self.h.items()},
+                        {n: v.to(device) for n, v in self.c.items()})
+
+    def tensors(self) -> Dict[str, torch.Tensor]:
+        """Flat name -> tensor (checkpoints): memory, ic.h, ic.c, ..."""
+        out = {"memory": self.memory}
+        for n in CONTROLLERS:
+            out[f"{n}.h"], out[f"{n}.c"] = self.h[n], self.c[n]
+        return out
+
+    @classmethod
+    def from_tensors(cls, flat: Dict[str, torch.Tensor]) -> "NMNState":
+        return cls(flat["memory"], {n: flat[f"{n}.h"] for n in CONTROLLERS},
+                   {n: flat[f"{n}.c"] for n in CONTROLLERS})

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Dict
 
 import torch
+from omegaconf import DictConfig
 from torch import nn
 
 from sharedsg.model.controllers import CONTROLLERS
@@ -60,3 +61,9 @@ class SGModules(nn.Module):
 def sg_loss(predicted: torch.Tensor, true_grad: torch.Tensor) -> torch.Tensor:
     """Eq. 11: L^SG = ||SG(h, y) - dL/dh||^2, averaged over batch, steps and units."""
     return torch.mean((predicted - true_grad) ** 2)
+
+
+def build_sg_modules(model: DictConfig, sg: DictConfig, target_dim: int) -> SGModules:
+    """One group's predictors for an NMN built from ``model`` (every controller is k = slot_width wide)."""
+    dims = {c: int(model.slot_width) for c in CONTROLLERS}
+    return SGModules(dims, target_dim, sg.hidden, sg.kind)

@@ -1,0 +1,286 @@
+"""The memory module (Eq. 2-7) over a whole sequence, with a hand-written backward pass.
+
+``model.impl=fast``. The step is bound by per-time-step overhead (tiny LSTM cells, a
+10 x 32 memory), not by arithmetic, so this module records no autograd graph per step:
+
+- forward (:func:`core_forward`): the input controller, whose input x_t does not depend on
+  the memory, runs as one fused ``torch.lstm`` over the sequence; OC and WC are one
+  ``torch.lstm_cell`` each per step; addressing (Eq. 3, or cosine), read (Eq. 4) and
+  write (Eq. 7) are a handful of batched ops. Everything the backward needs is kept,
+  time-major.
+- backward (:func:`core_backward`): one reverse sweep through Eq. 7, 6, 5, 4, 3, 2 that
+  produces, on the way, the total derivative dL/dh_c,t of every controller output (the SG
+  targets) and the gate pre-activation gradients; every parameter gradient is then one
+  matmul over all (T * B) rows.
+
+The LSTM identities used (gates i, f, g, o; c_t = f c_{t-1} + i g; h_t = o tanh(c_t)), with
+G = dL/dh_t total and dc_rec = dL/dc_t through c_{t+1}:
+
+    dc = G o (1 - tanh^2 c_t) + dc_rec           dc_{t-1} = dc f
+    dpre_i = dc g i (1 - i)   dpre_f = dc c_{t-1} f (1 - f)
+    dpre_g = dc i (1 - g^2)   dpre_o = G tanh(c_t) o (1 - o)
+    dL/dh_{t-1} (through step t) = dpre W_hh,   dL/du_t = dpre W_ih
+
+:class:`LSTMFactors` holds the parts of these that do not depend on G, computed for all
+steps at once. ``model.impl=reference`` (the per-step autograd graph of :mod:`sharedsg.model.nmn`)
+gives the same numbers (tests: 1e-5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from sharedsg.model.controllers import CONTROLLERS
+
+Cell = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # weight_ih, weight_hh, bias_ih, bias_hh
+
+
+@dataclass
+class LSTMFactors:
+    """Local derivatives of an LSTM over all steps, time-major (T, B, ...)."""
+
+    e: torch.Tensor  # o (1 - tanh^2 c_t): dc = G e + dc_rec
+    do: torch.Tensor  # tanh(c_t) o (1 - o): dpre_o = G do
+    ifg: torch.Tensor  # (T, B, 3, k): [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)]: dpre_ifg = dc ifg
+    f: torch.Tensor  # forget gate: dc_{t-1} = dc f
+
+    @staticmethod
+    def stack(factors: List["LSTMFactors"]) -> "LSTMFactors":
+        """Several LSTMs' factors side by side: (T, n, B, ...), to run their backward at once."""
+        return LSTMFactors(*(torch.stack([getattr(f, n) for f in factors], dim=1) for n in ("e", "do", "ifg", "f")))
+
+
+def lstm_factors(cell: Cell, inputs: torch.Tensor, h_prev: torch.Tensor, c0: torch.Tensor,
+                 cs: Optional[torch.Tensor] = None) -> Tuple[LSTMFactors, torch.Tensor]:
+    """Gates of all steps at once from the recorded inputs (T, B, in) and h_{t-1} (T, B, k).
+
+    ``cs``: the cell states c_0 .. c_T (T + 1, B, k) as recorded; None: rebuilt from c0 by the
+    scan c_t = f c_{t-1} + i g. Returns the factors and ``cs``."""
+    w_ih, w_hh, b_ih, b_hh = cell
+    t_len, b, k = h_prev.shape
+    pre = torch.addmm(b_ih + b_hh, inputs.reshape(t_len * b, -1), w_ih.t())
+    pre.addmm_(h_prev.reshape(t_len * b, k), w_hh.t())
+    act = pre.view(t_len, b, 4, k).sigmoid()
+    act[:, :, 2] = pre.view(t_len, b, 4, k)[:, :, 2].tanh()
+    i, f, g, _ = act.unbind(2)
+    if cs is None:
+        ig = i * g
+        cs = torch.empty(t_len + 1, b, k, dtype=ig.dtype, device=ig.device)
+        cs[0] = c0
+        c_steps, ig_steps, f_steps = cs.unbind(0), ig.unbind(0), f.unbind(0)
+        for t in range(t_len):
+            torch.addcmul(ig_steps[t], f_steps[t], c_steps[t], out=c_steps[t + 1])
+    return lstm_factors_from_gates(act, cs, time_dim=0), cs
+
+
+def lstm_factors_from_gates(act: torch.Tensor, cs: torch.Tensor, time_dim: int = 1) -> LSTMFactors:
+    """:class:`LSTMFactors` from the gate activations (..., T, B, 4, k) and the cell states
+    c_0 .. c_T along ``time_dim``; each factor one fused elementwise kernel (sigmoid/tanh backward)."""
+    i, f, g, o = act.unbind(-2)
+    c_prev, c = cs.narrow(time_dim, 0, cs.shape[time_dim] - 1), cs.narrow(time_dim, 1, cs.shape[time_dim] - 1)
+    tc = c.tanh()
+    ifg = torch.empty_like(act[..., :3, :])
+    sig_bw, tanh_bw = torch.ops.aten.sigmoid_backward, torch.ops.aten.tanh_backward
+    sig_bw.grad_input(g, i, grad_input=ifg[..., 0, :])  # g i (1 - i)
+    sig_bw.grad_input(c_prev, f, grad_input=ifg[..., 1, :])  # c_{t-1} f (1 - f)
+    tanh_bw.grad_input(i, g, grad_input=ifg[..., 2, :])  # i (1 - g^2)
+    return LSTMFactors(e=tanh_bw(o, tc), do=sig_bw(tc, o), ifg=ifg, f=f)
+
+
+@dataclass
+class Trace:
+    """One forward of the memory module, time-major. ``h[c]`` and ``cs[c]`` are (T + 1, B, k)
+    with the start state at index 0; ``inputs[c]`` (T, B, in_c) are x_t, m_bar_t, m_t."""
+
+    cells: Dict[str, Cell]
+    inputs: Dict[str, torch.Tensor]
+    h: Dict[str, torch.Tensor]
+    cs: Dict[str, Optional[torch.Tensor]]  # None for ic: rebuilt by the scan when factors are needed
+    c0: Dict[str, torch.Tensor]
+    c_last: Dict[str, torch.Tensor]
+    mem: List[torch.Tensor]  # T + 1 tensors (B, l, k): M_0 .. M_T
+    diff: List[torch.Tensor]  # T tensors (B, l, k): m'_t - M_{t-1}
+    z: torch.Tensor  # (T, B, l)
+    cosine: Optional[Dict[str, List[torch.Tensor]]]  # sim, den, mem_norm per step; qn (T, B, 1)
+    strength: float
+    _factors: Dict[str, LSTMFactors] = field(default_factory=dict)
+
+    def factors(self) -> Dict[str, LSTMFactors]:
+        """Each controller's :class:`LSTMFactors`, computed once."""
+        if not self._factors:
+            for c in CONTROLLERS:
+                self._factors[c], self.cs[c] = lstm_factors(self.cells[c], self.inputs[c], self.h[c][:-1],
+                                                            self.c0[c], self.cs[c])
+        return self._factors
+
+    def outputs(self, c: str) -> torch.Tensor:
+        """Controller c's outputs h_t, (T, B, k)."""
+        return self.h[c][1:]
+
+
+def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor], c0: Dict[str, torch.Tensor],
+                 cells: Dict[str, Cell], addressing: str, strength: float) -> Trace:
+    """Eq. 2-7 for all T steps of x (B, T, in) from the state (mem0, h0, c0); no autograd graph."""
+    b, t_len, _ = x.shape
+    xt = x.transpose(0, 1).contiguous()
+    q_all, _, c_ic_last = torch.lstm(xt, (h0["ic"].unsqueeze(0), c0["ic"].unsqueeze(0)), list(cells["ic"]),
+                                     True, 1, 0.0, False, False, False)
+    cosine = addressing == "cosine"
+    q_steps = q_all.unsqueeze(-1).unbind(0)  # (B, k, 1) per step
+    qn = torch.linalg.vector_norm(q_all, dim=-1, keepdim=True) if cosine else None  # (T, B, 1)
+    qn_steps = qn.unbind(0) if cosine else ()
+    mem, mems, diffs, zs, mbars = mem0, [mem0], [], [], []
+    sims: List[torch.Tensor] = []
+    dens: List[torch.Tensor] = []
+    norms: List[torch.Tensor] = []
+    hc = {c: (h0[c], c0[c]) for c in ("oc", "wc")}
+    hs: Dict[str, List[torch.Tensor]] = {"oc": [h0["oc"]], "wc": [h0["wc"]]}
+    cs: Dict[str, List[torch.Tensor]] = {"oc": [c0["oc"]], "wc": [c0["wc"]]}
+    for t in range(t_len):
+        dot = torch.bmm(mem, q_steps[t]).squeeze(2)  # q_t^T M_{t-1}: (B, l)
+        if cosine:
+            m_norm = torch.linalg.vector_norm(mem, dim=-1)
+            den = (qn_steps[t] * m_norm).add_(1e-8)
+            sim = dot / den
+            z = torch.softmax(strength * sim, dim=-1)
+            sims.append(sim), dens.append(den), norms.append(m_norm)
+        else:
+            z = torch.softmax(dot, dim=-1)  # Eq. 3
+        m_bar = (mem * z.unsqueeze(2)).sum(1)  # Eq. 4 (a batched 1 x l matmul is slower here)
+        hc["oc"] = torch.lstm_cell(m_bar, hc["oc"], *cells["oc"])  # Eq. 5
+        hc["wc"] = torch.lstm_cell(hc["oc"][0], hc["wc"], *cells["wc"])  # Eq. 6
+        diff = hc["wc"][0].unsqueeze(1) - mem
+        mem = torch.addcmul(mem, z.unsqueeze(2), diff)  # Eq. 7: (1 - z_i) M_i + z_i m'_t
+        for c in ("oc", "wc"):
+            hs[c].append(hc[c][0])
+            cs[c].append(hc[c][1])
+        mems.append(mem), diffs.append(diff), zs.append(z), mbars.append(m_bar)
+    h = {"ic": torch.cat([h0["ic"].unsqueeze(0), q_all])}
+    h.update({c: torch.stack(hs[c]) for c in ("oc", "wc")})
+    c_stack = {"ic": None, **{c: torch.stack(cs[c]) for c in ("oc", "wc")}}
+    inputs = {"ic": xt, "oc": torch.stack(mbars), "wc": h["oc"][1:]}
+    return Trace(cells=cells, inputs=inputs, h=h, cs=c_stack, c0=dict(c0),
+                 c_last={"ic": c_ic_last[0], "oc": hc["oc"][1], "wc": hc["wc"][1]},
+                 mem=mems, diff=diffs, z=torch.stack(zs),
+                 cosine={"sim": sims, "den": dens, "norm": norms, "qn": qn} if cosine else None,
+                 strength=strength)
+
+
+@dataclass
+class CoreGrads:
+    """Gradients of the memory module (time-major where per step)."""
+
+    g: Dict[str, torch.Tensor]  # controller -> (T, B, k): total dL/dh_c,t
+    dpre: Dict[str, torch.Tensor]  # controller -> (T, B, 4, k): gate pre-activation gradients
+    params: Dict[str, Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]  # as Cell
+    dx: torch.Tensor  # (T, B, in)
+    dmem0: torch.Tensor  # (B, l, k)
+    dh0: Dict[str, torch.Tensor]
+    dc0: Dict[str, torch.Tensor]
+
+
+def lstm_step_backward(g: torch.Tensor, dc_rec: Optional[torch.Tensor], fac: LSTMFactors, t: int,
+                       dpre_t: torch.Tensor) -> torch.Tensor:
+    """Writes step t's gate gradients into ``dpre_t`` (..., 4, k) from G = dL/dh_t (total) and
+    dc_rec = dL/dc_t through c_{t+1}; returns dL/dc_{t-1}. Any leading dimensions (B, or
+    controllers x B)."""
+    dc = g * fac.e[t] if dc_rec is None else torch.addcmul(dc_rec, g, fac.e[t])
+    torch.mul(dc.unsqueeze(-2), fac.ifg[t], out=dpre_t[..., :3, :])
+    torch.mul(g, fac.do[t], out=dpre_t[..., 3, :])
+    return dc * fac.f[t]
+
+
+def param_grads(dpre: torch.Tensor, inputs: torch.Tensor, h_prev: torch.Tensor):
+    """(weight_ih, weight_hh, bias_ih, bias_hh) gradients: sums over all steps and rows."""
+    t_len, b, _, k = dpre.shape
+    flat = dpre.reshape(t_len * b, 4 * k)
+    gb = flat.sum(0)
+    return flat.t() @ inputs.reshape(t_len * b, -1), flat.t() @ h_prev.reshape(t_len * b, k), gb, gb.clone()
+
+
+def core_backward(tr: Trace, dh_direct: Dict[str, Optional[torch.Tensor]],
+                  dz_direct: Optional[torch.Tensor] = None, dmem_last: Optional[torch.Tensor] = None,
+                  dh_last: Optional[Dict[str, Optional[torch.Tensor]]] = None,
+                  dc_last: Optional[Dict[str, Optional[torch.Tensor]]] = None) -> CoreGrads:
+    """Back-propagates the gradients arriving at the outputs (``dh_direct``: controller -> (T, B, k)
+    time-major or None; the attention, the final memory and final controller states) through
+    Eq. 7 .. 2, one reverse sweep."""
+    fac = tr.factors()
+    t_len, b, k = tr.h["ic"].shape[0] - 1, tr.h["ic"].shape[1], tr.h["ic"].shape[2]
+    ref = tr.h["oc"]
+    g = {c: torch.empty(t_len, b, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
+    dpre = {c: torch.empty(t_len, b, 4, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
+    g_steps = {c: g[c].unbind(0) for c in CONTROLLERS}
+    dpre_steps = {c: dpre[c].unbind(0) for c in CONTROLLERS}
+    direct = {c: (dh_direct.get(c).unbind(0) if dh_direct.get(c) is not None else None) for c in CONTROLLERS}
+    dz_steps = dz_direct.unbind(0) if dz_direct is not None else None
+    w_ih = {c: tr.cells[c][0] for c in CONTROLLERS}
+    w_hh = {c: tr.cells[c][1] for c in CONTROLLERS}
+    dh_rec = {c: (dh_last or {}).get(c) for c in CONTROLLERS}
+    dc_rec = {c: (dc_last or {}).get(c) for c in CONTROLLERS}
+    d_mem = dmem_last if dmem_last is not None else torch.zeros_like(tr.mem[-1])
+    z_steps = tr.z.unbind(0)
+    q_steps = tr.outputs("ic").unbind(0)
+    cos = tr.cosine
+    if cos is not None:
+        qn_steps = cos["qn"].unbind(0)
+
+    def total(c: str, t: int, *parts: Optional[torch.Tensor]) -> torch.Tensor:
+        out = g_steps[c][t]
+        present = [p for p in parts if p is not None] + ([direct[c][t]] if direct[c] is not None else [])
+        if len(present) == 1:
+            out.copy_(present[0])
+        else:
+            torch.add(present[0], present[1], out=out)
+            for p in present[2:]:
+                out.add_(p)
+        return out
+
+    for t in range(t_len - 1, -1, -1):
+        mem, z = tr.mem[t], z_steps[t]
+        z3 = z.unsqueeze(2)
+        # Eq. 7: M_t = M_{t-1} + z (m'_t - M_{t-1})
+        dm_write = (d_mem * z3).sum(1)
+        dz = (d_mem * tr.diff[t]).sum(-1)
+        d_prev = torch.addcmul(d_mem, z3, d_mem, value=-1.0)
+        # Eq. 6: write controller
+        gw = total("wc", t, dm_write, dh_rec["wc"])
+        dc_rec["wc"] = lstm_step_backward(gw, dc_rec["wc"], fac["wc"], t, dpre_steps["wc"][t])
+        pw = dpre_steps["wc"][t].view(b, 4 * k)
+        dh_rec["wc"] = pw @ w_hh["wc"]
+        # Eq. 5: output controller (its output also feeds the decoder and WC)
+        go = total("oc", t, pw @ w_ih["wc"], dh_rec["oc"])
+        dc_rec["oc"] = lstm_step_backward(go, dc_rec["oc"], fac["oc"], t, dpre_steps["oc"][t])
+        po = dpre_steps["oc"][t].view(b, 4 * k)
+        dh_rec["oc"] = po @ w_hh["oc"]
+        dm_bar = po @ w_ih["oc"]
+        # Eq. 4: m_bar = z M_{t-1}
+        dz = dz.unsqueeze(2).baddbmm_(mem, dm_bar.unsqueeze(2)).squeeze(2)  # l x k by k x 1: bmm is fast
+        if dz_steps is not None:
+            dz = dz + dz_steps[t]
+        d_prev.addcmul_(z3, dm_bar.unsqueeze(1))  # outer products: elementwise beats baddbmm
+        # Eq. 3: z = softmax(a)
+        da = z * (dz - (z * dz).sum(-1, keepdim=True))
+        q = q_steps[t]
+        if cos is None:  # a = q^T M
+            dq = (mem * da.unsqueeze(2)).sum(1)
+            d_prev.addcmul_(da.unsqueeze(2), q.unsqueeze(1))
+        else:  # a = strength * (q^T M_i) / (|q| |M_i| + 1e-8)
+            den, sim, m_norm, qn = cos["den"][t], cos["sim"][t], cos["norm"][t], qn_steps[t]
+            d_dot = da * tr.strength / den
+            d_den = -d_dot * sim
+            dq = (mem * d_dot.unsqueeze(2)).sum(1)
+            dq.addcmul_((d_den * m_norm).sum(-1, keepdim=True) / qn, q)
+            d_prev.addcmul_(d_dot.unsqueeze(2), q.unsqueeze(1))
+            d_prev.addcmul_((d_den * qn / m_norm).unsqueeze(2), mem)
+        # Eq. 2: input controller
+        gi = total("ic", t, dq, dh_rec["ic"])
+        dc_rec["ic"] = lstm_step_backward(gi, dc_rec["ic"], fac["ic"], t, dpre_steps["ic"][t])
+        dh_rec["ic"] = dpre_steps["ic"][t].view(b, 4 * k) @ w_hh["ic"]
+        d_mem = d_prev
+    params = {c: param_grads(dpre[c], tr.inputs[c], tr.h[c][:-1]) for c in CONTROLLERS}
+    dx = (dpre["ic"].reshape(t_len * b, 4 * k) @ w_ih["ic"]).view(t_len, b, -1)
+    return CoreGrads(g=g, dpre=dpre, params=params, dx=dx, dmem0=d_mem, dh0=dh_rec, dc0=dc_rec)
