@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Tuple
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sharedsg.config import load_config, repo_root
+from sharedsg.config import load_config
 from sharedsg.data.batch import Batch
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
@@ -80,7 +80,8 @@ def sg_update_step(overrides: List[str], impl: str, batch_size: int = 32) -> Ste
 
 def fewshot_step(impl: str) -> Step:
     """One meta-training episode of the NMN few-shot learner (the proposed method's inner loop)."""
-    cfg = load_config(repo_root() / "configs" / "omniglot" / "5w1s.yaml", [f"model.impl={impl}"])
+    cfg = load_config(None, ["model.encoder=conv", "model.decoder=classification", "model.output_dim=5",
+                             "fewshot.ways=5", "fewshot.shots=1", f"model.impl={impl}"])
     fs = cfg.fewshot
     cfg.model.output_dim = int(fs.ways)
     learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
