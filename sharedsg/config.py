@@ -179,44 +179,50 @@ class ResourcesConfig:
     object_store_mb: int = 200  # object store of the embedded Ray that `sharedsg run` starts without an address
 
 
-FEWSHOT_METHODS = ("proposed", "baseline", "maml")
-FEWSHOT_META = ("fomaml", "reptile")
-FEWSHOT_QUERY_BN = ("batch", "running")
-FEWSHOT_INNER_STEPS = ("sgd", "sign")
+FEWSHOT_METHODS = ("proposed", "baseline", "maml", "protonet", "mann")
+FEWSHOT_LABEL_INPUTS = ("own", "previous")
 
 
 @dataclass
 class FewShotConfig:
-    """Omniglot N-way K-shot (Sec. 4.1) and the episode protocol (docs/classification.md).
+    """Omniglot N-way K-shot (Sec. 4.1), Table 1, and the episode protocol (docs/classification.md).
 
-    An episode's support images reach the NMN as one batch of one-step sequences; the NMN
-    (reset to its meta-trained weights, learned initial memory included) takes ``adapt_steps``
-    gradient steps on the support loss, the controllers with the mixed true + synthetic
-    gradient of ``learner.mixing``; the adapted NMN then classifies the query images.
+    proposed / baseline: the NMN as a memory-augmented learner (sharedsg/learn/fewshot.py): one
+    episode is one sequence (support items with their labels, then the queries), the memory and
+    controller states persist within it; proposed adds the fast step of Eq. 10 from synthetic
+    gradients. maml: Finn et al.'s protocol; protonet: Snell et al.'s; mann: Santoro et al.'s.
+    Every method trains until ``meta_iterations`` or its ``wall_s`` budget, whichever comes first.
     """
 
-    ways: int = 5  # N; the decoder has N outputs (model.output_dim is set to it)
+    ways: int = 5  # N; the classifier has N outputs
     shots: int = 1  # K support images per class
     queries: int = 5  # Q query images per class (meta-training and test)
     settings: List[str] = field(default_factory=list)  # sweep: e.g. [5w1s, 20w5s]; empty: the one (ways, shots)
-    methods: List[str] = field(default_factory=lambda: ["proposed", "baseline", "maml"])  # proposed | baseline | maml
-    proposed_mixing: str = "sum"  # learner.mixing of 'proposed' (baseline is always bp_only)
-    adapt_steps: int = 5  # inner gradient steps on the support set (meta-training and test)
-    inner_lr: float = 0.5  # SGD step size of MAML's inner steps
-    # The NMN's inner steps. sgd: p -= nmn_inner_lr * g. sign: p -= nmn_inner_lr * sign(g), the first
-    # step of Adam; at initialisation the NMN's controller outputs vary little between images, so its
-    # gradients are tiny and plain SGD barely moves it in a few steps (docs/classification.md).
-    nmn_inner_step: str = "sign"
-    nmn_inner_lr: float = 0.01
-    meta: str = "fomaml"  # fomaml: query-loss gradient at the adapted weights; reptile: meta-weights toward the adapted ones
-    meta_lr: float = 1e-3  # Adam learning rate of the meta-weights (the paper: 5e-6 over far more iterations)
-    meta_batch: int = 4  # episodes per meta-update
-    meta_iterations: int = 300  # meta-updates (the training budget, the same for every method)
-    test_episodes: int = 1000  # held-out episodes for the accuracy and its 95% CI
-    test_adapt_steps: int = -1  # -1: adapt_steps
-    query_bn: str = "batch"  # batch: BN on the query batch statistics (as MAML); running: BN running stats
+    methods: List[str] = field(default_factory=lambda: ["proposed", "baseline", "maml", "protonet"])  # of FEWSHOT_METHODS
+    seeds: List[int] = field(default_factory=list)  # training seeds, one job '<setting>-<method>-s<seed>' each; empty: experiment.seed, job '<setting>-<method>'
+    meta_lr: float = 1e-3  # Adam learning rate of every method's meta-weights (Finn et al. and Snell et al.: 1e-3)
+    meta_batch: int = 4  # episodes per meta-update, for a method not in meta_batches
+    meta_batches: Dict[str, int] = field(default_factory=dict)  # per-method episodes per meta-update (e.g. maml: 32)
+    meta_iterations: int = 300  # cap on the meta-updates of every job
+    wall_s: Dict[str, float] = field(default_factory=dict)  # per-method meta-training wall-time budget in seconds (absent: none)
+    test_episodes: int = 1000  # held-out episodes for the accuracy and its 95% CI (the same episodes for every method and seed)
+    val_every: int = 0  # meta-iterations between validation accuracies (0: no validation curve)
+    val_episodes: int = 100  # held-out-character episodes per validation point (a stream disjoint from the test episodes)
+    # MAML (Finn et al.): inner SGD steps and step size (theirs: 1 x 0.4 for 5-way, 5 x 0.1 for 20-way)
+    adapt_steps: int = 1
+    inner_lr: float = 0.4
+    test_adapt_steps: int = -1  # MAML's inner steps at test time; -1: adapt_steps
     maml_order: int = 2  # 2: second-order MAML; 1: first order
     maml_order_20way: int = 1  # order used when ways >= 20 (first order allowed there)
+    maml_conv_blocks: int = 4  # MAML's and the prototypical network's conv blocks (4 x 64 filters: 28x28 -> 64-d)
+    protonet_train_ways: int = 20  # the prototypical network's meta-training episodes have max(this, N) ways
+    # The NMN memory learner: a support item enters with its own one-hot label (own) or with the
+    # previous item's (previous, MANN's offset); mann always uses previous (its authors' protocol)
+    label_input: str = "own"
+    mann_reads: int = 4  # MANN: read heads (Santoro et al.: 4)
+    mann_controller: int = 200  # MANN: LSTM controller units (Santoro et al.: 200)
+    mann_slots: int = 128  # MANN: memory slots (Santoro et al.: 128 x 40)
+    mann_width: int = 40
     checkpoint_every: int = 25  # meta-iterations (and test episodes x 4) between job checkpoints
     log_every: int = 5  # meta-iterations between logged scalars
 
@@ -381,17 +387,25 @@ def _validate_fewshot_rare(cfg: DictConfig) -> None:
             raise ConfigError(f"config error: rare.methods: '{m}' is not one of {', '.join(RARE_METHODS)}")
     for s in fs.settings:
         parse_setting(s)
-    _choice(cfg, "fewshot.meta", FEWSHOT_META)
-    _choice(cfg, "fewshot.query_bn", FEWSHOT_QUERY_BN)
-    _choice(cfg, "fewshot.nmn_inner_step", FEWSHOT_INNER_STEPS)
-    _choice(cfg, "fewshot.proposed_mixing", MIXING_MODES[1:])
+    _choice(cfg, "fewshot.label_input", FEWSHOT_LABEL_INPUTS)
     _choice(cfg, "rare.proposed_mixing", MIXING_MODES[1:])
-    for key in ("fewshot.ways", "fewshot.shots", "fewshot.adapt_steps", "fewshot.inner_lr", "fewshot.nmn_inner_lr", "fewshot.meta_lr",
-                "fewshot.meta_batch", "fewshot.checkpoint_every", "fewshot.log_every",
+    for key in ("fewshot.ways", "fewshot.shots", "fewshot.adapt_steps", "fewshot.inner_lr", "fewshot.meta_lr",
+                "fewshot.meta_batch", "fewshot.checkpoint_every", "fewshot.log_every", "fewshot.val_episodes",
+                "fewshot.maml_conv_blocks", "fewshot.protonet_train_ways", "fewshot.mann_reads",
+                "fewshot.mann_controller", "fewshot.mann_slots", "fewshot.mann_width",
                 "rare.period", "rare.rare_batch", "rare.test_every", "rare.checkpoint_every"):
         _positive(cfg, key)
-    for key in ("fewshot.queries", "fewshot.meta_iterations", "fewshot.test_episodes", "rare.test_images"):
+    for key in ("fewshot.queries", "fewshot.meta_iterations", "fewshot.test_episodes", "fewshot.val_every",
+                "rare.test_images"):
         _positive(cfg, key, allow_zero=True)
+    for kind in ("meta_batches", "wall_s"):
+        for m, v in fs[kind].items():
+            if m not in FEWSHOT_METHODS:
+                raise ConfigError(f"config error: fewshot.{kind}: '{m}' is not one of {', '.join(FEWSHOT_METHODS)}")
+            if not v > 0:
+                raise ConfigError(f"config error: fewshot.{kind}.{m}: must be positive, got {v}")
+    if len(set(fs.seeds)) != len(fs.seeds):
+        raise ConfigError(f"config error: fewshot.seeds: {list(fs.seeds)} repeats a seed")
     if fs.ways < 2:
         raise ConfigError(f"config error: fewshot.ways: must be at least 2, got {fs.ways}")
     if fs.maml_order not in (1, 2) or fs.maml_order_20way not in (1, 2):
