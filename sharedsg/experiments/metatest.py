@@ -105,7 +105,7 @@ def _seq2seq(cfg: DictConfig, method: str, seed: int, cyclists, adapt: Batch, he
                 b = cyclists.next_batch(2 * k)
                 tasks.append((b.x[:k], b.y[:k], b.x[k:], b.y[k:]))
             params = dict(net.named_parameters())
-            grads, _ = meta_gradient(net, {n: p.detach() for n, p in params.items()}, F.mse_loss, tasks,
+            grads, _, _ = meta_gradient(net, {n: p.detach() for n, p in params.items()}, F.mse_loss, tasks,
                                      int(cfg.metatest.maml_inner_steps), float(cfg.metatest.maml_inner_lr),
                                      order=2 if method == "maml2" else 1, kw={"steps": steps})
             for n, p in params.items():

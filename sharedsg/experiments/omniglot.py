@@ -14,7 +14,7 @@ Methods (``fewshot.methods``; docs/classification.md):
   the paper); ``mann``: Santoro et al. (:mod:`sharedsg.learn.mann`).
 
 A *job* is one setting x one method x one training seed. It meta-trains until
-``fewshot.meta_iterations`` or its method's ``fewshot.wall_s`` budget, logging a validation
+``fewshot.meta_iterations`` or its method's ``fewshot.cpu_s`` budget (CPU seconds of its process), logging a validation
 accuracy every ``val_every`` iterations (held-out characters, an episode stream disjoint from
 the test episodes; used for the curve only, nothing is selected on it), then tests on
 ``test_episodes`` held-out episodes (the same ones for every method and seed) and reports the
@@ -148,12 +148,12 @@ class FewShotJob:
         self.impl = make_method(cfg, self.method, self.ways, self.seed)
         self.train_ways = int(getattr(self.impl, "train_ways", self.ways))
         self.meta_batch = int(fs.meta_batches.get(self.method, fs.meta_batch))
-        self.wall_budget = float(fs.wall_s.get(self.method, math.inf))
+        self.cpu_budget = float(fs.cpu_s.get(self.method, math.inf))
         self.episodes = OmniglotEpisodes(cfg, self.ways, self.shots, train_seed=self.seed)
         self.iteration, self.tested = 0, 0
         self.accuracies: List[float] = []
         self.scalars: List[Scalar] = []
-        self.train_s, self.test_s = 0.0, 0.0
+        self.train_s, self.test_s, self.train_cpu_s = 0.0, 0.0, 0.0
         self.train_chars: set = set()  # character ids seen in meta-training (for the tests)
 
     def train_episodes(self, iteration: int) -> List[Episode]:
@@ -163,7 +163,7 @@ class FewShotJob:
     def state(self) -> Dict[str, object]:
         return {"method": self.impl.state_dict(), "iteration": self.iteration, "tested": self.tested,
                 "accuracies": list(self.accuracies), "scalars": [list(s) for s in self.scalars],
-                "train_s": self.train_s, "test_s": self.test_s}
+                "train_s": self.train_s, "test_s": self.test_s, "train_cpu_s": self.train_cpu_s}
 
     def load(self, state: Dict[str, object]) -> None:
         self.impl.load_state_dict(state["method"])
@@ -171,13 +171,14 @@ class FewShotJob:
         self.accuracies = [float(a) for a in state["accuracies"]]
         self.scalars = [(str(t), int(s), float(v)) for t, s, v in state["scalars"]]
         self.train_s, self.test_s = float(state["train_s"]), float(state["test_s"])
+        self.train_cpu_s = float(state["train_cpu_s"])
 
     def validate(self) -> float:
         n = int(self.cfg.fewshot.val_episodes)
         return float(np.mean([self.impl.test_episode(self.episodes.episode("val", i)) for i in range(n)]))
 
-    def _training_done(self, elapsed: float) -> bool:
-        return self.iteration >= int(self.cfg.fewshot.meta_iterations) or self.train_s + elapsed >= self.wall_budget
+    def _training_done(self, cpu: float) -> bool:
+        return self.iteration >= int(self.cfg.fewshot.meta_iterations) or self.train_cpu_s + cpu >= self.cpu_budget
 
     def run(self, directory: Path, progress: Progress = None) -> Dict[str, object]:
         fs = self.cfg.fewshot
@@ -191,28 +192,28 @@ class FewShotJob:
         every, val_every = int(fs.checkpoint_every), int(fs.val_every)
         if val_every and self.iteration == 0 and not any(t == "accuracy/val" for t, _, _ in self.scalars):
             self.scalars.append(("accuracy/val", 0, self.validate()))
-        t0 = time.perf_counter()
-        while self.tested == 0 and not self._training_done(time.perf_counter() - t0):
+        t0, c0 = time.perf_counter(), time.process_time()
+        while self.tested == 0 and not self._training_done(time.process_time() - c0):
             episodes = self.train_episodes(self.iteration)
             for ep in episodes:
                 self.train_chars.update(int(c) for c in ep.char_ids)
             metrics = self.impl.meta_step(episodes)
             self.iteration += 1
-            done = self._training_done(time.perf_counter() - t0)
+            done = self._training_done(time.process_time() - c0)
             if self.iteration % int(fs.log_every) == 0 or done:
                 self.scalars += [(k, self.iteration, float(v)) for k, v in metrics.items()]
             if val_every and (self.iteration % val_every == 0 or done):
-                self.train_s += time.perf_counter() - t0
+                self.train_s, self.train_cpu_s = self.train_s + time.perf_counter() - t0, self.train_cpu_s + time.process_time() - c0
                 self.scalars.append(("accuracy/val", self.iteration, self.validate()))  # not counted as training time
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
             if self.iteration % every == 0 or done:
-                self.train_s += time.perf_counter() - t0
-                t0 = time.perf_counter()
+                self.train_s, self.train_cpu_s = self.train_s + time.perf_counter() - t0, self.train_cpu_s + time.process_time() - c0
+                t0, c0 = time.perf_counter(), time.process_time()
                 checkpoint.save(ckpt, self.state())
                 if progress:
-                    progress(f"{self.name}: iteration {self.iteration} ({self.train_s:.0f} s) "
+                    progress(f"{self.name}: iteration {self.iteration} ({self.train_s:.0f} s, {self.train_cpu_s:.0f} CPU s) "
                              f"query acc {metrics.get('accuracy/query_train', float('nan')):.3f}")
-        self.train_s += time.perf_counter() - t0
+        self.train_s, self.train_cpu_s = self.train_s + time.perf_counter() - t0, self.train_cpu_s + time.process_time() - c0
         t0 = time.perf_counter()
         while self.tested < int(fs.test_episodes):
             self.accuracies.append(self.impl.test_episode(self.episodes.episode("test", self.tested)))
@@ -241,8 +242,8 @@ class FewShotJob:
                "test_episodes": len(self.accuracies), "meta_iterations": self.iteration,
                "meta_batch": self.meta_batch, "train_ways": self.train_ways,
                "train_episodes": self.iteration * self.meta_batch,
-               "wall_budget_s": None if math.isinf(self.wall_budget) else self.wall_budget,
-               "train_wall_s": self.train_s, "test_wall_s": self.test_s, "scalars": self.scalars}
+               "cpu_budget_s": None if math.isinf(self.cpu_budget) else self.cpu_budget,
+               "train_cpu_s": self.train_cpu_s, "train_wall_s": self.train_s, "test_wall_s": self.test_s, "scalars": self.scalars}
         if self.method == "maml":
             out.update(maml_order=self.impl.order, adapt_steps=self.impl.steps, inner_lr=self.impl.lr,
                        test_adapt_steps=self.impl.test_steps)

@@ -55,7 +55,7 @@ class ProtoNetMethod:
             logits = self._logits(ep)
             ce = F.cross_entropy(logits, ep.query_y) / len(episodes)
             ce.backward()
-            loss += float(ce)
+            loss += float(ce.detach())
             acc += float((logits.argmax(-1) == ep.query_y).float().mean()) / len(episodes)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
