@@ -239,9 +239,9 @@ class RareConfig:
     period: int = 500  # rare iterations: period, 2 * period, ...
     rare_batch: int = 10  # images in a rare batch
     methods: List[str] = field(default_factory=lambda: ["proposed", "baseline"])
-    proposed_mixing: str = "sum"
     test_every: int = 250  # iterations between rare-class test accuracies (and at every rare iteration + 1)
     test_images: int = 500  # unseen test images of classes 5-9 per test (0: all 4,861)
+    test_context: int = 1  # labelled training images of each class 0-4 that precede the test queries in the sequence
     checkpoint_every: int = 250
 
 
@@ -390,12 +390,11 @@ def _validate_fewshot_rare(cfg: DictConfig) -> None:
     for s in fs.settings:
         parse_setting(s)
     _choice(cfg, "fewshot.label_input", FEWSHOT_LABEL_INPUTS)
-    _choice(cfg, "rare.proposed_mixing", MIXING_MODES[1:])
     for key in ("fewshot.ways", "fewshot.shots", "fewshot.adapt_steps", "fewshot.inner_lr", "fewshot.meta_lr",
                 "fewshot.meta_batch", "fewshot.checkpoint_every", "fewshot.log_every", "fewshot.val_episodes",
                 "fewshot.maml_conv_blocks", "fewshot.protonet_train_ways", "fewshot.mann_reads",
                 "fewshot.mann_controller", "fewshot.mann_slots", "fewshot.mann_width",
-                "rare.period", "rare.rare_batch", "rare.test_every", "rare.checkpoint_every"):
+                "rare.period", "rare.rare_batch", "rare.test_every", "rare.checkpoint_every", "rare.test_context"):
         _positive(cfg, key)
     for key in ("fewshot.queries", "fewshot.meta_iterations", "fewshot.test_episodes", "fewshot.val_every",
                 "rare.test_images"):

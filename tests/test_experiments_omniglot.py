@@ -93,7 +93,7 @@ def test_proposed_uses_synthetic_gradients_and_baseline_does_not(data):
         m_prop = prop.impl.meta_step(eps)
     m_base = base.impl.meta_step(eps)
     assert prop.impl.sg is not None and m_prop["grad_norm/oc/synthetic"] > 0 and base.impl.sg is None
-    assert m_prop["grad_norm/oc/true"] > 0 and "grad_norm/oc/true" not in m_base
+    assert m_prop["grad_norm/oc/true"] > 0 and m_base["grad_norm/oc/true"] > 0 and "grad_norm/oc/synthetic" not in m_base
 
 
 def test_protonet_trains_on_wider_episodes_and_budgets_stop_training(data, tmp_path):

@@ -72,14 +72,16 @@ class FewShotNMNMethod:
     """Proposed (``fast=True``: fast path of Eq. 10 from SGs trained by Eq. 11) or baseline NMN,
     behind the job interface of :mod:`sharedsg.experiments.omniglot`."""
 
-    def __init__(self, cfg: DictConfig, ways: int, seed: int, fast: bool) -> None:
+    def __init__(self, cfg: DictConfig, ways: int, seed: int, fast: bool, train_sg: Optional[bool] = None) -> None:
+        """``train_sg`` (default: ``fast``): keep SG predictors trained by Eq. 11 even when the fast
+        path is off (the MNIST ablation logs what the baseline's SG would have said)."""
         self.ways, self.fast = ways, fast
         self.model = FewShotNMN(cfg.model, ways, str(cfg.fewshot.label_input), seed)
         self.alpha = float(cfg.learner.fast_lr)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(cfg.fewshot.meta_lr))
         k = int(cfg.model.slot_width)
         self.sg: Optional[nn.ModuleDict] = None
-        if fast:
+        if fast if train_sg is None else train_sg:
             torch.manual_seed(seed + 1)
             self.sg = nn.ModuleDict({c: SGPredictor(k, ways, int(cfg.sg.hidden), str(cfg.sg.kind))
                                      for c in FAST_CONTROLLERS})
@@ -97,26 +99,25 @@ class FewShotNMNMethod:
         feats = self.model.encode(torch.cat([batch["sx"], batch["qx"]], dim=1))
         sp = self.model.support(feats[:, :s_len], batch["sy"])
         s, weights = None, None
-        if self.fast:
+        if self.sg is not None:
             s = self.synthetic(sp, batch["sy"])
+        if self.fast:
             weights = fast_step(self.model, sp, s, self.alpha)
         return self.model.queries(sp, feats[:, s_len:], weights), sp, s
 
     def gradients(self, batch: Dict[str, torch.Tensor]):
         """One forward/backward over the batch of episodes: (per-episode query loss (B,), query logits,
-        the meta-gradient {name: mean over episodes}, the SG targets {controller: (B, S, k)} or None,
+        the meta-gradient {name: mean over episodes}, the SG targets {controller: (B, S, k)},
         the support pass, the synthetic gradients or None)."""
         logits, sp, s = self.forward(batch)
         b, n = logits.shape[0], self.ways
         per_episode = F.cross_entropy(logits.reshape(-1, n), batch["qy"].reshape(-1), reduction="none").reshape(b, -1).mean(1)
         names, params = zip(*self.model.named_parameters())
-        outputs = [h for c in FAST_CONTROLLERS for h in sp.h_out[c]] if self.fast else []
+        outputs = [h for c in FAST_CONTROLLERS for h in sp.h_out[c]]
         grads = torch.autograd.grad(per_episode.sum(), list(params) + outputs)
         meta = {name: g / b for name, g in zip(names, grads)}  # the mean over episodes
-        targets = None
-        if self.fast:
-            s_len, flat = batch["sy"].shape[1], grads[len(params):]
-            targets = {c: torch.stack(flat[i * s_len:(i + 1) * s_len], dim=1) for i, c in enumerate(FAST_CONTROLLERS)}
+        s_len, flat = batch["sy"].shape[1], grads[len(params):]
+        targets = {c: torch.stack(flat[i * s_len:(i + 1) * s_len], dim=1) for i, c in enumerate(FAST_CONTROLLERS)}
         return per_episode.detach(), logits.detach(), meta, targets, sp, s
 
     def meta_step(self, episodes: List[Episode]) -> Dict[str, float]:
@@ -129,7 +130,9 @@ class FewShotNMNMethod:
         self.optimizer.zero_grad(set_to_none=True)
         metrics = {"loss/query_train": float(per_episode.mean()),
                    "accuracy/query_train": float((logits.argmax(-1) == batch["qy"]).float().mean())}
-        if self.fast:
+        for c in FAST_CONTROLLERS:
+            metrics[f"grad_norm/{c}/true"] = float(targets[c].norm(dim=-1).mean())
+        if self.sg is not None:
             y = F.one_hot(batch["sy"], self.ways).float()
             loss = sum(sg_loss(self.sg[c](sp.outputs(c), y), targets[c]) for c in FAST_CONTROLLERS)
             loss.backward()
@@ -137,7 +140,6 @@ class FewShotNMNMethod:
             self.sg_optimizer.zero_grad(set_to_none=True)
             for c in FAST_CONTROLLERS:
                 metrics[f"sg/{c}/cosine"] = float(F.cosine_similarity(s[c].flatten(), targets[c].flatten(), dim=0))
-                metrics[f"grad_norm/{c}/true"] = float(targets[c].norm(dim=-1).mean())
                 metrics[f"grad_norm/{c}/synthetic"] = float(s[c].norm(dim=-1).mean())
         return metrics
 
