@@ -257,9 +257,15 @@ class MetaTestConfig:
         default_factory=lambda: ["proposed", "baseline", "maml2", "maml1", "supervised"]
     )  # proposed: NMN with sum mixing; baseline: NMN bp_only; maml2/maml1: MAML second/first order; supervised: LSTM enc-dec
     seq2seq_hidden: int = 30  # the supervised LSTM encoder-decoder (stand-in for [50]) and MAML's network
-    maml_inner_lr: float = 0.05  # SGD step size of MAML's inner loop
+    # SGD step size of MAML's inner loop. The encoder-decoder sums 50 predicted displacements, so the
+    # support loss's curvature along the output bias is ~ sum_t t^2 / T: SGD is stable only below ~2e-3
+    # (0.05 diverged: README, "Trajectory MAML")
+    maml_inner_lr: float = 0.001
     maml_inner_steps: int = 1
     maml_tasks: int = 2  # tasks per meta-batch; a task = support + query sets of adapt_examples windows
+    # zero: MAML's network starts with a zero output layer (predict "stay at the last observed position");
+    # default: PyTorch's init, whose per-step displacements add up over 50 frames to an initial MSE ~35
+    maml_decoder_init: str = "zero"
 
 
 @dataclass
@@ -390,6 +396,7 @@ def _validate_fewshot_rare(cfg: DictConfig) -> None:
     for s in fs.settings:
         parse_setting(s)
     _choice(cfg, "fewshot.label_input", FEWSHOT_LABEL_INPUTS)
+    _choice(cfg, "metatest.maml_decoder_init", ("zero", "default"))
     for key in ("fewshot.ways", "fewshot.shots", "fewshot.adapt_steps", "fewshot.inner_lr", "fewshot.meta_lr",
                 "fewshot.meta_batch", "fewshot.checkpoint_every", "fewshot.log_every", "fewshot.val_episodes",
                 "fewshot.maml_conv_blocks", "fewshot.protonet_train_ways", "fewshot.mann_reads",
