@@ -175,38 +175,52 @@ class ResourcesConfig:
     object_store_mb: int = bounded(200, ge=75)  # object store of the embedded Ray that `sharedsg run` starts without an address
 
 
+FEWSHOT_METHODS = ("proposed", "baseline", "maml", "protonet", "mann")
+
+
 @dataclass
 class FewShotConfig:
-    """Omniglot N-way K-shot (Sec. 4.1) and the episode protocol (docs/classification.md).
+    """Omniglot N-way K-shot (Sec. 4.1), Table 1, and the episode protocol (docs/classification.md).
 
-    An episode's support images reach the NMN as one batch of one-step sequences; the NMN
-    (reset to its meta-trained weights, learned initial memory included) takes ``adapt_steps``
-    gradient steps on the support loss, the controllers with the mixed true + synthetic
-    gradient of ``learner.mixing``; the adapted NMN then classifies the query images.
+    proposed / baseline: the NMN as a memory-augmented learner (sharedsg/learn/fewshot.py): one
+    episode is one sequence (support items with their labels, then the queries), the memory and
+    controller states persist within it; proposed adds the fast step of Eq. 10 from synthetic
+    gradients. maml: Finn et al.'s protocol; protonet: Snell et al.'s; mann: Santoro et al.'s.
+    Every method trains until ``meta_iterations`` or its ``cpu_s`` budget, whichever comes first.
     """
 
-    ways: int = bounded(5, ge=2)  # N; the decoder has N outputs (model.output_dim is set to it)
+    ways: int = bounded(5, ge=2)  # N; the classifier has N outputs
     shots: int = bounded(1, ge=1)  # K support images per class
     queries: int = bounded(5, ge=0)  # Q query images per class (meta-training and test)
     settings: List[str] = field(default_factory=list)  # sweep: e.g. [5w1s, 20w5s]; empty: the one (ways, shots)
-    methods: List[str] = choice("proposed", "baseline", "maml", factory=lambda: ["proposed", "baseline", "maml"])
-    proposed_mixing: str = choice("sg_only", "sum", "lambda", default="sum")  # learner.mixing of 'proposed' (baseline is always bp_only)
-    adapt_steps: int = bounded(5, ge=1)  # inner gradient steps on the support set (meta-training and test)
-    inner_lr: float = bounded(0.5, gt=0)  # SGD step size of MAML's inner steps
-    # The NMN's inner steps. sgd: p -= nmn_inner_lr * g. sign: p -= nmn_inner_lr * sign(g), the first
-    # step of Adam; at initialisation the NMN's controller outputs vary little between images, so its
-    # gradients are tiny and plain SGD barely moves it in a few steps (docs/classification.md).
-    nmn_inner_step: str = choice("sgd", "sign", default="sign")
-    nmn_inner_lr: float = bounded(0.01, gt=0)
-    meta: str = choice("fomaml", "reptile")  # fomaml: query-loss gradient at the adapted weights; reptile: meta-weights toward the adapted ones
-    meta_lr: float = bounded(1e-3, gt=0)  # Adam learning rate of the meta-weights (the paper: 5e-6 over far more iterations)
-    meta_batch: int = bounded(4, ge=1)  # episodes per meta-update
-    meta_iterations: int = bounded(300, ge=0)  # meta-updates (the training budget, the same for every method)
-    test_episodes: int = bounded(1000, ge=0)  # held-out episodes for the accuracy and its 95% CI
-    test_adapt_steps: int = bounded(-1, ge=0, also=(-1,))  # -1: adapt_steps
-    query_bn: str = choice("batch", "running")  # batch: BN on the query batch statistics (as MAML); running: BN running stats
+    methods: List[str] = choice(*FEWSHOT_METHODS, factory=lambda: ["proposed", "baseline", "maml", "protonet"])
+    # training seeds, one job '<setting>-<method>-s<seed>' each; empty: experiment.seed, job '<setting>-<method>'
+    seeds: List[int] = bounded(factory=list, ge=0)
+    meta_lr: float = bounded(1e-3, gt=0)  # Adam learning rate of every method's meta-weights (Finn et al. and Snell et al.: 1e-3)
+    meta_batch: int = bounded(4, ge=1)  # episodes per meta-update, for a method not in meta_batches
+    meta_batches: Dict[str, int] = bounded(factory=dict, ge=1)  # per-method episodes per meta-update (e.g. maml: 32)
+    meta_iterations: int = bounded(300, ge=0)  # cap on the meta-updates of every job
+    # per-method meta-training budget in CPU seconds of the job's process (time.process_time: on a machine
+    # shared with other work a wall-clock budget would depend on the load; wall time is reported too); absent: none
+    cpu_s: Dict[str, float] = bounded(factory=dict, gt=0)
+    test_episodes: int = bounded(1000, ge=0)  # held-out episodes for the accuracy and its 95% CI (the same episodes for every method and seed)
+    val_every: int = bounded(0, ge=0)  # meta-iterations between validation accuracies (0: no validation curve)
+    val_episodes: int = bounded(100, ge=1)  # held-out-character episodes per validation point (a stream disjoint from the test episodes)
+    # MAML (Finn et al.): inner SGD steps and step size (theirs: 1 x 0.4 for 5-way, 5 x 0.1 for 20-way)
+    adapt_steps: int = bounded(1, ge=1)
+    inner_lr: float = bounded(0.4, gt=0)
+    test_adapt_steps: int = bounded(-1, ge=0, also=(-1,))  # MAML's inner steps at test time; -1: adapt_steps
     maml_order: int = choice(2, 1)  # 2: second-order MAML; 1: first order
     maml_order_20way: int = choice(1, 2)  # order used when ways >= 20 (first order allowed there)
+    maml_conv_blocks: int = bounded(4, ge=1)  # MAML's and the prototypical network's conv blocks (4 x 64 filters: 28x28 -> 64-d)
+    protonet_train_ways: int = bounded(20, ge=2)  # the prototypical network's meta-training episodes have max(this, N) ways
+    # The NMN memory learner: a support item enters with its own one-hot label (own) or with the
+    # previous item's (previous, MANN's offset); mann always uses previous (its authors' protocol)
+    label_input: str = choice("own", "previous")
+    mann_reads: int = bounded(4, ge=1)  # MANN: read heads (Santoro et al.: 4)
+    mann_controller: int = bounded(200, ge=1)  # MANN: LSTM controller units (Santoro et al.: 200)
+    mann_slots: int = bounded(128, ge=1)  # MANN: memory slots (Santoro et al.: 128 x 40)
+    mann_width: int = bounded(40, ge=1)
     checkpoint_every: int = bounded(25, ge=1)  # meta-iterations (and test episodes x 4) between job checkpoints
     log_every: int = bounded(5, ge=1)  # meta-iterations between logged scalars
 
@@ -218,9 +232,9 @@ class RareConfig:
     period: int = bounded(500, ge=1)  # rare iterations: period, 2 * period, ...
     rare_batch: int = bounded(10, ge=1)  # images in a rare batch
     methods: List[str] = choice("proposed", "baseline", factory=lambda: ["proposed", "baseline"])
-    proposed_mixing: str = choice("sg_only", "sum", "lambda", default="sum")
     test_every: int = bounded(250, ge=1)  # iterations between rare-class test accuracies (and at every rare iteration + 1)
     test_images: int = bounded(500, ge=0)  # unseen test images of classes 5-9 per test (0: all 4,861)
+    test_context: int = bounded(1, ge=1)  # labelled training images of each class 0-4 that precede the test queries in the sequence
     checkpoint_every: int = bounded(250, ge=1)
 
 
@@ -237,9 +251,15 @@ class MetaTestConfig:
         factory=lambda: ["proposed", "baseline", "maml2", "maml1", "supervised"],
     )  # proposed: NMN with sum mixing; baseline: NMN bp_only; maml2/maml1: MAML second/first order; supervised: LSTM enc-dec
     seq2seq_hidden: int = bounded(30, ge=1)  # the supervised LSTM encoder-decoder (stand-in for [50]) and MAML's network
-    maml_inner_lr: float = bounded(0.05, gt=0)  # SGD step size of MAML's inner loop
+    # SGD step size of MAML's inner loop. The encoder-decoder sums 50 predicted displacements, so the
+    # support loss's curvature along the output bias is ~ sum_t t^2 / T: SGD is stable only below ~2e-3
+    # (0.05 diverged: README, "Trajectory MAML")
+    maml_inner_lr: float = bounded(0.001, gt=0)
     maml_inner_steps: int = bounded(1, ge=1)
     maml_tasks: int = bounded(2, ge=1)  # tasks per meta-batch; a task = support + query sets of adapt_examples windows
+    # zero: MAML's network starts with a zero output layer (predict "stay at the last observed position");
+    # default: PyTorch's init, whose per-step displacements add up over 50 frames to an initial MSE ~35
+    maml_decoder_init: str = choice("zero", "default")
 
 
 @dataclass
@@ -320,6 +340,12 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("config error: streams: at least one stream is needed, e.g. streams.cyclist.data_class=cyclist")
     for setting in cfg.fewshot.settings:
         parse_setting(setting)
+    for kind in ("meta_batches", "cpu_s"):
+        for m in cfg.fewshot[kind]:
+            if m not in FEWSHOT_METHODS:
+                raise ConfigError(f"config error: fewshot.{kind}: '{m}' is not one of {', '.join(FEWSHOT_METHODS)}")
+    if len(set(cfg.fewshot.seeds)) != len(cfg.fewshot.seeds):
+        raise ConfigError(f"config error: fewshot.seeds: {list(cfg.fewshot.seeds)} repeats a seed")
 
 
 def parse_setting(setting: str) -> tuple:

@@ -162,6 +162,9 @@ def _leaves(cfg: DictConfig, schema: type, prefix: str) -> Iterator[Tuple[str, A
         elif _is_section(_dict_value_type(tp)):
             for name in value:
                 yield from _leaves(value[name], _dict_value_type(tp), f"{key}.{name}.")
+        elif _dict_value_type(tp) is not None:
+            for name in value:
+                yield f"{key}.{name}", value[name], _dict_value_type(tp), dict(f.metadata)
         elif _list_item_type(tp) is not None:
             for i, item in enumerate(value):
                 yield f"{key}[{i}]", item, _list_item_type(tp), dict(f.metadata)

@@ -33,6 +33,35 @@ def test_metatest_cli_on_ray(tmp_path):
         for key in ("before_adaptation", "final", "auc"):
             assert math.isfinite(res["mse"][m][key]["mean"])
     assert math.isfinite(res["proposed_vs_baseline_final_reduction"])
-    for name in ("fig4_metatest.png", "fig5_predictions.png"):
+    assert [len(c) for c in res["maml_meta_curves"]["maml1"]] == [3]  # one query loss per meta-iteration
+    for name in ("fig4_metatest.png", "fig5_predictions.png", "maml_meta_training.png"):
         assert (run / name).stat().st_size > 10_000
     assert "Trajectory meta-test" in proc.stdout
+
+
+def test_trajectory_maml_inner_rate_limit_on_real_windows():
+    """Why the trajectory MAML diverged: the encoder-decoder sums 50 displacements, so SGD on the
+    support loss is unstable above ~2e-3; 0.05 (the old rate) blows the loss up, 0.001 does not, and
+    the zero output layer starts at the last observed position."""
+    import torch
+    from torch.nn import functional as F
+
+    from sharedsg.config import load_config
+    from sharedsg.data.sources import make_source
+    from sharedsg.learn.maml import adapt, task_loss
+    from sharedsg.model.seq2seq import Seq2Seq
+
+    cfg = load_config(str(REPO / "configs" / "trajectory_metatest.yaml"), [])
+    b = make_source(cfg.data, "cyclist", "train", 0).next_batch(10)
+    torch.manual_seed(0)
+    net = Seq2Seq(30)
+    torch.nn.init.zeros_(net.out.weight)
+    torch.nn.init.zeros_(net.out.bias)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    steps = b.y.shape[1]
+    with torch.no_grad():
+        assert torch.equal(net(b.x, steps), b.x[:, -1:].expand(-1, steps, -1))
+    before = float(task_loss(net, params, F.mse_loss, b.x, b.y, {"steps": steps}))
+    after = {lr: float(task_loss(net, adapt(net, params, F.mse_loss, b.x, b.y, 1, lr, 1, {"steps": steps}),
+                                 F.mse_loss, b.x, b.y, {"steps": steps})) for lr in (0.05, 0.001)}
+    assert after[0.05] > 10 * before and after[0.001] <= before

@@ -50,6 +50,8 @@ def test_run_logs_norms_every_iteration_and_resumes(tmp_path):
     assert [i for i, v in sorted(s["schedule/rare"].items()) if v > 0] == [3, 6, 9]
     assert {3, 6, 9, 9} <= set(s["accuracy/rare_test"])  # tested right after every rare step
     assert 0.0 <= res["rare_test_accuracy"] <= 1.0 and res["rare_test_images"] == 4861
+    assert 0.0 <= res["rare_test_accuracy_among_rare"] <= 1.0 and 1.0 <= res["rare_test_mean_rank"] <= 10.0
+    assert sorted(res["test_context"]) == [0, 1, 2, 3, 4]
     assert res["oc_synthetic_norm_ratio"] > 0 and res["oc_true_norm_ratio"] > 0
     straight = RareJob(_cfg(), "proposed").run(tmp_path / "straight")
     assert straight["rare_test_accuracy"] == pytest.approx(res["rare_test_accuracy"])
@@ -63,3 +65,15 @@ def test_run_logs_norms_every_iteration_and_resumes(tmp_path):
 def test_jobs_of_the_config():
     assert rare_jobs(_cfg()) == ["proposed", "baseline"]
     assert rare_jobs(_cfg("rare.methods=[baseline]")) == ["baseline"]
+
+
+def test_rare_scores_count_ranks_and_the_rare_logits_only():
+    import torch
+
+    from sharedsg.experiments.mnist_rare import rare_scores
+
+    logits = torch.full((2, 10), -1.0)
+    logits[0, 2], logits[0, 7], logits[0, 6] = 3.0, 2.0, 1.0  # true 7: second overall, first among 5-9
+    logits[1, 5] = 5.0  # true 5: first
+    out = rare_scores(logits, torch.tensor([7, 5]))
+    assert out["accuracy"] == 0.5 and out["accuracy_among_rare"] == 1.0 and out["mean_rank"] == 1.5

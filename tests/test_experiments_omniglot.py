@@ -8,11 +8,11 @@ import torch
 
 from sharedsg.config import ConfigError, load_config
 from sharedsg.data.sources import load_omniglot_cached, resolve_cache, resolve_root
-from sharedsg.experiments.omniglot import FewShotJob, OmniglotEpisodes, fewshot_jobs, mean_ci95
+from sharedsg.experiments.omniglot import FewShotJob, OmniglotEpisodes, fewshot_jobs, mean_ci95, seed_summary
 
 TINY = ["experiment.kind=fewshot", "model.encoder=conv", "model.decoder=classification", "model.conv_channels=8",
         "model.slot_width=8", "sg.hidden=8", "fewshot.meta_batch=1", "fewshot.adapt_steps=1",
-        "fewshot.queries=2", "fewshot.checkpoint_every=1", "fewshot.log_every=1"]
+        "fewshot.queries=2", "fewshot.checkpoint_every=1", "fewshot.log_every=1", "fewshot.protonet_train_ways=6"]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_training_never_sees_held_out_characters(data, tmp_path):
 
 
 @pytest.mark.needs_data("omniglot")
-@pytest.mark.parametrize("method", ["proposed", "baseline", "maml"])
+@pytest.mark.parametrize("method", ["proposed", "baseline", "maml", "protonet"])
 def test_job_resumes_from_its_checkpoint(data, tmp_path, method):
     name = f"5w1s-{method}"
     short = FewShotJob(_cfg("fewshot.meta_iterations=1", "fewshot.test_episodes=0"), name)
@@ -89,24 +89,56 @@ def test_job_resumes_from_its_checkpoint(data, tmp_path, method):
 
 @pytest.mark.needs_data("omniglot")
 def test_proposed_uses_synthetic_gradients_and_baseline_does_not(data):
-    cfg = _cfg()
+    cfg = _cfg("fewshot.meta_batch=2")
     prop, base = FewShotJob(cfg, "5w1s-proposed"), FewShotJob(cfg, "5w1s-baseline")
     eps = prop.train_episodes(0)
+    assert len(eps) == 2
     for _ in range(3):  # the SG predictors learn from the first targets (zero-initialised head)
         m_prop = prop.impl.meta_step(eps)
     m_base = base.impl.meta_step(eps)
-    assert prop.impl.sg is not None and prop.impl.sg.version > 0
-    assert m_prop["grad_norm/oc/synthetic"] > 0 and base.impl.sg is None
-    assert m_base["grad_norm/oc/true"] > 0
+    assert prop.impl.sg is not None and m_prop["grad_norm/oc/synthetic"] > 0 and base.impl.sg is None
+    assert m_prop["grad_norm/oc/true"] > 0 and m_base["grad_norm/oc/true"] > 0 and "grad_norm/oc/synthetic" not in m_base
+
+
+@pytest.mark.needs_data("omniglot")
+def test_protonet_trains_on_wider_episodes_and_budgets_stop_training(data, tmp_path):
+    cfg = _cfg("fewshot.meta_iterations=1000", "fewshot.cpu_s={protonet: 0.5}", "fewshot.test_episodes=2",
+               "fewshot.val_every=2", "fewshot.val_episodes=1", "fewshot.meta_batches={protonet: 1}")
+    job = FewShotJob(cfg, "5w1s-protonet-s1")
+    assert job.seed == 1 and job.train_ways == 6
+    assert int(job.train_episodes(0)[0].support_y.max()) == 5  # 6-way training episodes
+    res = job.run(tmp_path)
+    assert 0 < res["meta_iterations"] < 1000 and res["train_cpu_s"] >= 0.5 and res["cpu_budget_s"] == 0.5
+    assert res["train_episodes"] == res["meta_iterations"] and (tmp_path / "curve.png").is_file()
+    vals = [(step, v) for tag, step, v in res["scalars"] if tag == "accuracy/val"]
+    assert vals[0][0] == 0 and len(vals) >= 2 and all(0.0 <= v <= 1.0 for _, v in vals)
+    # training seeds draw different training episodes; every seed is tested on the same episodes
+    other = FewShotJob(cfg, "5w1s-protonet-s2")
+    assert not torch.equal(other.train_episodes(0)[0].support_x, job.train_episodes(0)[0].support_x)
+    assert torch.equal(other.episodes.episode("test", 4).query_x, job.episodes.episode("test", 4).query_x)
 
 
 def test_config_names_jobs_and_rejects_bad_settings():
     cfg = _cfg("fewshot.settings=[5w1s,20w5s]", "fewshot.methods=[proposed,maml]")
     assert fewshot_jobs(cfg) == ["5w1s-proposed", "5w1s-maml", "20w5s-proposed", "20w5s-maml"]
+    seeded = _cfg("fewshot.methods=[protonet]", "fewshot.seeds=[0,1,2]")
+    assert fewshot_jobs(seeded) == ["5w1s-protonet-s0", "5w1s-protonet-s1", "5w1s-protonet-s2"]
     with pytest.raises(ConfigError, match="fewshot.settings"):
         _cfg("fewshot.settings=[5way]")
     with pytest.raises(ConfigError, match="fewshot.methods"):
-        _cfg("fewshot.methods=[mann]")
+        _cfg("fewshot.methods=[metanet]")
+    with pytest.raises(ConfigError, match="fewshot.cpu_s"):
+        _cfg("fewshot.cpu_s={maml: -1}")
+    with pytest.raises(ConfigError, match="fewshot.seeds"):
+        _cfg("fewshot.seeds=[1,1]")
+
+
+def test_seed_summary_is_mean_and_std_over_seeds():
+    jobs = {f"5w1s-maml-s{i}": {"setting": "5w1s", "method": "maml", "seed": i, "accuracy": a, "ci95": 0.01,
+                                "test_episodes": 1000} for i, a in enumerate([0.90, 0.92, 0.94])}
+    out = seed_summary(jobs)["5w1s-maml"]
+    assert out["seeds"] == [0, 1, 2] and out["accuracy_mean"] == pytest.approx(0.92)
+    assert out["accuracy_std"] == pytest.approx(0.02)
 
 
 def test_mean_ci95():

@@ -27,6 +27,7 @@ from typing import Dict
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 from torch.nn import functional as F
 
 from sharedsg.config import Config
@@ -92,8 +93,12 @@ def _seq2seq(cfg: DictConfig, method: str, seed: int, cyclists, adapt: Batch, he
     torch.manual_seed(seed)
     steps = held.y.shape[1]
     net = Seq2Seq(int(cfg.metatest.seq2seq_hidden))
+    if method != "supervised" and cfg.metatest.maml_decoder_init == "zero":
+        nn.init.zeros_(net.out.weight)  # MAML starts at "stay at the last observed position" (README)
+        nn.init.zeros_(net.out.bias)
     opt = torch.optim.Adam(net.parameters(), lr=float(cfg.learner.lr))
     k = int(cfg.metatest.adapt_examples)
+    meta_curve = []  # MAML: the mean query loss at the adapted weights, per meta-iteration
     for _ in range(int(cfg.metatest.pretrain_iterations)):
         opt.zero_grad()
         if method == "supervised":
@@ -105,9 +110,10 @@ def _seq2seq(cfg: DictConfig, method: str, seed: int, cyclists, adapt: Batch, he
                 b = cyclists.next_batch(2 * k)
                 tasks.append((b.x[:k], b.y[:k], b.x[k:], b.y[k:]))
             params = dict(net.named_parameters())
-            grads, _ = meta_gradient(net, {n: p.detach() for n, p in params.items()}, F.mse_loss, tasks,
-                                     int(cfg.metatest.maml_inner_steps), float(cfg.metatest.maml_inner_lr),
-                                     order=2 if method == "maml2" else 1, kw={"steps": steps})
+            grads, query_loss, _ = meta_gradient(net, {n: p.detach() for n, p in params.items()}, F.mse_loss, tasks,
+                                                 int(cfg.metatest.maml_inner_steps), float(cfg.metatest.maml_inner_lr),
+                                                 order=2 if method == "maml2" else 1, kw={"steps": steps})
+            meta_curve.append(query_loss)
             for n, p in params.items():
                 p.grad = grads[n]
         opt.step()
@@ -120,7 +126,7 @@ def _seq2seq(cfg: DictConfig, method: str, seed: int, cyclists, adapt: Batch, he
         fine.step()
         curve.append(_mse(predict, held))
     with torch.no_grad():
-        return {"curve": curve, "fig5": predict(fig5.x).numpy().tolist()}
+        return {"curve": curve, "fig5": predict(fig5.x).numpy().tolist(), "meta_curve": meta_curve}
 
 
 def run_job(cfg_yaml: str, method: str, seed: int) -> dict:
@@ -156,6 +162,16 @@ def run_metatest(cfg: DictConfig, launcher: Launcher, log: RunLog) -> Dict[str, 
         log.scalars(f"metatest/{m}", 0, {"loss/eval_before_adaptation": float(mean[0])})
         for i, v in zip(iters, mean):
             log.scalars(f"metatest/{m}", i, {"metatest/pedestrian_mse_eval": float(v)})
+    maml = [m for m in methods if m.startswith("maml")]
+    if maml:  # MAML's meta-training curve: the query loss at the adapted weights per meta-iteration
+        meta_iters = list(range(1, int(cfg.metatest.pretrain_iterations) + 1))
+        meta = {m: [by[(m, s)]["meta_curve"] for s in seeds] for m in maml}
+        for m in maml:
+            for i, v in zip(meta_iters, np.mean(np.asarray(meta[m]), axis=0)):
+                log.scalars(f"metatest/{m}", i, {"loss/maml_meta_train": float(v)})
+        fig = figures.learning_curves({"cyclist tasks": meta}, meta_iters, {}, "MAML meta-training",
+                                      ylabel="query MSE after the inner step")
+        figures.save(fig, log.path / "maml_meta_training.png")
     fig4 = figures.learning_curves({"pedestrian": {m: curves[m] for m in methods}}, iters, {},
                                    "Meta-test (Fig. 4)", ylabel="held-out pedestrian MSE")
     log.figure("figures", "fig4_metatest", fig4)
@@ -177,6 +193,7 @@ def run_metatest(cfg: DictConfig, launcher: Launcher, log: RunLog) -> Dict[str, 
         "pretrain_iterations": int(cfg.metatest.pretrain_iterations),
         "adapt_iterations": int(cfg.metatest.adapt_iterations),
         "adapt_examples": int(cfg.metatest.adapt_examples), "mse": mse, "curves": curves,
+        "maml_meta_curves": {m: [by[(m, s)]["meta_curve"] for s in seeds] for m in maml},
         "wall_time_s": time.perf_counter() - started,
     }
     if "proposed" in mse and "baseline" in mse:

@@ -1,240 +1,152 @@
 """Omniglot N-way K-shot classification (paper Sec. 4.1, Table 1) and the resumable job machinery.
 
-Episode protocol (``fewshot.*``; docs/classification.md explains the choice):
+Episodes (:class:`OmniglotEpisodes`): the 1200 Vinyals training characters x 4 rotations for
+meta-training, the 423 held-out characters x 4 rotations for validation and test; an episode
+draws N classes and K support + Q query drawings of each, labels remapped to 0..N-1
+(:class:`~sharedsg.data.episodes.EpisodeSampler`).
 
-* Classes: the 1200 Vinyals training characters x 4 rotations for meta-training, the
-  423 held-out characters x 4 rotations for testing; all 20 drawings of a character.
-  An episode draws N classes and K support + Q query drawings of each, labels remapped
-  to 0..N-1 (:class:`~sharedsg.data.episodes.EpisodeSampler`).
-* How the samples reach the NMN: the support images are one batch of one-step sequences
-  (B = N*K). Per episode the NMN is reset to its meta-trained weights (encoder, controllers,
-  learned initial memory content, decoder) and takes ``adapt_steps`` steps of size
-  ``nmn_inner_lr`` on the support loss (``nmn_inner_step``: sign of the gradient, i.e. Adam's
-  first step, by default; or plain SGD): the controllers with the gradient of ``learner.mixing`` (proposed:
-  true + synthetic, ``fewshot.proposed_mixing``; baseline NMN: ``bp_only``), every other
-  module with the true gradient. The adapted NMN classifies the query batch.
-* The SG predictors of a job (one setting: its own N, so different N never share) are one
-  :class:`~sharedsg.learn.sg.SGLearner` used by every episode; during meta-training it learns
-  (Eq. 11) from the true-gradient targets of every inner step and of the query step. At test
-  time it is frozen.
-* Meta-update (``fewshot.meta``): ``fomaml`` (default): the query-loss gradient at the adapted
-  weights, averaged over ``meta_batch`` episodes, applied to the meta-weights by Adam
-  (``meta_lr``); ``reptile``: the mean of (meta - adapted) as the gradient.
-* Score: mean query accuracy over ``test_episodes`` held-out episodes, with the normal 95% CI.
+Methods (``fewshot.methods``; docs/classification.md):
 
-A *job* (one setting x one method) runs meta-training then testing and checkpoints its whole
-progress into its directory (atomic writes, ``torch.load(weights_only=True)``), so running it
-again resumes; ``sharedsg run`` / ``sharedsg sweep`` run jobs in this process (``--local``) or as Ray actors.
+* ``proposed`` / ``baseline``: the NMN as a memory-augmented few-shot learner
+  (:mod:`sharedsg.learn.fewshot`): one episode is one sequence, B episodes a batch; proposed
+  adds the per-episode fast step of Eq. 10 from synthetic gradients, baseline does not.
+* ``maml``: Finn et al. (:mod:`.maml`); ``protonet``: Snell et al. (:mod:`.protonet`, not in
+  the paper); ``mann``: Santoro et al. (:mod:`sharedsg.learn.mann`).
+
+A *job* is one setting x one method x one training seed. It meta-trains until
+``fewshot.meta_iterations`` or its method's ``fewshot.cpu_s`` budget (CPU seconds of its process), logging a validation
+accuracy every ``val_every`` iterations (held-out characters, an episode stream disjoint from
+the test episodes; used for the curve only, nothing is selected on it), then tests on
+``test_episodes`` held-out episodes (the same ones for every method and seed) and reports the
+mean with its normal 95% CI. It checkpoints its whole progress into its directory (atomic
+writes, ``torch.load(weights_only=True)``), so running it again resumes, and writes its
+validation curve as ``curve.png`` there. ``sharedsg run`` / ``sharedsg sweep`` run jobs in this
+process (``--local``) or as Ray actors.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from sharedsg import checkpoint
 from sharedsg.config import parse_setting
-from sharedsg.data.batch import Batch
 from sharedsg.data.episodes import Episode, EpisodeSampler
 from sharedsg.data.omniglot import OmniglotPool
 from sharedsg.data.sources import load_omniglot_cached, resolve_cache, resolve_root
 from sharedsg.harness.jobs import Progress, Scalar, mean_ci95
-from sharedsg.learn.sg import SGLearner
-from sharedsg.learn.stream import StreamLearner
 
 # ---------------------------------------------------------------------------------------
-# small statistics shared by the classification jobs
-
-
-# ---------------------------------------------------------------------------------------
-# the NMN methods
-
-
-def fewshot_model_cfg(cfg: DictConfig, ways: int) -> DictConfig:
-    model = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
-    model.output_dim = ways
-    return model
-
-
-def _images(x: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) -> (B, T=1, 1, H, W): single images as one-step sequences."""
-    return x[:, None]
-
-
-class NMNMethod:
-    """Proposed (SG + true gradients on the controllers) or baseline (``bp_only``) NMN."""
-
-    def __init__(self, cfg: DictConfig, ways: int, seed: int, mixing: str) -> None:
-        fs = cfg.fewshot
-        self.model_cfg = fewshot_model_cfg(cfg, ways)
-        learner = OmegaConf.merge(cfg.learner, {"mixing": mixing})
-        self.learner = StreamLearner(self.model_cfg, learner, cfg.sg, seed=seed)
-        self.nmn = self.learner.nmn
-        self.uses_sg = mixing != "bp_only"
-        self.sg = SGLearner(self.model_cfg, cfg.sg, seed=seed) if self.uses_sg else None
-        if self.sg is not None:
-            self.learner.load_sg(self.sg.state())
-        self.steps, self.lr, self.inner_step = int(fs.adapt_steps), float(fs.nmn_inner_lr), str(fs.nmn_inner_step)
-        self.test_steps = int(fs.test_adapt_steps if fs.test_adapt_steps >= 0 else fs.adapt_steps)
-        self.meta, self.query_bn = str(fs.meta), str(fs.query_bn)
-        self.optimizer = torch.optim.Adam(self.nmn.parameters(), lr=float(fs.meta_lr))
-
-    # -- the inner procedure: the same in meta-training and test -----------------------
-    def adapt(self, ep: Episode, steps: int, train_sg: bool) -> Dict[str, float]:
-        """``steps`` SGD steps on the support set with the mixed gradient (in place)."""
-        batch = Batch(_images(ep.support_x), ep.support_y[:, None])
-        sums: Dict[str, float] = {}
-        for _ in range(steps):
-            mixed, result = self.learner.gradients(batch)
-            if train_sg and self.sg is not None:
-                self.sg.update([result.targets])
-                self.learner.load_sg(self.sg.state())
-            with torch.no_grad():
-                for n, p in self.nmn.named_parameters():
-                    p.sub_(self.lr * (mixed[n].sign() if self.inner_step == "sign" else mixed[n]))
-            for k in ("grad_norm/oc/true", "grad_norm/oc/synthetic", "sg/oc/cosine", "loss/train"):
-                sums[k] = sums.get(k, 0.0) + result.metrics[k] / max(steps, 1)
-        return {k.replace("loss/train", "loss/support"): v for k, v in sums.items()}
-
-    def query_logits(self, ep: Episode) -> torch.Tensor:
-        self.nmn.train(self.query_bn == "batch")
-        with torch.no_grad():
-            logits = self.nmn(_images(ep.query_x), steps=1)[0].y_hat[:, 0]
-        self.nmn.train()
-        return logits
-
-    def _params(self) -> Dict[str, torch.Tensor]:
-        return {n: p.detach().clone() for n, p in self.nmn.named_parameters()}
-
-    def _restore(self, params: Dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for n, p in self.nmn.named_parameters():
-                p.copy_(params[n])
-
-    def meta_step(self, episodes: List[Episode]) -> Dict[str, float]:
-        meta = self._params()
-        grads = {n: torch.zeros_like(v) for n, v in meta.items()}
-        out: Dict[str, float] = {}
-        for ep in episodes:
-            self._restore(meta)
-            inner = self.adapt(ep, self.steps, train_sg=True)
-            if self.meta == "fomaml":
-                mixing, self.learner.mixing = self.learner.mixing, "bp_only"
-                true, result = self.learner.gradients(Batch(_images(ep.query_x), ep.query_y[:, None]))
-                self.learner.mixing = mixing
-                if self.sg is not None:
-                    self.sg.update([result.targets])
-                    self.learner.load_sg(self.sg.state())
-                for n in grads:
-                    grads[n] += true[n] / len(episodes)
-                inner["loss/query_train"] = result.metrics["loss/train"]
-                inner["accuracy/query_train"] = result.metrics["accuracy/train"]
-            else:
-                logits = self.query_logits(ep)
-                inner["accuracy/query_train"] = float((logits.argmax(-1) == ep.query_y).float().mean())
-                with torch.no_grad():
-                    for n, p in self.nmn.named_parameters():
-                        grads[n] += (meta[n] - p) / len(episodes)
-            for k, v in inner.items():
-                out[k] = out.get(k, 0.0) + v / len(episodes)
-        self._restore(meta)  # BN running statistics keep what the episodes taught them
-        for n, p in self.nmn.named_parameters():
-            p.grad = grads[n]
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return out
-
-    def test_episode(self, ep: Episode) -> float:
-        state = {k: v.clone() for k, v in self.nmn.state_dict().items()}
-        self.adapt(ep, self.test_steps, train_sg=False)
-        acc = float((self.query_logits(ep).argmax(-1) == ep.query_y).float().mean())
-        self.nmn.load_state_dict(state)
-        return acc
-
-    def state_dict(self) -> Dict[str, object]:
-        out: Dict[str, object] = {"nmn": {k: v.detach().clone() for k, v in self.nmn.state_dict().items()},
-                                  "optimizer": self.optimizer.state_dict()}
-        if self.sg is not None:
-            out["sg"] = self.sg.state_dict()
-        return out
-
-    def load_state_dict(self, state: Dict[str, object]) -> None:
-        self.nmn.load_state_dict(state["nmn"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.sg is not None:
-            self.sg.load_state_dict(state["sg"])
-            self.learner.load_sg(self.sg.state())
+# the methods
 
 
 def make_method(cfg: DictConfig, method: str, ways: int, seed: int):
+    """The object a job trains: meta_step(episodes), test_episode(ep), state_dict(), load_state_dict()."""
     if method == "maml":
         from sharedsg.experiments.maml import MamlMethod
 
         return MamlMethod(cfg, ways, seed)
-    mixing = "bp_only" if method == "baseline" else str(cfg.fewshot.proposed_mixing)
-    return NMNMethod(cfg, ways, seed, mixing)
+    if method == "protonet":
+        from sharedsg.experiments.protonet import ProtoNetMethod
+
+        return ProtoNetMethod(cfg, ways, seed)
+    if method == "mann":
+        from sharedsg.learn.mann import MannMethod
+
+        return MannMethod(cfg, ways, seed)
+    from sharedsg.learn.fewshot import FewShotNMNMethod
+
+    return FewShotNMNMethod(cfg, ways, seed, fast=method == "proposed")
 
 
 # ---------------------------------------------------------------------------------------
 # episodes
 
+POOL_SALTS = {"train": 0, "test": 1, "val": 2}  # val: held-out characters, a stream apart from the test episodes
+
 
 class OmniglotEpisodes:
-    """Training-character episodes (meta-training) and held-out-character episodes (test).
+    """Training-character episodes (meta-training) and held-out-character episodes (validation, test).
 
-    Episode ``i`` of a pool depends only on (seed, pool, i), so a resumed job sees the same
-    episodes, and every method of a setting is tested on the same held-out episodes.
+    Episode ``i`` of a stream depends only on (seed, stream, ways, shots, i), so a resumed job
+    sees the same episodes; training episodes use the job's training seed, validation and
+    test episodes ``experiment.seed``, so every method and seed is tested on the same episodes.
     """
 
-    def __init__(self, cfg: DictConfig, ways: int, shots: int) -> None:
+    def __init__(self, cfg: DictConfig, ways: int, shots: int, train_seed: Optional[int] = None) -> None:
         data = load_omniglot_cached(resolve_root(cfg.data), resolve_cache(cfg.data))
         self.pools = {"train": OmniglotPool(data, "train"), "test": OmniglotPool(data, "test")}
         self.ways, self.shots, self.queries = ways, shots, int(cfg.fewshot.queries)
         self.seed = int(cfg.experiment.seed)
+        self.train_seed = self.seed if train_seed is None else int(train_seed)
 
-    def episode(self, pool: str, index: int) -> Episode:
-        salt = 0 if pool == "train" else 1
-        sampler = EpisodeSampler(self.pools[pool], self.ways, self.shots, self.queries,
-                                 seed=[self.seed, salt, self.ways, self.shots, index])
+    def episode(self, stream: str, index: int, ways: Optional[int] = None) -> Episode:
+        """Episode ``index`` of stream 'train', 'val' or 'test' (``ways`` overrides N, for training only)."""
+        ways = self.ways if ways is None else ways
+        pool = "train" if stream == "train" else "test"
+        seed = self.train_seed if stream == "train" else self.seed
+        sampler = EpisodeSampler(self.pools[pool], ways, self.shots, self.queries,
+                                 seed=[seed, POOL_SALTS[stream], ways, self.shots, index])
         return sampler.sample()
 
 
 # ---------------------------------------------------------------------------------------
-# one resumable job = one setting x one method
+# one resumable job = one setting x one method x one training seed
 
 
 def fewshot_jobs(cfg: DictConfig) -> List[str]:
-    """Job names of a config: '<setting>-<method>' for every setting and method."""
+    """Job names of a config: '<setting>-<method>' (or '<setting>-<method>-s<seed>' per ``fewshot.seeds``)."""
     settings = list(cfg.fewshot.settings) or [f"{cfg.fewshot.ways}w{cfg.fewshot.shots}s"]
-    return [f"{s}-{m}" for s in settings for m in cfg.fewshot.methods]
+    seeds = [f"-s{int(s)}" for s in cfg.fewshot.seeds] or [""]
+    return [f"{s}-{m}{seed}" for s in settings for m in cfg.fewshot.methods for seed in seeds]
+
+
+def parse_job(name: str, default_seed: int) -> Tuple[str, str, int]:
+    """'5w1s-maml-s2' -> ('5w1s', 'maml', 2); '5w1s-maml' -> ('5w1s', 'maml', default_seed)."""
+    parts = name.split("-")
+    seed = default_seed
+    if len(parts) == 3 and parts[2].startswith("s") and parts[2][1:].isdigit():
+        seed = int(parts[2][1:])
+        parts = parts[:2]
+    if len(parts) != 2:
+        from sharedsg.config import ConfigError
+
+        raise ConfigError(f"config error: job '{name}' is not <setting>-<method>[-s<seed>]")
+    return parts[0], parts[1], seed
 
 
 class FewShotJob:
     def __init__(self, cfg: DictConfig, name: str) -> None:
-        setting, method = name.rsplit("-", 1)
-        self.cfg, self.name, self.setting, self.method = cfg, name, setting, method
-        self.ways, self.shots = parse_setting(setting)
-        torch.manual_seed(int(cfg.experiment.seed))
-        self.impl = make_method(cfg, method, self.ways, int(cfg.experiment.seed))
-        self.episodes = OmniglotEpisodes(cfg, self.ways, self.shots)
+        fs = cfg.fewshot
+        self.setting, self.method, self.seed = parse_job(name, int(cfg.experiment.seed))
+        self.cfg, self.name = cfg, name
+        self.ways, self.shots = parse_setting(self.setting)
+        torch.manual_seed(self.seed)
+        self.impl = make_method(cfg, self.method, self.ways, self.seed)
+        self.train_ways = int(getattr(self.impl, "train_ways", self.ways))
+        self.meta_batch = int(fs.meta_batches.get(self.method, fs.meta_batch))
+        self.cpu_budget = float(fs.cpu_s.get(self.method, math.inf))
+        self.episodes = OmniglotEpisodes(cfg, self.ways, self.shots, train_seed=self.seed)
         self.iteration, self.tested = 0, 0
         self.accuracies: List[float] = []
         self.scalars: List[Scalar] = []
-        self.train_s, self.test_s = 0.0, 0.0
+        self.train_s, self.test_s, self.train_cpu_s = 0.0, 0.0, 0.0
         self.train_chars: set = set()  # character ids seen in meta-training (for the tests)
 
     def train_episodes(self, iteration: int) -> List[Episode]:
-        mb = int(self.cfg.fewshot.meta_batch)
-        return [self.episodes.episode("train", iteration * mb + j) for j in range(mb)]
+        mb = self.meta_batch
+        return [self.episodes.episode("train", iteration * mb + j, self.train_ways) for j in range(mb)]
 
     def state(self) -> Dict[str, object]:
         return {"method": self.impl.state_dict(), "iteration": self.iteration, "tested": self.tested,
                 "accuracies": list(self.accuracies), "scalars": [list(s) for s in self.scalars],
-                "train_s": self.train_s, "test_s": self.test_s}
+                "train_s": self.train_s, "test_s": self.test_s, "train_cpu_s": self.train_cpu_s}
 
     def load(self, state: Dict[str, object]) -> None:
         self.impl.load_state_dict(state["method"])
@@ -242,33 +154,49 @@ class FewShotJob:
         self.accuracies = [float(a) for a in state["accuracies"]]
         self.scalars = [(str(t), int(s), float(v)) for t, s, v in state["scalars"]]
         self.train_s, self.test_s = float(state["train_s"]), float(state["test_s"])
+        self.train_cpu_s = float(state["train_cpu_s"])
+
+    def validate(self) -> float:
+        n = int(self.cfg.fewshot.val_episodes)
+        return float(np.mean([self.impl.test_episode(self.episodes.episode("val", i)) for i in range(n)]))
+
+    def _training_done(self, cpu: float) -> bool:
+        return self.iteration >= int(self.cfg.fewshot.meta_iterations) or self.train_cpu_s + cpu >= self.cpu_budget
 
     def run(self, directory: Path, progress: Progress = None) -> Dict[str, object]:
         fs = self.cfg.fewshot
-        ckpt = Path(directory) / "checkpoint.pt"
+        directory = Path(directory)
+        ckpt = directory / "checkpoint.pt"
         state = checkpoint.load(ckpt)
         if state is not None:
             self.load(state)
             if progress:
                 progress(f"{self.name}: resumed at iteration {self.iteration}, test episode {self.tested}")
-        every = int(fs.checkpoint_every)
-        t0 = time.perf_counter()
-        while self.iteration < int(fs.meta_iterations):
+        every, val_every = int(fs.checkpoint_every), int(fs.val_every)
+        if val_every and self.iteration == 0 and not any(t == "accuracy/val" for t, _, _ in self.scalars):
+            self.scalars.append(("accuracy/val", 0, self.validate()))
+        t0, c0 = time.perf_counter(), time.process_time()
+        while self.tested == 0 and not self._training_done(time.process_time() - c0):
             episodes = self.train_episodes(self.iteration)
             for ep in episodes:
                 self.train_chars.update(int(c) for c in ep.char_ids)
             metrics = self.impl.meta_step(episodes)
             self.iteration += 1
-            if self.iteration % int(fs.log_every) == 0 or self.iteration == int(fs.meta_iterations):
+            done = self._training_done(time.process_time() - c0)
+            if self.iteration % int(fs.log_every) == 0 or done:
                 self.scalars += [(k, self.iteration, float(v)) for k, v in metrics.items()]
-            if self.iteration % every == 0 or self.iteration == int(fs.meta_iterations):
-                self.train_s += time.perf_counter() - t0
-                t0 = time.perf_counter()
+            if val_every and (self.iteration % val_every == 0 or done):
+                self.train_s, self.train_cpu_s = self.train_s + time.perf_counter() - t0, self.train_cpu_s + time.process_time() - c0
+                self.scalars.append(("accuracy/val", self.iteration, self.validate()))  # not counted as training time
+                t0, c0 = time.perf_counter(), time.process_time()
+            if self.iteration % every == 0 or done:
+                self.train_s, self.train_cpu_s = self.train_s + time.perf_counter() - t0, self.train_cpu_s + time.process_time() - c0
+                t0, c0 = time.perf_counter(), time.process_time()
                 checkpoint.save(ckpt, self.state())
                 if progress:
-                    progress(f"{self.name}: iteration {self.iteration}/{fs.meta_iterations} "
+                    progress(f"{self.name}: iteration {self.iteration} ({self.train_s:.0f} s, {self.train_cpu_s:.0f} CPU s) "
                              f"query acc {metrics.get('accuracy/query_train', float('nan')):.3f}")
-        self.train_s += time.perf_counter() - t0
+        self.train_s, self.train_cpu_s = self.train_s + time.perf_counter() - t0, self.train_cpu_s + time.process_time() - c0
         t0 = time.perf_counter()
         while self.tested < int(fs.test_episodes):
             self.accuracies.append(self.impl.test_episode(self.episodes.episode("test", self.tested)))
@@ -283,18 +211,38 @@ class FewShotJob:
                     progress(f"{self.name}: test episode {self.tested}/{fs.test_episodes} accuracy {mean:.4f}")
         self.test_s += time.perf_counter() - t0
         checkpoint.save(ckpt, self.state())
+        if val_every:
+            from sharedsg.experiments.plots_classification import fewshot_curve
+
+            fewshot_curve(directory / "curve.png", self.name, self.scalars)
         return self.results()
 
     def results(self) -> Dict[str, object]:
         acc, ci = mean_ci95(self.accuracies)
         fs = self.cfg.fewshot
-        out = {"job": self.name, "setting": self.setting, "method": self.method, "ways": self.ways,
-               "shots": self.shots, "queries": int(fs.queries), "accuracy": acc, "ci95": ci,
+        out = {"job": self.name, "setting": self.setting, "method": self.method, "seed": self.seed,
+               "ways": self.ways, "shots": self.shots, "queries": int(fs.queries), "accuracy": acc, "ci95": ci,
                "test_episodes": len(self.accuracies), "meta_iterations": self.iteration,
-               "meta_batch": int(fs.meta_batch), "adapt_steps": int(fs.adapt_steps),
-               "train_wall_s": self.train_s, "test_wall_s": self.test_s, "scalars": self.scalars}
+               "meta_batch": self.meta_batch, "train_ways": self.train_ways,
+               "train_episodes": self.iteration * self.meta_batch,
+               "cpu_budget_s": None if math.isinf(self.cpu_budget) else self.cpu_budget,
+               "train_cpu_s": self.train_cpu_s, "train_wall_s": self.train_s, "test_wall_s": self.test_s, "scalars": self.scalars}
         if self.method == "maml":
-            out["maml_order"] = self.impl.order
-        if self.method == "proposed":
-            out["mixing"] = str(fs.proposed_mixing)
+            out.update(maml_order=self.impl.order, adapt_steps=self.impl.steps, inner_lr=self.impl.lr,
+                       test_adapt_steps=self.impl.test_steps)
         return out
+
+
+def seed_summary(jobs: Dict[str, Dict[str, object]]) -> Dict[str, Dict[str, object]]:
+    """Per (setting, method): mean and std over training seeds of the test accuracy, and the seeds' CIs."""
+    groups: Dict[str, List[Dict[str, object]]] = {}
+    for res in jobs.values():
+        if res.get("test_episodes"):
+            groups.setdefault(f"{res['setting']}-{res['method']}", []).append(res)
+    out: Dict[str, Dict[str, object]] = {}
+    for key, rows in sorted(groups.items()):
+        acc = np.array([float(r["accuracy"]) for r in rows])
+        out[key] = {"seeds": [int(r["seed"]) for r in rows], "accuracy_mean": float(acc.mean()),
+                    "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else float("nan"),
+                    "ci95": [float(r["ci95"]) for r in rows]}
+    return out

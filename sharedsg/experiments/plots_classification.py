@@ -79,3 +79,24 @@ def rare_figures(out_dir: Path, job_dirs: Dict[str, Path]) -> Dict[str, str]:
     plt.close(fig)
     paths["fig7"] = str(p)
     return paths
+
+
+def fewshot_curve(path: Path, name: str, scalars: List[Tuple[str, int, float]]) -> str:
+    """A few-shot job's validation accuracy (held-out characters) and training query accuracy
+    against meta-iterations, so a reader sees whether the curve has flattened."""
+    s = _series(scalars)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for tag, label in (("accuracy/query_train", "training episodes (query)"), ("accuracy/val", "validation episodes")):
+        points = s.get(tag, {})
+        steps = sorted(points)
+        ax.plot(steps, [points[i] for i in steps], marker="." if tag == "accuracy/val" else None, lw=0.8, label=label)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("meta-iteration")
+    ax.set_ylabel("accuracy")
+    ax.set_title(name, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return str(path)

@@ -24,10 +24,10 @@ from sharedsg.experiments.knowledge_sharing import run_knowledge_sharing
 from sharedsg.experiments.metatest import format_table as metatest_table
 from sharedsg.experiments.metatest import run_metatest
 from sharedsg.experiments.mnist_rare import RareJob, rare_jobs
-from sharedsg.experiments.omniglot import FewShotJob, fewshot_jobs
+from sharedsg.experiments.omniglot import FewShotJob, fewshot_jobs, seed_summary
 from sharedsg.experiments.plots_classification import rare_figures
 from sharedsg.experiments.train import run_training
-from sharedsg.harness.jobs import JobSpec
+from sharedsg.harness.jobs import Finish, JobSpec
 from sharedsg.harness.launcher import Launcher
 from sharedsg.harness.runlog import RunLog
 
@@ -35,8 +35,12 @@ Runner = Callable[[DictConfig, Launcher, RunLog], Dict[str, object]]
 """(config, launcher, run log) -> results; the runner makes and closes its backends."""
 
 
-def _rare_finish(path: Path, specs: List[JobSpec]) -> Dict[str, Any]:
+def _rare_finish(path: Path, specs: List[JobSpec], jobs: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     return {"figures": rare_figures(path, {s.name: path / s.name for s in specs})}
+
+
+def _fewshot_finish(path: Path, specs: List[JobSpec], jobs: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    return {"summary": seed_summary(jobs)}
 
 
 @dataclass(frozen=True)
@@ -47,14 +51,14 @@ class Kind:
     table: Optional[Callable[[Dict[str, object]], str]] = None  # results -> the table `sharedsg run` prints
     jobs: Optional[Callable[[DictConfig], List[str]]] = None  # job kinds: the job names of a config
     job: Optional[type] = None  # job kinds: ``job(cfg, name).run(directory, progress)``
-    finish: Optional[Callable[[Path, List[JobSpec]], Dict[str, Any]]] = None  # after a kind's jobs: figures
+    finish: Optional[Finish] = None  # after a kind's jobs: figures, summaries
 
 
 KINDS: Dict[str, Kind] = {
     "train": Kind(runner=run_training),
     "knowledge_sharing": Kind(runner=run_knowledge_sharing, table=knowledge_sharing_table),
     "metatest": Kind(runner=run_metatest, table=metatest_table),
-    "fewshot": Kind(jobs=fewshot_jobs, job=FewShotJob),  # Omniglot Table 1 (Sec. 4.1)
+    "fewshot": Kind(jobs=fewshot_jobs, job=FewShotJob, finish=_fewshot_finish),  # Omniglot Table 1 (Sec. 4.1)
     "mnist_rare": Kind(jobs=rare_jobs, job=RareJob, finish=_rare_finish),  # MNIST rare classes (Sec. 5.1)
 }
 
@@ -80,11 +84,12 @@ def job_plan(cfgs: List[DictConfig]) -> List[JobSpec]:
     return specs
 
 
-def finish_plan(path: Path, specs: List[JobSpec]) -> Dict[str, Any]:
+def finish_plan(path: Path, specs: List[JobSpec], jobs: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     """The kinds' ``finish`` steps over their finished jobs (e.g. the MNIST figures)."""
     out: Dict[str, Any] = {}
     for name in dict.fromkeys(str(s.cfg.experiment.kind) for s in specs):
         finish = KINDS[name].finish
         if finish is not None:
-            out.update(finish(path, [s for s in specs if s.cfg.experiment.kind == name]))
+            mine = [s for s in specs if s.cfg.experiment.kind == name]
+            out.update(finish(path, mine, {s.name: jobs[s.name] for s in mine if s.name in jobs}))
     return out

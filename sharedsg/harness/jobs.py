@@ -24,8 +24,8 @@ from sharedsg.harness.runlog import RunLog, write_json_atomic
 
 Scalar = Tuple[str, int, float]
 Progress = Optional[Callable[[str], None]]
-Finish = Callable[[Path, List["JobSpec"]], Dict[str, Any]]
-"""(run directory, the finished jobs) -> extra results (e.g. figures over several jobs)."""
+Finish = Callable[[Path, List["JobSpec"], Dict[str, Dict[str, Any]]], Dict[str, Any]]
+"""(run directory, the finished jobs, their results by name) -> extra results (figures, summaries)."""
 
 
 def mean_ci95(values: List[float]) -> Tuple[float, float]:
@@ -86,7 +86,7 @@ class SweepResults:
 
     def finish(self, finish: Optional[Finish]) -> Dict[str, Any]:
         if finish is not None:
-            self.results.update(finish(self.path, self.specs))
+            self.results.update(finish(self.path, self.specs, self.results["jobs"]))
         self._write()
         return self.results
 

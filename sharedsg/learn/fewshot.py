@@ -1,0 +1,170 @@
+"""Meta-training of the NMN few-shot learner (:mod:`sharedsg.model.fewshot`) and its fast path (Eq. 9-11).
+
+One meta-training step is one forward/backward over B episodes (the batch dimension):
+
+* **Fast path (proposed only), inside every episode.** After the support part, the SG
+  predictors give s_c,t = SG_c(h_c,t, y_t) (Eq. 9) for IC and OC at every support step
+  (y_t: the item's one-hot label). Each controller then takes its own plain SGD step (Eq. 10,
+  alpha = ``learner.fast_lr``, no sign, no Adam):
+  theta_c,b = theta_c - alpha * sum_t s_c,b,t . dh_c,b,t / dtheta_c, back-propagated through the
+  controller's own unroll over the support steps (inputs and start state detached). These are
+  fast weights: one set per episode b (per batch row), used by that episode's queries and
+  dropped after it; the meta-weights theta_c are not changed by them. The step is a constant
+  in the meta-gradient (first order, as FOMAML): the query loss is differentiated at theta + delta.
+* **Slow path, both methods.** Adam (``fewshot.meta_lr``) on the mean over episodes of the
+  query cross-entropy, every module (encoder, IC, OC, WC, initial memory, decoder).
+* **SG training (Eq. 11).** The target of SG_c at support step t is the true gradient of the
+  episode's query loss with respect to h_c,t from the rest of the network (the path through the
+  controller's own recurrence excluded: the fast step adds it by back-propagating through the
+  unroll). With an oracle SG (s = target) the fast step is exactly the true-gradient step of
+  the support part (tests/test_learn_fewshot.py). Adam (``sg.lr``) on ||SG - target||^2.
+
+Baseline NMN: the same computation with the fast path off (no SG, no per-episode weights).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.func import grad, vmap
+from torch.nn import functional as F
+
+from sharedsg.data.episodes import Episode
+from sharedsg.model.fewshot import FAST_CONTROLLERS, FewShotNMN, SupportPass, Weights, cell_weights, lstm_step
+from sharedsg.model.synthetic import SGPredictor, sg_loss
+
+
+def fast_step(model: FewShotNMN, sp: SupportPass, s: Dict[str, torch.Tensor], alpha: float) -> Dict[str, Weights]:
+    """Eq. 10 per episode: theta_c + delta_c,b with delta_c,b = -alpha * d(sum_t s_c,b,t . h_c,b,t)/dtheta_c.
+
+    s: controller -> (B, S, k) synthetic (or oracle) gradients of the support steps. The
+    returned weights have a leading episode dim B; delta is detached, theta stays in the graph.
+    """
+    out: Dict[str, Weights] = {}
+    for c in FAST_CONTROLLERS:
+        theta = cell_weights(model.controller(c))
+        base = {n: p.detach() for n, p in theta.items()}
+
+        def pushed(w: Weights, inputs: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
+                   s_row: torch.Tensor) -> torch.Tensor:
+            hc, total = (h0, c0), inputs.new_zeros(())
+            for t in range(inputs.shape[0]):
+                hc = lstm_step(w, inputs[t], hc)
+                total = total + (hc[0] * s_row[t]).sum()
+            return total
+
+        g = vmap(grad(pushed), in_dims=(None, 0, 0, 0, 0))(base, sp.inputs[c], sp.start[c][0], sp.start[c][1],
+                                                           s[c].detach())
+        out[c] = {n: theta[n].unsqueeze(0) + (-alpha * g[n]).detach() for n in theta}
+    return out
+
+
+def stack_episodes(episodes: List[Episode]) -> Dict[str, torch.Tensor]:
+    """B episodes as batch tensors: support (B, S, 1, H, W), (B, S); queries (B, Q, 1, H, W), (B, Q)."""
+    return {"sx": torch.stack([e.support_x for e in episodes]), "sy": torch.stack([e.support_y for e in episodes]),
+            "qx": torch.stack([e.query_x for e in episodes]), "qy": torch.stack([e.query_y for e in episodes])}
+
+
+class FewShotNMNMethod:
+    """Proposed (``fast=True``: fast path of Eq. 10 from SGs trained by Eq. 11) or baseline NMN,
+    behind the job interface of :mod:`sharedsg.experiments.omniglot`."""
+
+    def __init__(self, cfg: DictConfig, ways: int, seed: int, fast: bool, train_sg: Optional[bool] = None) -> None:
+        """``train_sg`` (default: ``fast``): keep SG predictors trained by Eq. 11 even when the fast
+        path is off (the MNIST ablation logs what the baseline's SG would have said)."""
+        self.ways, self.fast = ways, fast
+        self.model = FewShotNMN(cfg.model, ways, str(cfg.fewshot.label_input), seed)
+        self.alpha = float(cfg.learner.fast_lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(cfg.fewshot.meta_lr))
+        k = int(cfg.model.slot_width)
+        self.sg: Optional[nn.ModuleDict] = None
+        if fast if train_sg is None else train_sg:
+            torch.manual_seed(seed + 1)
+            self.sg = nn.ModuleDict({c: SGPredictor(k, ways, int(cfg.sg.hidden), str(cfg.sg.kind))
+                                     for c in FAST_CONTROLLERS})
+            self.sg_optimizer = torch.optim.Adam(self.sg.parameters(), lr=float(cfg.sg.lr))
+
+    def synthetic(self, sp: SupportPass, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Eq. 9 at every support step: SG_c(h_c,t, y_t), detached (the fast step's input)."""
+        y = F.one_hot(labels, self.ways).float()
+        with torch.no_grad():
+            return {c: self.sg[c](sp.outputs(c), y) for c in FAST_CONTROLLERS}
+
+    def forward(self, batch: Dict[str, torch.Tensor]):
+        """(query logits (B, Q, N), support pass, synthetic gradients or None)."""
+        s_len = batch["sx"].shape[1]
+        feats = self.model.encode(torch.cat([batch["sx"], batch["qx"]], dim=1))
+        sp = self.model.support(feats[:, :s_len], batch["sy"])
+        s, weights = None, None
+        if self.sg is not None:
+            s = self.synthetic(sp, batch["sy"])
+        if self.fast:
+            weights = fast_step(self.model, sp, s, self.alpha)
+        return self.model.queries(sp, feats[:, s_len:], weights), sp, s
+
+    def gradients(self, batch: Dict[str, torch.Tensor]):
+        """One forward/backward over the batch of episodes: (per-episode query loss (B,), query logits,
+        the meta-gradient {name: mean over episodes}, the SG targets {controller: (B, S, k)},
+        the support pass, the synthetic gradients or None)."""
+        logits, sp, s = self.forward(batch)
+        b, n = logits.shape[0], self.ways
+        per_episode = F.cross_entropy(logits.reshape(-1, n), batch["qy"].reshape(-1), reduction="none").reshape(b, -1).mean(1)
+        names, params = zip(*self.model.named_parameters())
+        outputs = [h for c in FAST_CONTROLLERS for h in sp.h_out[c]]
+        grads = torch.autograd.grad(per_episode.sum(), list(params) + outputs)
+        meta = {name: g / b for name, g in zip(names, grads)}  # the mean over episodes
+        s_len, flat = batch["sy"].shape[1], grads[len(params):]
+        targets = {c: torch.stack(flat[i * s_len:(i + 1) * s_len], dim=1) for i, c in enumerate(FAST_CONTROLLERS)}
+        return per_episode.detach(), logits.detach(), meta, targets, sp, s
+
+    def meta_step(self, episodes: List[Episode]) -> Dict[str, float]:
+        self.model.train()
+        batch = stack_episodes(episodes)
+        per_episode, logits, meta, targets, sp, s = self.gradients(batch)
+        for name, p in self.model.named_parameters():
+            p.grad = meta[name]
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        metrics = {"loss/query_train": float(per_episode.mean()),
+                   "accuracy/query_train": float((logits.argmax(-1) == batch["qy"]).float().mean())}
+        for c in FAST_CONTROLLERS:
+            metrics[f"grad_norm/{c}/true"] = float(targets[c].norm(dim=-1).mean())
+        if self.sg is not None:
+            y = F.one_hot(batch["sy"], self.ways).float()
+            loss = sum(sg_loss(self.sg[c](sp.outputs(c), y), targets[c]) for c in FAST_CONTROLLERS)
+            loss.backward()
+            self.sg_optimizer.step()
+            self.sg_optimizer.zero_grad(set_to_none=True)
+            for c in FAST_CONTROLLERS:
+                metrics[f"sg/{c}/cosine"] = float(F.cosine_similarity(s[c].flatten(), targets[c].flatten(), dim=0))
+                metrics[f"grad_norm/{c}/synthetic"] = float(s[c].norm(dim=-1).mean())
+        return metrics
+
+    def query_logits(self, episodes: List[Episode]) -> torch.Tensor:
+        """Test-time logits (B, Q, N): batch norm on its running statistics, SGs frozen."""
+        self.model.eval()
+        with torch.no_grad():
+            logits = self.forward(stack_episodes(episodes))[0]
+        self.model.train()
+        return logits
+
+    def test_episode(self, ep: Episode) -> float:
+        return float((self.query_logits([ep])[0].argmax(-1) == ep.query_y).float().mean())
+
+    def state_dict(self) -> Dict[str, object]:
+        out: Dict[str, object] = {"model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                                  "optimizer": self.optimizer.state_dict()}
+        if self.sg is not None:
+            out["sg"] = {k: v.detach().clone() for k, v in self.sg.state_dict().items()}
+            out["sg_optimizer"] = self.sg_optimizer.state_dict()
+        return out
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sg is not None:
+            self.sg.load_state_dict(state["sg"])
+            self.sg_optimizer.load_state_dict(state["sg_optimizer"])

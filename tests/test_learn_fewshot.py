@@ -1,0 +1,133 @@
+"""The NMN few-shot learner (model/fewshot.py, learn/fewshot.py) on real Omniglot episodes:
+the memory carries the support items to the queries, the fast path of Eq. 10 is a true-gradient
+step when the SG is an oracle, and the baseline is the proposed method with the fast path off."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from sharedsg.config import load_config
+from sharedsg.experiments.omniglot import OmniglotEpisodes
+from sharedsg.learn.fewshot import FewShotNMNMethod, fast_step, stack_episodes
+from sharedsg.model.fewshot import FAST_CONTROLLERS, cell_weights, lstm_step
+
+TINY = ["experiment.kind=fewshot", "model.encoder=conv", "model.decoder=classification", "model.conv_channels=4",
+        "model.conv_blocks=2", "model.slot_width=8", "model.slots=6", "sg.hidden=8", "fewshot.queries=2",
+        "fewshot.meta_lr=0.01"]
+
+
+@pytest.fixture(scope="module")
+def episodes():
+    torch.set_num_threads(1)
+    eps = OmniglotEpisodes(load_config(None, TINY), ways=5, shots=1)  # the real files
+    return [eps.episode("train", i) for i in range(4)]
+
+
+def _method(fast: bool, *more: str) -> FewShotNMNMethod:
+    return FewShotNMNMethod(load_config(None, TINY + list(more)), ways=5, seed=3, fast=fast)
+
+
+def test_lstm_step_is_the_lstm_cell():
+    m = _method(False)
+    x, h, c = torch.randn(3, 8), torch.randn(3, 8), torch.randn(3, 8)
+    want = m.model.oc.cell(x, (h, c))
+    got = lstm_step(cell_weights(m.model.oc), x, (h, c))
+    torch.testing.assert_close(got[0], want[0]) and torch.testing.assert_close(got[1], want[1])
+
+
+def test_memory_persists_within_an_episode_and_resets_between_episodes(episodes):
+    m = _method(False)
+    for ep in episodes[:2]:
+        m.meta_step([ep])  # some training, so that the running batch-norm statistics are the data's
+    m.model.eval()
+    ep = episodes[0]
+    batch = stack_episodes([ep])
+    with torch.no_grad():
+        full = m.model(batch["sx"], batch["sy"], batch["qx"])[0]
+        # remove the support item of the first query's class: that query's prediction changes
+        cls = int(ep.query_y[0])
+        keep = ep.support_y != cls
+        without = m.model(batch["sx"][:, keep], batch["sy"][:, keep], batch["qx"])[0]
+        assert not torch.allclose(full[0], without[0], atol=1e-6)
+        # nothing carries over from one episode to the next: episode 0 alone, after another one,
+        # and beside another one in the batch gives the same predictions
+        other = stack_episodes([episodes[1]])
+        m.model(other["sx"], other["sy"], other["qx"])
+        again = m.model(batch["sx"], batch["sy"], batch["qx"])[0]
+        pair = stack_episodes([episodes[1], ep])
+        beside = m.model(pair["sx"], pair["sy"], pair["qx"])[1]
+    torch.testing.assert_close(again, full, rtol=0, atol=0)
+    torch.testing.assert_close(beside, full, rtol=1e-5, atol=1e-6)
+
+
+def test_write_controller_gets_a_non_zero_true_gradient(episodes):
+    m = _method(False)
+    batch = stack_episodes(episodes[:2])
+    logits = m.model(batch["sx"], batch["sy"], batch["qx"])
+    loss = F.cross_entropy(logits.reshape(-1, 5), batch["qy"].reshape(-1))
+    grads = torch.autograd.grad(loss, list(m.model.wc.parameters()))
+    assert all(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_baseline_is_proposed_with_the_fast_path_off(episodes):
+    prop, base = _method(True), _method(False)
+    for a, b in zip(prop.model.state_dict().values(), base.model.state_dict().values()):
+        assert torch.equal(a, b)
+    # the SG head starts at zero: a zero synthetic gradient, so the per-episode weights equal theta
+    batch = stack_episodes(episodes[:2])
+    lp, _, s = prop.forward(batch)
+    lb, _, none = base.forward(batch)
+    assert none is None and all(float(v.abs().max()) == 0.0 for v in s.values())
+    torch.testing.assert_close(lp, lb, rtol=1e-6, atol=1e-6)
+    lossp, _, gp, targets, _, _ = prop.gradients(batch)
+    lossb, _, gb, none, _, _ = base.gradients(batch)
+    torch.testing.assert_close(lossp, lossb, rtol=1e-6, atol=1e-7)
+    assert set(targets) == set(FAST_CONTROLLERS) and set(none) == set(FAST_CONTROLLERS)
+    for c in FAST_CONTROLLERS:
+        torch.testing.assert_close(targets[c], none[c], rtol=1e-4, atol=1e-9)
+    for n in gb:
+        torch.testing.assert_close(gp[n], gb[n], rtol=1e-4, atol=1e-7, msg=n)
+
+
+def test_oracle_sg_fast_step_is_the_true_gradient_step(episodes):
+    torch.manual_seed(0)
+    m = _method(True)
+    for ep in episodes[:2]:
+        m.meta_step([ep])
+    alpha = 0.7
+    batch = stack_episodes(episodes[:3])
+    s_len = batch["sx"].shape[1]
+    feats = m.model.encode(torch.cat([batch["sx"], batch["qx"]], dim=1))
+    sp = m.model.support(feats[:, :s_len], batch["sy"])
+    # the queries use per-episode constant copies of theta: only the support part depends on theta here
+    frozen = {c: {n: p.detach().unsqueeze(0).expand(3, *p.shape) for n, p in cell_weights(m.model.controller(c)).items()}
+              for c in FAST_CONTROLLERS}
+    logits = m.model.queries(sp, feats[:, s_len:], frozen)
+    per_episode = F.cross_entropy(logits.reshape(-1, 5), batch["qy"].reshape(-1), reduction="none").reshape(3, -1).mean(1)
+    outs = {c: torch.autograd.grad(per_episode.sum(), sp.h_out[c], retain_graph=True) for c in FAST_CONTROLLERS}
+    oracle = {c: torch.stack(outs[c], dim=1) for c in FAST_CONTROLLERS}  # s = the true gradient (Eq. 11 targets)
+    fast = fast_step(m.model, sp, oracle, alpha)
+    for c in FAST_CONTROLLERS:
+        theta = cell_weights(m.model.controller(c))
+        for b in range(3):
+            true = torch.autograd.grad(per_episode[b], list(theta.values()), retain_graph=True)
+            for (n, p), g in zip(theta.items(), true):
+                torch.testing.assert_close(fast[c][n][b], p.detach() - alpha * g, rtol=1e-4, atol=1e-7)
+                assert float(g.abs().sum()) > 0
+
+
+def test_proposed_trains_its_sgs_and_takes_fast_steps(episodes):
+    m = _method(True)
+    before = {k: v.clone() for k, v in m.sg.state_dict().items()}
+    for _ in range(3):
+        metrics = m.meta_step(episodes[:2])
+    assert any(not torch.equal(before[k], v) for k, v in m.sg.state_dict().items())
+    assert metrics["grad_norm/oc/synthetic"] > 0 and metrics["grad_norm/oc/true"] > 0
+    assert -1.0 <= metrics["sg/oc/cosine"] <= 1.0
+    batch = stack_episodes(episodes[:2])
+    _, sp, s = m.forward(batch)
+    fast = fast_step(m.model, sp, s, 1.0)
+    assert any(not torch.equal(fast["ic"][n][0], p) for n, p in cell_weights(m.model.ic).items())
+    assert 0.0 <= m.test_episode(episodes[3]) <= 1.0
