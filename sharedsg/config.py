@@ -26,7 +26,6 @@ from omegaconf.errors import OmegaConfBaseException
 from sharedsg.configcheck import ConfigError, bounded, check_layer, check_values, choice, matching
 
 
-
 @dataclass
 class ModelConfig:
     """The NMN (Eq. 1-8): encoder f^E, memory of ``slots`` x ``slot_width``, decoder f^D."""
@@ -258,11 +257,12 @@ def _one_line(exc: OmegaConfBaseException) -> str:
     return msg
 
 
-def read_yaml_mapping(path: str | os.PathLike, what: str = "config file") -> DictConfig:
+def read_yaml_mapping(path: str | os.PathLike, what: str = "config file",
+                      hint: str = "pass a YAML file such as configs/local_small.yaml") -> DictConfig:
     """A YAML file whose top level is a mapping of settings (an empty file: no settings)."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{what} {p} does not exist; pass a YAML file such as configs/local_small.yaml")
+        raise ConfigError(f"{what} {p} does not exist; {hint}")
     try:
         tree = yaml.safe_load(p.read_text())
         if tree is not None and not isinstance(tree, dict):
