@@ -195,7 +195,7 @@ class FewShotConfig:
     test_episodes: int = bounded(1000, ge=0)  # held-out episodes for the accuracy and its 95% CI
     test_adapt_steps: int = bounded(-1, ge=0, also=(-1,))  # -1: adapt_steps
     query_bn: str = choice("batch", "running")  # batch: BN on the query batch statistics (as MAML); running: BN running stats
-    maml_order: int = choice(2, 1)  # 2: second-order MAML; 1: first order
+    maml_order: int = choice(1, 2, default=2)  # 2: second-order MAML; 1: first order
     maml_order_20way: int = choice(1, 2)  # order used when ways >= 20 (first order allowed there)
     checkpoint_every: int = bounded(25, ge=1)  # meta-iterations (and test episodes x 4) between job checkpoints
     log_every: int = bounded(5, ge=1)  # meta-iterations between logged scalars

@@ -180,7 +180,7 @@ def test_every_bound_and_choice_is_enforced():
     ("streams.cyclist.seed=-5", "streams.cyclist.seed: must be -1 or >= 0, got -5"),
     ("resources.gpus_per_stream=-0.5", "resources.gpus_per_stream: must be -1 or >= 0, got -0.5"),
     ("experiment.seeds=[0,-1]", "experiment.seeds[1]: must be non-negative, got -1"),
-    ("fewshot.maml_order=3", "fewshot.maml_order: '3' is not one of 2, 1"),
+    ("fewshot.maml_order=3", "fewshot.maml_order: '3' is not one of 1, 2"),
     ("rare.methods=[proposed,maml]", "rare.methods: 'maml' is not one of proposed, baseline"),
     ("experiment.name=a/b", "experiment.name: 'a/b' must be a non-empty name without '/'"),
     ("model.persist_memory=1", "model.persist_memory: must be true or false, got 1"),
