@@ -26,7 +26,6 @@ from omegaconf.errors import OmegaConfBaseException
 from sharedsg.configcheck import ConfigError, bounded, check_layer, check_values, choice, matching
 
 
-
 @dataclass
 class ModelConfig:
     """The NMN (Eq. 1-8): encoder f^E, memory of ``slots`` x ``slot_width``, decoder f^D."""
@@ -210,7 +209,7 @@ class FewShotConfig:
     adapt_steps: int = bounded(1, ge=1)
     inner_lr: float = bounded(0.4, gt=0)
     test_adapt_steps: int = bounded(-1, ge=0, also=(-1,))  # MAML's inner steps at test time; -1: adapt_steps
-    maml_order: int = choice(2, 1)  # 2: second-order MAML; 1: first order
+    maml_order: int = choice(1, 2, default=2)  # 2: second-order MAML; 1: first order
     maml_order_20way: int = choice(1, 2)  # order used when ways >= 20 (first order allowed there)
     maml_conv_blocks: int = bounded(4, ge=1)  # MAML's and the prototypical network's conv blocks (4 x 64 filters: 28x28 -> 64-d)
     protonet_train_ways: int = bounded(20, ge=2)  # the prototypical network's meta-training episodes have max(this, N) ways
@@ -287,11 +286,12 @@ def _one_line(exc: OmegaConfBaseException) -> str:
     return msg
 
 
-def read_yaml_mapping(path: str | os.PathLike, what: str = "config file") -> DictConfig:
+def read_yaml_mapping(path: str | os.PathLike, what: str = "config file",
+                      hint: str = "pass a YAML file such as configs/local_small.yaml") -> DictConfig:
     """A YAML file whose top level is a mapping of settings (an empty file: no settings)."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{what} {p} does not exist; pass a YAML file such as configs/local_small.yaml")
+        raise ConfigError(f"{what} {p} does not exist; {hint}")
     try:
         tree = yaml.safe_load(p.read_text())
         if tree is not None and not isinstance(tree, dict):

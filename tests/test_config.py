@@ -82,8 +82,10 @@ def _leaves(schema=Config, prefix=""):
         tp, key = hints[f.name], f"{prefix}{f.name}"
         if dataclasses.is_dataclass(tp):
             yield from _leaves(tp, f"{key}.")
-        elif typing.get_origin(tp) is dict:
+        elif typing.get_origin(tp) is dict and dataclasses.is_dataclass(typing.get_args(tp)[1]):
             yield from _leaves(typing.get_args(tp)[1], f"{key}.cyclist.")
+        elif typing.get_origin(tp) is dict:  # a mapping of numbers, e.g. fewshot.cpu_s
+            yield f"{key}.maml", typing.get_args(tp)[1], f.metadata
         else:
             yield key, tp, f.metadata
 
@@ -97,8 +99,9 @@ def _sections(schema=Config, prefix=""):
             yield from _sections(tp, f"{key}.")
         elif typing.get_origin(tp) is dict:
             yield key
-            yield f"{key}.cyclist"
-            yield from _sections(typing.get_args(tp)[1], f"{key}.cyclist.")
+            if dataclasses.is_dataclass(typing.get_args(tp)[1]):
+                yield f"{key}.cyclist"
+                yield from _sections(typing.get_args(tp)[1], f"{key}.cyclist.")
 
 
 LEAVES = list(_leaves())
@@ -180,7 +183,7 @@ def test_every_bound_and_choice_is_enforced():
     ("streams.cyclist.seed=-5", "streams.cyclist.seed: must be -1 or >= 0, got -5"),
     ("resources.gpus_per_stream=-0.5", "resources.gpus_per_stream: must be -1 or >= 0, got -0.5"),
     ("experiment.seeds=[0,-1]", "experiment.seeds[1]: must be non-negative, got -1"),
-    ("fewshot.maml_order=3", "fewshot.maml_order: '3' is not one of 2, 1"),
+    ("fewshot.maml_order=3", "fewshot.maml_order: '3' is not one of 1, 2"),
     ("rare.methods=[proposed,maml]", "rare.methods: 'maml' is not one of proposed, baseline"),
     ("experiment.name=a/b", "experiment.name: 'a/b' must be a non-empty name without '/'"),
     ("model.persist_memory=1", "model.persist_memory: must be true or false, got 1"),

@@ -102,3 +102,18 @@ def test_interpolations_are_checked_after_resolving():
     check_layer(OmegaConf.create({"flag": "${inner.every}"}), Schema)  # not a bool yet: the merge resolves it
     with pytest.raises(ConfigError, match=r"config error: seed: must be -1 or >= 0, got -5"):
         _check(seed="${items.one.every}", items={"one": {"every": -5}}, inner={"every": 1})
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("rate", "fast", "config error: rate: must be a number, got 'fast'"),
+    ("seed", 1.5, "config error: seed: must be an integer, got 1.5"),
+    ("seed", True, "config error: seed: must be an integer, got True"),
+    ("flag", 0, "config error: flag: must be true or false, got 0"),
+    ("name", 7, "config error: name: must be a string, got 7"),
+])
+def test_types_are_checked_without_a_schema_merge(key, value, message):
+    """validate() may see a config that was not merged with the dataclasses (e.g. read back from a run)."""
+    plain = OmegaConf.create({**OmegaConf.to_container(OmegaConf.structured(Schema)), key: value})
+    with pytest.raises(ConfigError) as info:
+        check_values(plain, Schema)
+    assert str(info.value) == message

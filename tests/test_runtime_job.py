@@ -9,6 +9,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from omegaconf import OmegaConf  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
@@ -143,3 +144,17 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(cluster, tmp_path):
     time.sleep(2)
     alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, [p.cmdline()[:2] for p in alive]
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("- cyclist2\n", "the top level must be a mapping of settings"),
+    ("streams: 3\n", "config error: streams: must be a mapping of settings, got 3"),
+    ("streams:\n  late:\n    schedule:\n      every: 0\n", "config error: streams.late.schedule.every: must be positive, got 0"),
+])
+def test_attach_config_refuses_a_malformed_stream_config(tmp_path, text, needle):
+    """No Ray needed: the stream config is checked on the driver before anything connects."""
+    path = tmp_path / "streams.yaml"
+    path.write_text(text)
+    with pytest.raises(job.ConfigError) as info:
+        job.attach_config(OmegaConf.to_container(tiny_config(tmp_path)), str(path), [])
+    assert needle in str(info.value) and "\n" not in str(info.value)

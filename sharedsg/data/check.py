@@ -112,7 +112,7 @@ def _present(root: Path) -> Dict[str, bool]:
 def check_root(root: Path) -> Report:
     """A report per dataset: status (ok | error | absent), counts, checksums."""
     if not root.is_dir():
-        raise DataError(f"{root}: no such folder; pass --root DIR or set SHAREDSG_DATA")
+        raise DataError(f"{root}: no such folder; pass --root DIR, set SHAREDSG_DATA, or run `sharedsg data download omniglot|mnist`")
     manifest = read_manifest(root)
     checks: Dict[str, Callable[[], Report]] = {
         "omniglot": lambda: check_omniglot(root / "omniglot"),

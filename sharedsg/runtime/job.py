@@ -21,7 +21,8 @@ import ray
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from sharedsg.config import Config, ConfigError, validate
+from sharedsg.config import Config, ConfigError, read_yaml_mapping, validate
+from sharedsg.configcheck import check_layer
 from sharedsg.errors import UserError
 from sharedsg.harness.launcher import Launcher
 from sharedsg.harness.loop import train_loop
@@ -139,13 +140,8 @@ def ray_backend(cfg: DictConfig, log: RunLog, address: Optional[str] = None) -> 
 def attach_config(server_cfg: Dict[str, Any], stream_config: str, overrides: List[str]) -> DictConfig:
     """The experiment's config with its streams replaced by those of ``stream_config``."""
     p = Path(stream_config)
-    if not p.is_file():
-        raise ConfigError(f"stream config {p} does not exist; pass a YAML file with a streams: section")
-    try:
-        user = OmegaConf.load(p)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"stream config {p} is not valid YAML: {first}") from None
+    user = read_yaml_mapping(p, "stream config", "pass a YAML file with a streams: section")
+    check_layer(user, Config)
     base = dict(server_cfg)
     base.pop("streams", None)
     for item in overrides:
