@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_plan_rejects_duplicate_jobs_and_unknown_kinds():
     cfg = load_config(str(REPO / "configs/omniglot/5w1s.yaml"))
-    assert [s.name for s in job_plan([cfg])] == ["5w1s-proposed", "5w1s-baseline", "5w1s-maml"]
+    assert [s.name for s in job_plan([cfg])] == [f"5w1s-{m}" for m in cfg.fewshot.methods]
     with pytest.raises(UserError, match="two configs"):
         job_plan([cfg, cfg])
     with pytest.raises(UserError, match="cannot be swept"):

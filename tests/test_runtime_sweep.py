@@ -18,7 +18,7 @@ SMALL = ["model.conv_channels=4", "model.slot_width=8", "sg.hidden=8", "experime
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 ** 2, namespace="sharedsg",
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, object_store_memory=100 * 1024 ** 2, namespace="sharedsg",
              logging_level=logging.WARNING)
     yield
     ray.shutdown()
@@ -36,7 +36,7 @@ def _events(directory: Path):
 def test_omniglot_setting_as_actors_writes_results_and_resumes(tmp_path, capsys):
     args = ["sweep", str(REPO / "configs/omniglot/5w1s.yaml"), f"experiment.run_dir={tmp_path}",
             "fewshot.meta_iterations=2", "fewshot.meta_batch=1", "fewshot.adapt_steps=1", "fewshot.test_episodes=6",
-            "fewshot.queries=2", "fewshot.checkpoint_every=1", *SMALL]
+            "fewshot.queries=2", "fewshot.checkpoint_every=1", "fewshot.methods=[proposed,baseline,maml]", *SMALL]
     assert main(args) == 0
     run = tmp_path / "omniglot_5w1s" / "main"
     results = json.loads((run / "results.json").read_text())
