@@ -47,7 +47,7 @@ from sharedsg.data.batch import Batch
 from sharedsg.learn.fastpath import fast_gradients
 from sharedsg.learn.tasks import Task, make_task
 from sharedsg.learn.types import SGState, SGTargets, StepResult
-from sharedsg.model import fused, fused_sg
+from sharedsg.model import fused
 from sharedsg.model.controllers import CONTROLLERS
 from sharedsg.model.memory import attention_entropy
 from sharedsg.model.nmn import NMN
@@ -117,7 +117,8 @@ class StreamLearner:
         self.sg = build_sg_modules(model, sg, self.task.target_dim).to(self.device)
         self.sg.requires_grad_(False)
         self.sg_version = 0
-        self.optimizer = torch.optim.Adam(self.nmn.parameters(), lr=learner.lr)
+        # model.impl=fast: Adam's multi-tensor (foreach) form, the same arithmetic in fewer kernels
+        self.optimizer = torch.optim.Adam(self.nmn.parameters(), lr=learner.lr, foreach=model.impl == "fast")
         self.steps = 0
 
     # -- shapes a SG group must agree with -------------------------------------------
@@ -131,9 +132,6 @@ class StreamLearner:
         self.sg_version = state.version
 
     def local_predict(self, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """The local SG copy's predictions (Eq. 9), the three predictors batched with ``model.impl=fast``."""
-        if self.nmn.impl == "fast":
-            return fused_sg.predict(self.sg, h, y)[0]
         with torch.no_grad():
             return self.sg(h, y)
 
