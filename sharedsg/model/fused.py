@@ -116,6 +116,18 @@ class Trace:
                                                             self.c0[c], self.cs[c])
         return self._factors
 
+    def addressing_factors(self) -> Optional[Dict[str, List[torch.Tensor]]]:
+        """Cosine addressing's backward factors per step (None for dot addressing): with
+        u = dL/da (strength / den), dL/dq = sum_i u_i M_i - q sum_i u_i bq_i and
+        dL/dM_i += u_i q - u_i c_i M_i, where bq = sim |M_i| / |q| and c = sim |q| / |M_i|."""
+        cos = self.cosine
+        if cos is None:
+            return None
+        den, sim, norm = (torch.stack(cos[n]) for n in ("den", "sim", "norm"))
+        qn = cos["qn"]
+        return {"a": (self.strength / den).unbind(0), "bq": (sim * norm / qn).unbind(0),
+                "c": (sim * qn / norm).unbind(0)}
+
     def outputs(self, c: str) -> torch.Tensor:
         """Controller c's outputs h_t, (T, B, k)."""
         return self.h[c][1:]
@@ -207,80 +219,94 @@ def core_backward(tr: Trace, dh_direct: Dict[str, Optional[torch.Tensor]],
                   dc_last: Optional[Dict[str, Optional[torch.Tensor]]] = None) -> CoreGrads:
     """Back-propagates the gradients arriving at the outputs (``dh_direct``: controller -> (T, B, k)
     time-major or None; the attention, the final memory and final controller states) through
-    Eq. 7 .. 2, one reverse sweep."""
+    Eq. 7 .. 2, one reverse sweep. Every per-step view is taken before the sweep, so the sweep
+    is only arithmetic (about 50 small kernels per step)."""
     fac = tr.factors()
     t_len, b, k = tr.h["ic"].shape[0] - 1, tr.h["ic"].shape[1], tr.h["ic"].shape[2]
     ref = tr.h["oc"]
     g = {c: torch.empty(t_len, b, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
     dpre = {c: torch.empty(t_len, b, 4, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
-    g_steps = {c: g[c].unbind(0) for c in CONTROLLERS}
-    dpre_steps = {c: dpre[c].unbind(0) for c in CONTROLLERS}
-    direct = {c: (dh_direct.get(c).unbind(0) if dh_direct.get(c) is not None else None) for c in CONTROLLERS}
+    steps = {c: _StepViews(fac[c], g[c], dpre[c], dh_direct.get(c)) for c in CONTROLLERS}
     dz_steps = dz_direct.unbind(0) if dz_direct is not None else None
-    w_ih = {c: tr.cells[c][0] for c in CONTROLLERS}
-    w_hh = {c: tr.cells[c][1] for c in CONTROLLERS}
+    # d(input) and d(h_{t-1}) of a step in one matmul: dpre [W_ih | W_hh]
+    w_cat = {c: torch.cat([tr.cells[c][0], tr.cells[c][1]], dim=1) for c in ("oc", "wc")}
+    w_hh_ic = tr.cells["ic"][1]
     dh_rec = {c: (dh_last or {}).get(c) for c in CONTROLLERS}
     dc_rec = {c: (dc_last or {}).get(c) for c in CONTROLLERS}
     d_mem = dmem_last if dmem_last is not None else torch.zeros_like(tr.mem[-1])
-    z_steps = tr.z.unbind(0)
-    q_steps = tr.outputs("ic").unbind(0)
-    cos = tr.cosine
-    if cos is not None:
-        qn_steps = cos["qn"].unbind(0)
-
-    def total(c: str, t: int, *parts: Optional[torch.Tensor]) -> torch.Tensor:
-        out = g_steps[c][t]
-        present = [p for p in parts if p is not None] + ([direct[c][t]] if direct[c] is not None else [])
-        if len(present) == 1:
-            out.copy_(present[0])
-        else:
-            torch.add(present[0], present[1], out=out)
-            for p in present[2:]:
-                out.add_(p)
-        return out
+    z_steps, z3_steps = tr.z.unbind(0), tr.z.unsqueeze(3).unbind(0)
+    q_steps, q1_steps = tr.outputs("ic").unbind(0), tr.outputs("ic").unsqueeze(2).unbind(0)
+    cos = tr.addressing_factors()
+    softmax_bw = torch.ops.aten._softmax_backward_data
 
     for t in range(t_len - 1, -1, -1):
-        mem, z = tr.mem[t], z_steps[t]
-        z3 = z.unsqueeze(2)
+        mem, z, z3 = tr.mem[t], z_steps[t], z3_steps[t]
         # Eq. 7: M_t = M_{t-1} + z (m'_t - M_{t-1})
         dm_write = (d_mem * z3).sum(1)
-        dz = (d_mem * tr.diff[t]).sum(-1)
+        dz_write = d_mem * tr.diff[t]
         d_prev = torch.addcmul(d_mem, z3, d_mem, value=-1.0)
         # Eq. 6: write controller
-        gw = total("wc", t, dm_write, dh_rec["wc"])
-        dc_rec["wc"] = lstm_step_backward(gw, dc_rec["wc"], fac["wc"], t, dpre_steps["wc"][t])
-        pw = dpre_steps["wc"][t].view(b, 4 * k)
-        dh_rec["wc"] = pw @ w_hh["wc"]
+        gw = steps["wc"].total(t, dm_write, dh_rec["wc"])
+        dc_rec["wc"] = steps["wc"].backward(t, gw, dc_rec["wc"])
+        d_in = steps["wc"].flat[t] @ w_cat["wc"]
+        dh_rec["wc"] = d_in[:, k:]
         # Eq. 5: output controller (its output also feeds the decoder and WC)
-        go = total("oc", t, pw @ w_ih["wc"], dh_rec["oc"])
-        dc_rec["oc"] = lstm_step_backward(go, dc_rec["oc"], fac["oc"], t, dpre_steps["oc"][t])
-        po = dpre_steps["oc"][t].view(b, 4 * k)
-        dh_rec["oc"] = po @ w_hh["oc"]
-        dm_bar = po @ w_ih["oc"]
+        go = steps["oc"].total(t, d_in[:, :k], dh_rec["oc"])
+        dc_rec["oc"] = steps["oc"].backward(t, go, dc_rec["oc"])
+        d_in = steps["oc"].flat[t] @ w_cat["oc"]
+        dh_rec["oc"] = d_in[:, k:]
+        dm_bar1 = d_in[:, :k].unsqueeze(1)
         # Eq. 4: m_bar = z M_{t-1}
-        dz = dz.unsqueeze(2).baddbmm_(mem, dm_bar.unsqueeze(2)).squeeze(2)  # l x k by k x 1: bmm is fast
+        dz = dz_write.addcmul_(mem, dm_bar1).sum(-1)
         if dz_steps is not None:
             dz = dz + dz_steps[t]
-        d_prev.addcmul_(z3, dm_bar.unsqueeze(1))  # outer products: elementwise beats baddbmm
+        d_prev.addcmul_(z3, dm_bar1)
         # Eq. 3: z = softmax(a)
-        da = z * (dz - (z * dz).sum(-1, keepdim=True))
-        q = q_steps[t]
+        da = softmax_bw(dz, z, -1, z.dtype)
         if cos is None:  # a = q^T M
-            dq = (mem * da.unsqueeze(2)).sum(1)
-            d_prev.addcmul_(da.unsqueeze(2), q.unsqueeze(1))
-        else:  # a = strength * (q^T M_i) / (|q| |M_i| + 1e-8)
-            den, sim, m_norm, qn = cos["den"][t], cos["sim"][t], cos["norm"][t], qn_steps[t]
-            d_dot = da * tr.strength / den
-            d_den = -d_dot * sim
-            dq = (mem * d_dot.unsqueeze(2)).sum(1)
-            dq.addcmul_((d_den * m_norm).sum(-1, keepdim=True) / qn, q)
-            d_prev.addcmul_(d_dot.unsqueeze(2), q.unsqueeze(1))
-            d_prev.addcmul_((d_den * qn / m_norm).unsqueeze(2), mem)
+            u3 = da.unsqueeze(2)
+            dq = (mem * u3).sum(1)
+        else:  # a = strength q^T M_i / (|q| |M_i| + 1e-8): d/dq and d/dM_i by the factors A, Bq, C
+            u = da * cos["a"][t]
+            u3 = u.unsqueeze(2)
+            dq = (mem * u3).sum(1).addcmul_(q_steps[t], (u * cos["bq"][t]).sum(-1, keepdim=True), value=-1.0)
+            d_prev.addcmul_((u * cos["c"][t]).unsqueeze(2), mem, value=-1.0)
+        d_prev.addcmul_(u3, q1_steps[t])
         # Eq. 2: input controller
-        gi = total("ic", t, dq, dh_rec["ic"])
-        dc_rec["ic"] = lstm_step_backward(gi, dc_rec["ic"], fac["ic"], t, dpre_steps["ic"][t])
-        dh_rec["ic"] = dpre_steps["ic"][t].view(b, 4 * k) @ w_hh["ic"]
+        gi = steps["ic"].total(t, dq, dh_rec["ic"])
+        dc_rec["ic"] = steps["ic"].backward(t, gi, dc_rec["ic"])
+        dh_rec["ic"] = steps["ic"].flat[t] @ w_hh_ic
         d_mem = d_prev
     params = {c: param_grads(dpre[c], tr.inputs[c], tr.h[c][:-1]) for c in CONTROLLERS}
-    dx = (dpre["ic"].reshape(t_len * b, 4 * k) @ w_ih["ic"]).view(t_len, b, -1)
+    dx = (dpre["ic"].reshape(t_len * b, 4 * k) @ tr.cells["ic"][0]).view(t_len, b, -1)
     return CoreGrads(g=g, dpre=dpre, params=params, dx=dx, dmem0=d_mem, dh0=dh_rec, dc0=dc_rec)
+
+
+class _StepViews:
+    """One controller's per-step views for the reverse sweep (lists: indexing costs no kernel)."""
+
+    def __init__(self, fac: LSTMFactors, g: torch.Tensor, dpre: torch.Tensor, direct: Optional[torch.Tensor]) -> None:
+        t_len, b, _, k = dpre.shape
+        self.e, self.do, self.ifg, self.f = (v.unbind(0) for v in (fac.e, fac.do, fac.ifg, fac.f))
+        self.g = g.unbind(0)
+        self.dpre_ifg, self.dpre_o = dpre[:, :, :3].unbind(0), dpre[:, :, 3].unbind(0)
+        self.flat = dpre.view(t_len, b, 4 * k).unbind(0)
+        self.direct = direct.unbind(0) if direct is not None else None
+
+    def total(self, t: int, first: torch.Tensor, rec: Optional[torch.Tensor]) -> torch.Tensor:
+        """G = dL/dh_t: the sum of the gradients arriving at h_t, written into the SG targets."""
+        out = self.g[t]
+        if rec is None:
+            out.copy_(first)
+        else:
+            torch.add(first, rec, out=out)
+        if self.direct is not None:
+            out.add_(self.direct[t])
+        return out
+
+    def backward(self, t: int, g: torch.Tensor, dc_rec: Optional[torch.Tensor]) -> torch.Tensor:
+        """:func:`lstm_step_backward` on the precomputed views."""
+        dc = g * self.e[t] if dc_rec is None else torch.addcmul(dc_rec, g, self.e[t])
+        torch.mul(dc.unsqueeze(1), self.ifg[t], out=self.dpre_ifg[t])
+        torch.mul(g, self.do[t], out=self.dpre_o[t])
+        return dc * self.f[t]
