@@ -116,17 +116,21 @@ class Trace:
                                                             self.c0[c], self.cs[c])
         return self._factors
 
-    def addressing_factors(self) -> Optional[Dict[str, List[torch.Tensor]]]:
-        """Cosine addressing's backward factors per step (None for dot addressing): with
-        u = dL/da (strength / den), dL/dq = sum_i u_i M_i - q sum_i u_i bq_i and
-        dL/dM_i += u_i q - u_i c_i M_i, where bq = sim |M_i| / |q| and c = sim |q| / |M_i|."""
+    def addressing_factors(self) -> Dict[str, Optional[List[torch.Tensor]]]:
+        """Per-step factors of the addressing backward. With u = dL/da (times strength / den for
+        cosine), dL/dq = sum_i u_i K_i and dL/dM_i += u_i J_i, where for dot addressing K = M and
+        J = q, and for cosine K_i = M_i - bq_i q, J_i = q - c_i M_i with bq = sim |M_i| / |q| and
+        c = sim |q| / |M_i| (the norms' derivatives folded in)."""
+        mem = torch.stack(self.mem[:-1])  # (T, B, l, k): M_{t-1}
+        q1 = self.outputs("ic").unsqueeze(2)  # (T, B, 1, k)
         cos = self.cosine
         if cos is None:
-            return None
+            return {"a": None, "k": list(mem.unbind(0)), "j": list(q1.unbind(0))}
         den, sim, norm = (torch.stack(cos[n]) for n in ("den", "sim", "norm"))
         qn = cos["qn"]
-        return {"a": (self.strength / den).unbind(0), "bq": (sim * norm / qn).unbind(0),
-                "c": (sim * qn / norm).unbind(0)}
+        bq, c = (sim * norm / qn).unsqueeze(3), (sim * qn / norm).unsqueeze(3)
+        return {"a": list((self.strength / den).unbind(0)), "k": list(torch.addcmul(mem, bq, q1, value=-1.0).unbind(0)),
+                "j": list(torch.addcmul(q1, c, mem, value=-1.0).unbind(0))}
 
     def outputs(self, c: str) -> torch.Tensor:
         """Controller c's outputs h_t, (T, B, k)."""
@@ -235,8 +239,7 @@ def core_backward(tr: Trace, dh_direct: Dict[str, Optional[torch.Tensor]],
     dc_rec = {c: (dc_last or {}).get(c) for c in CONTROLLERS}
     d_mem = dmem_last if dmem_last is not None else torch.zeros_like(tr.mem[-1])
     z_steps, z3_steps = tr.z.unbind(0), tr.z.unsqueeze(3).unbind(0)
-    q_steps, q1_steps = tr.outputs("ic").unbind(0), tr.outputs("ic").unsqueeze(2).unbind(0)
-    cos = tr.addressing_factors()
+    addr = tr.addressing_factors()
     softmax_bw = torch.ops.aten._softmax_backward_data
 
     for t in range(t_len - 1, -1, -1):
@@ -263,15 +266,10 @@ def core_backward(tr: Trace, dh_direct: Dict[str, Optional[torch.Tensor]],
         d_prev.addcmul_(z3, dm_bar1)
         # Eq. 3: z = softmax(a)
         da = softmax_bw(dz, z, -1, z.dtype)
-        if cos is None:  # a = q^T M
-            u3 = da.unsqueeze(2)
-            dq = (mem * u3).sum(1)
-        else:  # a = strength q^T M_i / (|q| |M_i| + 1e-8): d/dq and d/dM_i by the factors A, Bq, C
-            u = da * cos["a"][t]
-            u3 = u.unsqueeze(2)
-            dq = (mem * u3).sum(1).addcmul_(q_steps[t], (u * cos["bq"][t]).sum(-1, keepdim=True), value=-1.0)
-            d_prev.addcmul_((u * cos["c"][t]).unsqueeze(2), mem, value=-1.0)
-        d_prev.addcmul_(u3, q1_steps[t])
+        # a = q^T M_i (dot) or strength q^T M_i / (|q| |M_i| + 1e-8) (cosine)
+        u3 = (da if addr["a"] is None else da * addr["a"][t]).unsqueeze(2)
+        dq = (u3 * addr["k"][t]).sum(1)
+        d_prev.addcmul_(u3, addr["j"][t])
         # Eq. 2: input controller
         gi = steps["ic"].total(t, dq, dh_rec["ic"])
         dc_rec["ic"] = steps["ic"].backward(t, gi, dc_rec["ic"])
