@@ -40,40 +40,43 @@ Cell = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # weight_i
 
 @dataclass
 class LSTMFactors:
-    """Local derivatives of an LSTM over all steps, time-major (T, B, ...)."""
+    """Local derivatives of LSTMs over all steps: (..., T, B, k) (leading dims: which LSTM)."""
 
     e: torch.Tensor  # o (1 - tanh^2 c_t): dc = G e + dc_rec
     do: torch.Tensor  # tanh(c_t) o (1 - o): dpre_o = G do
-    ifg: torch.Tensor  # (T, B, 3, k): [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)]: dpre_ifg = dc ifg
+    ifg: torch.Tensor  # (..., T, B, 3, k): [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)]: dpre_ifg = dc ifg
     f: torch.Tensor  # forget gate: dc_{t-1} = dc f
 
-    @staticmethod
-    def stack(factors: List["LSTMFactors"]) -> "LSTMFactors":
-        """Several LSTMs' factors side by side: (T, n, B, ...), to run their backward at once."""
-        return LSTMFactors(*(torch.stack([getattr(f, n) for f in factors], dim=1) for n in ("e", "do", "ifg", "f")))
+    def __getitem__(self, i: int) -> "LSTMFactors":
+        return LSTMFactors(self.e[i], self.do[i], self.ifg[i], self.f[i])
+
+    def steps(self, dim: int) -> "LSTMFactors":
+        """Per-step views along ``dim`` as lists (indexing a list launches no kernel)."""
+        return LSTMFactors(*(v.unbind(dim) for v in (self.e, self.do, self.ifg, self.f)))
 
 
-def lstm_factors(cell: Cell, inputs: torch.Tensor, h_prev: torch.Tensor, c0: torch.Tensor,
-                 cs: Optional[torch.Tensor] = None) -> Tuple[LSTMFactors, torch.Tensor]:
-    """Gates of all steps at once from the recorded inputs (T, B, in) and h_{t-1} (T, B, k).
-
-    ``cs``: the cell states c_0 .. c_T (T + 1, B, k) as recorded; None: rebuilt from c0 by the
-    scan c_t = f c_{t-1} + i g. Returns the factors and ``cs``."""
-    w_ih, w_hh, b_ih, b_hh = cell
-    t_len, b, k = h_prev.shape
-    pre = torch.addmm(b_ih + b_hh, inputs.reshape(t_len * b, -1), w_ih.t())
-    pre.addmm_(h_prev.reshape(t_len * b, k), w_hh.t())
-    act = pre.view(t_len, b, 4, k).sigmoid()
-    act[:, :, 2] = pre.view(t_len, b, 4, k)[:, :, 2].tanh()
-    i, f, g, _ = act.unbind(2)
-    if cs is None:
-        ig = i * g
-        cs = torch.empty(t_len + 1, b, k, dtype=ig.dtype, device=ig.device)
-        cs[0] = c0
-        c_steps, ig_steps, f_steps = cs.unbind(0), ig.unbind(0), f.unbind(0)
-        for t in range(t_len):
-            torch.addcmul(ig_steps[t], f_steps[t], c_steps[t], out=c_steps[t + 1])
-    return lstm_factors_from_gates(act, cs, time_dim=0), cs
+def controller_factors(tr: "Trace") -> LSTMFactors:
+    """The three controllers' factors stacked, (3, T, B, ...) in ``CONTROLLERS`` order: their gates
+    for all steps from the recorded inputs and h_{t-1} (two matmuls each), one activation pass, the
+    input controller's cell states rebuilt by the scan c_t = f c_{t-1} + i g (its ``torch.lstm``
+    does not return them), then each factor one fused elementwise kernel for all three."""
+    t_len, b, k = tr.h["oc"].shape[0] - 1, tr.h["oc"].shape[1], tr.h["oc"].shape[2]
+    ref = tr.h["oc"]
+    pre = torch.empty(len(CONTROLLERS), t_len * b, 4 * k, dtype=ref.dtype, device=ref.device)
+    for n, c in enumerate(CONTROLLERS):
+        w_ih, w_hh, b_ih, b_hh = tr.cells[c]
+        torch.addmm(b_ih + b_hh, tr.inputs[c].reshape(t_len * b, -1), w_ih.t(), out=pre[n])
+        pre[n].addmm_(tr.h[c][:-1].reshape(t_len * b, k), w_hh.t())
+    act = pre.view(-1, t_len, b, 4, k).sigmoid()
+    act[..., 2, :] = pre.view(-1, t_len, b, 4, k)[..., 2, :].tanh()
+    cs = torch.empty(len(CONTROLLERS), t_len + 1, b, k, dtype=ref.dtype, device=ref.device)
+    cs[1], cs[2] = tr.cs["oc"], tr.cs["wc"]
+    cs[0, 0] = tr.c0["ic"]
+    ig, f = act[0, :, :, 0] * act[0, :, :, 2], act[0, :, :, 1]
+    c_steps, ig_steps, f_steps = cs[0].unbind(0), ig.unbind(0), f.unbind(0)
+    for t in range(t_len):
+        torch.addcmul(ig_steps[t], f_steps[t], c_steps[t], out=c_steps[t + 1])
+    return lstm_factors_from_gates(act, cs, time_dim=1)
 
 
 def lstm_factors_from_gates(act: torch.Tensor, cs: torch.Tensor, time_dim: int = 1) -> LSTMFactors:
@@ -98,7 +101,7 @@ class Trace:
     cells: Dict[str, Cell]
     inputs: Dict[str, torch.Tensor]
     h: Dict[str, torch.Tensor]
-    cs: Dict[str, Optional[torch.Tensor]]  # None for ic: rebuilt by the scan when factors are needed
+    cs: Dict[str, torch.Tensor]  # oc, wc (ic's are rebuilt by controller_factors)
     c0: Dict[str, torch.Tensor]
     c_last: Dict[str, torch.Tensor]
     mem: List[torch.Tensor]  # T + 1 tensors (B, l, k): M_0 .. M_T
@@ -106,26 +109,24 @@ class Trace:
     z: torch.Tensor  # (T, B, l)
     cosine: Optional[Dict[str, List[torch.Tensor]]]  # sim, den, mem_norm per step; qn (T, B, 1)
     strength: float
-    _factors: Dict[str, LSTMFactors] = field(default_factory=dict)
+    _factors: List[LSTMFactors] = field(default_factory=list)
 
-    def factors(self) -> Dict[str, LSTMFactors]:
-        """Each controller's :class:`LSTMFactors`, computed once."""
+    def factors(self) -> LSTMFactors:
+        """:func:`controller_factors`, computed once: (3, T, B, ...)."""
         if not self._factors:
-            for c in CONTROLLERS:
-                self._factors[c], self.cs[c] = lstm_factors(self.cells[c], self.inputs[c], self.h[c][:-1],
-                                                            self.c0[c], self.cs[c])
-        return self._factors
+            self._factors.append(controller_factors(self))
+        return self._factors[0]
 
     def addressing_factors(self) -> Dict[str, Optional[List[torch.Tensor]]]:
         """Per-step factors of the addressing backward. With u = dL/da (times strength / den for
         cosine), dL/dq = sum_i u_i K_i and dL/dM_i += u_i J_i, where for dot addressing K = M and
         J = q, and for cosine K_i = M_i - bq_i q, J_i = q - c_i M_i with bq = sim |M_i| / |q| and
         c = sim |q| / |M_i| (the norms' derivatives folded in)."""
-        mem = torch.stack(self.mem[:-1])  # (T, B, l, k): M_{t-1}
         q1 = self.outputs("ic").unsqueeze(2)  # (T, B, 1, k)
         cos = self.cosine
         if cos is None:
-            return {"a": None, "k": list(mem.unbind(0)), "j": list(q1.unbind(0))}
+            return {"a": None, "k": self.mem[:-1], "j": list(q1.unbind(0))}
+        mem = torch.stack(self.mem[:-1])  # (T, B, l, k): M_{t-1}
         den, sim, norm = (torch.stack(cos[n]) for n in ("den", "sim", "norm"))
         qn = cos["qn"]
         bq, c = (sim * norm / qn).unsqueeze(3), (sim * qn / norm).unsqueeze(3)
@@ -176,7 +177,7 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
         mems.append(mem), diffs.append(diff), zs.append(z), mbars.append(m_bar)
     h = {"ic": torch.cat([h0["ic"].unsqueeze(0), q_all])}
     h.update({c: torch.stack(hs[c]) for c in ("oc", "wc")})
-    c_stack = {"ic": None, **{c: torch.stack(cs[c]) for c in ("oc", "wc")}}
+    c_stack = {c: torch.stack(cs[c]) for c in ("oc", "wc")}
     inputs = {"ic": xt, "oc": torch.stack(mbars), "wc": h["oc"][1:]}
     return Trace(cells=cells, inputs=inputs, h=h, cs=c_stack, c0=dict(c0),
                  c_last={"ic": c_ic_last[0], "oc": hc["oc"][1], "wc": hc["wc"][1]},
@@ -230,7 +231,7 @@ def core_backward(tr: Trace, dh_direct: Dict[str, Optional[torch.Tensor]],
     ref = tr.h["oc"]
     g = {c: torch.empty(t_len, b, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
     dpre = {c: torch.empty(t_len, b, 4, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
-    steps = {c: _StepViews(fac[c], g[c], dpre[c], dh_direct.get(c)) for c in CONTROLLERS}
+    steps = {c: _StepViews(fac[n], g[c], dpre[c], dh_direct.get(c)) for n, c in enumerate(CONTROLLERS)}
     dz_steps = dz_direct.unbind(0) if dz_direct is not None else None
     # d(input) and d(h_{t-1}) of a step in one matmul: dpre [W_ih | W_hh]
     w_cat = {c: torch.cat([tr.cells[c][0], tr.cells[c][1]], dim=1) for c in ("oc", "wc")}
@@ -285,7 +286,7 @@ class _StepViews:
 
     def __init__(self, fac: LSTMFactors, g: torch.Tensor, dpre: torch.Tensor, direct: Optional[torch.Tensor]) -> None:
         t_len, b, _, k = dpre.shape
-        self.e, self.do, self.ifg, self.f = (v.unbind(0) for v in (fac.e, fac.do, fac.ifg, fac.f))
+        self.fac = fac.steps(0)
         self.g = g.unbind(0)
         self.dpre_ifg, self.dpre_o = dpre[:, :, :3].unbind(0), dpre[:, :, 3].unbind(0)
         self.flat = dpre.view(t_len, b, 4 * k).unbind(0)
@@ -304,7 +305,8 @@ class _StepViews:
 
     def backward(self, t: int, g: torch.Tensor, dc_rec: Optional[torch.Tensor]) -> torch.Tensor:
         """:func:`lstm_step_backward` on the precomputed views."""
-        dc = g * self.e[t] if dc_rec is None else torch.addcmul(dc_rec, g, self.e[t])
-        torch.mul(dc.unsqueeze(1), self.ifg[t], out=self.dpre_ifg[t])
-        torch.mul(g, self.do[t], out=self.dpre_o[t])
-        return dc * self.f[t]
+        fac = self.fac
+        dc = g * fac.e[t] if dc_rec is None else torch.addcmul(dc_rec, g, fac.e[t])
+        torch.mul(dc.unsqueeze(1), fac.ifg[t], out=self.dpre_ifg[t])
+        torch.mul(g, fac.do[t], out=self.dpre_o[t])
+        return dc * fac.f[t]
