@@ -107,7 +107,7 @@ class Trace:
     mem: List[torch.Tensor]  # T + 1 tensors (B, l, k): M_0 .. M_T
     diff: List[torch.Tensor]  # T tensors (B, l, k): m'_t - M_{t-1}
     z: torch.Tensor  # (T, B, l)
-    cosine: Optional[Dict[str, List[torch.Tensor]]]  # sim, den, mem_norm per step; qn (T, B, 1)
+    cosine: Optional[Dict[str, List[torch.Tensor]]]  # strength * sim, den / strength, |M_i| per step (B, l, 1); |q| (T, B, 1, 1)
     strength: float
     _factors: List[LSTMFactors] = field(default_factory=list)
 
@@ -127,10 +127,10 @@ class Trace:
         if cos is None:
             return {"a": None, "k": self.mem[:-1], "j": list(q1.unbind(0))}
         mem = torch.stack(self.mem[:-1])  # (T, B, l, k): M_{t-1}
-        den, sim, norm = (torch.stack(cos[n]) for n in ("den", "sim", "norm"))
-        qn = cos["qn"]
-        bq, c = (sim * norm / qn).unsqueeze(3), (sim * qn / norm).unsqueeze(3)
-        return {"a": list((self.strength / den).unbind(0)), "k": list(torch.addcmul(mem, bq, q1, value=-1.0).unbind(0)),
+        den, sim, norm = (torch.stack(cos[n]) for n in ("den", "sim", "norm"))  # (T, B, l, 1), scaled
+        qn, sim = cos["qn"], sim / self.strength
+        bq, c = sim * norm / qn, sim * qn / norm
+        return {"a": list(den.reciprocal().unbind(0)), "k": list(torch.addcmul(mem, bq, q1, value=-1.0).unbind(0)),
                 "j": list(torch.addcmul(q1, c, mem, value=-1.0).unbind(0))}
 
     def outputs(self, c: str) -> torch.Tensor:
@@ -147,8 +147,9 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
                                      True, 1, 0.0, False, False, False)
     cosine = addressing == "cosine"
     q_steps = q_all.unsqueeze(-1).unbind(0)  # (B, k, 1) per step
-    qn = torch.linalg.vector_norm(q_all, dim=-1, keepdim=True) if cosine else None  # (T, B, 1)
-    qn_steps = qn.unbind(0) if cosine else ()
+    # the attention is kept as (B, l, 1) throughout, so no step needs a squeeze or unsqueeze
+    qn = torch.linalg.vector_norm(q_all, dim=-1, keepdim=True).unsqueeze(-1) if cosine else None  # (T, B, 1, 1)
+    qn_steps = (qn / strength).unbind(0) if cosine else ()
     mem, mems, diffs, zs, mbars = mem0, [mem0], [], [], []
     sims: List[torch.Tensor] = []
     dens: List[torch.Tensor] = []
@@ -157,20 +158,20 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
     hs: Dict[str, List[torch.Tensor]] = {"oc": [h0["oc"]], "wc": [h0["wc"]]}
     cs: Dict[str, List[torch.Tensor]] = {"oc": [c0["oc"]], "wc": [c0["wc"]]}
     for t in range(t_len):
-        dot = torch.bmm(mem, q_steps[t]).squeeze(2)  # q_t^T M_{t-1}: (B, l)
-        if cosine:
-            m_norm = torch.linalg.vector_norm(mem, dim=-1)
-            den = (qn_steps[t] * m_norm).add_(1e-8)
+        dot = torch.bmm(mem, q_steps[t])  # q_t^T M_{t-1}: (B, l, 1)
+        if cosine:  # strength * sim = dot / ((|q| |M_i| + 1e-8) / strength)
+            m_norm = torch.linalg.vector_norm(mem, dim=-1, keepdim=True)
+            den = (qn_steps[t] * m_norm).add_(1e-8 / strength)
             sim = dot / den
-            z = torch.softmax(strength * sim, dim=-1)
+            z = torch.softmax(sim, dim=1)
             sims.append(sim), dens.append(den), norms.append(m_norm)
         else:
-            z = torch.softmax(dot, dim=-1)  # Eq. 3
-        m_bar = (mem * z.unsqueeze(2)).sum(1)  # Eq. 4 (a batched 1 x l matmul is slower here)
+            z = torch.softmax(dot, dim=1)  # Eq. 3
+        m_bar = (mem * z).sum(1)  # Eq. 4 (a batched 1 x l matmul is slower here)
         hc["oc"] = torch.lstm_cell(m_bar, hc["oc"], *cells["oc"])  # Eq. 5
         hc["wc"] = torch.lstm_cell(hc["oc"][0], hc["wc"], *cells["wc"])  # Eq. 6
         diff = hc["wc"][0].unsqueeze(1) - mem
-        mem = torch.addcmul(mem, z.unsqueeze(2), diff)  # Eq. 7: (1 - z_i) M_i + z_i m'_t
+        mem = torch.addcmul(mem, z, diff)  # Eq. 7: (1 - z_i) M_i + z_i m'_t
         for c in ("oc", "wc"):
             hs[c].append(hc[c][0])
             cs[c].append(hc[c][1])
@@ -181,7 +182,7 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
     inputs = {"ic": xt, "oc": torch.stack(mbars), "wc": h["oc"][1:]}
     return Trace(cells=cells, inputs=inputs, h=h, cs=c_stack, c0=dict(c0),
                  c_last={"ic": c_ic_last[0], "oc": hc["oc"][1], "wc": hc["wc"][1]},
-                 mem=mems, diff=diffs, z=torch.stack(zs),
+                 mem=mems, diff=diffs, z=torch.stack(zs).squeeze(-1),
                  cosine={"sim": sims, "den": dens, "norm": norms, "qn": qn} if cosine else None,
                  strength=strength)
 
@@ -232,19 +233,19 @@ def core_backward(tr: Trace, dh_direct: Dict[str, Optional[torch.Tensor]],
     g = {c: torch.empty(t_len, b, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
     dpre = {c: torch.empty(t_len, b, 4, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
     steps = {c: _StepViews(fac[n], g[c], dpre[c], dh_direct.get(c)) for n, c in enumerate(CONTROLLERS)}
-    dz_steps = dz_direct.unbind(0) if dz_direct is not None else None
+    dz_steps = dz_direct.unsqueeze(-1).unbind(0) if dz_direct is not None else None
     # d(input) and d(h_{t-1}) of a step in one matmul: dpre [W_ih | W_hh]
     w_cat = {c: torch.cat([tr.cells[c][0], tr.cells[c][1]], dim=1) for c in ("oc", "wc")}
     w_hh_ic = tr.cells["ic"][1]
     dh_rec = {c: (dh_last or {}).get(c) for c in CONTROLLERS}
     dc_rec = {c: (dc_last or {}).get(c) for c in CONTROLLERS}
     d_mem = dmem_last if dmem_last is not None else torch.zeros_like(tr.mem[-1])
-    z_steps, z3_steps = tr.z.unbind(0), tr.z.unsqueeze(3).unbind(0)
+    z3_steps = tr.z.unsqueeze(3).unbind(0)
     addr = tr.addressing_factors()
     softmax_bw = torch.ops.aten._softmax_backward_data
 
     for t in range(t_len - 1, -1, -1):
-        mem, z, z3 = tr.mem[t], z_steps[t], z3_steps[t]
+        mem, z3 = tr.mem[t], z3_steps[t]
         # Eq. 7: M_t = M_{t-1} + z (m'_t - M_{t-1})
         dm_write = (d_mem * z3).sum(1)
         dz_write = d_mem * tr.diff[t]
@@ -261,14 +262,14 @@ def core_backward(tr: Trace, dh_direct: Dict[str, Optional[torch.Tensor]],
         dh_rec["oc"] = d_in[:, k:]
         dm_bar1 = d_in[:, :k].unsqueeze(1)
         # Eq. 4: m_bar = z M_{t-1}
-        dz = dz_write.addcmul_(mem, dm_bar1).sum(-1)
+        dz = dz_write.addcmul_(mem, dm_bar1).sum(-1, keepdim=True)  # (B, l, 1)
         if dz_steps is not None:
             dz = dz + dz_steps[t]
         d_prev.addcmul_(z3, dm_bar1)
         # Eq. 3: z = softmax(a)
-        da = softmax_bw(dz, z, -1, z.dtype)
+        da = softmax_bw(dz, z3, 1, z3.dtype)
         # a = q^T M_i (dot) or strength q^T M_i / (|q| |M_i| + 1e-8) (cosine)
-        u3 = (da if addr["a"] is None else da * addr["a"][t]).unsqueeze(2)
+        u3 = da if addr["a"] is None else da * addr["a"][t]
         dq = (u3 * addr["k"][t]).sum(1)
         d_prev.addcmul_(u3, addr["j"][t])
         # Eq. 2: input controller
