@@ -104,7 +104,8 @@ class Trace:
     cs: Dict[str, torch.Tensor]  # oc, wc (ic's are rebuilt by controller_factors)
     c0: Dict[str, torch.Tensor]
     c_last: Dict[str, torch.Tensor]
-    mem: List[torch.Tensor]  # T + 1 tensors (B, l, k): M_0 .. M_T
+    mem: List[torch.Tensor]  # T + 1 views (B, l, k) of mem_all: M_0 .. M_T
+    mem_all: torch.Tensor  # (T + 1, B, l, k)
     diff: List[torch.Tensor]  # T tensors (B, l, k): m'_t - M_{t-1}
     z: torch.Tensor  # (T, B, l)
     cosine: Optional[Dict[str, List[torch.Tensor]]]  # strength * sim, den / strength, |M_i| per step (B, l, 1); |q| (T, B, 1, 1)
@@ -126,7 +127,7 @@ class Trace:
         cos = self.cosine
         if cos is None:
             return {"a": None, "k": self.mem[:-1], "j": list(q1.unbind(0))}
-        mem = torch.stack(self.mem[:-1])  # (T, B, l, k): M_{t-1}
+        mem = self.mem_all[:-1]  # (T, B, l, k): M_{t-1}
         den, sim, norm = (torch.stack(cos[n]) for n in ("den", "sim", "norm"))  # (T, B, l, 1), scaled
         qn, sim = cos["qn"], sim / self.strength
         bq, c = sim * norm / qn, sim * qn / norm
@@ -150,7 +151,10 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
     # the attention is kept as (B, l, 1) throughout, so no step needs a squeeze or unsqueeze
     qn = torch.linalg.vector_norm(q_all, dim=-1, keepdim=True).unsqueeze(-1) if cosine else None  # (T, B, 1, 1)
     qn_steps = (qn / strength).unbind(0) if cosine else ()
-    mem, mems, diffs, zs, mbars = mem0, [mem0], [], [], []
+    mem_all = torch.empty(t_len + 1, *mem0.shape, dtype=mem0.dtype, device=mem0.device)  # M_0 .. M_T
+    mem_all[0] = mem0
+    mems = mem_all.unbind(0)
+    mem, diffs, zs, mbars = mems[0], [], [], []
     sims: List[torch.Tensor] = []
     dens: List[torch.Tensor] = []
     norms: List[torch.Tensor] = []
@@ -171,18 +175,18 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
         hc["oc"] = torch.lstm_cell(m_bar, hc["oc"], *cells["oc"])  # Eq. 5
         hc["wc"] = torch.lstm_cell(hc["oc"][0], hc["wc"], *cells["wc"])  # Eq. 6
         diff = hc["wc"][0].unsqueeze(1) - mem
-        mem = torch.addcmul(mem, z, diff)  # Eq. 7: (1 - z_i) M_i + z_i m'_t
+        mem = torch.addcmul(mem, z, diff, out=mems[t + 1])  # Eq. 7: (1 - z_i) M_i + z_i m'_t
         for c in ("oc", "wc"):
             hs[c].append(hc[c][0])
             cs[c].append(hc[c][1])
-        mems.append(mem), diffs.append(diff), zs.append(z), mbars.append(m_bar)
+        diffs.append(diff), zs.append(z), mbars.append(m_bar)
     h = {"ic": torch.cat([h0["ic"].unsqueeze(0), q_all])}
     h.update({c: torch.stack(hs[c]) for c in ("oc", "wc")})
     c_stack = {c: torch.stack(cs[c]) for c in ("oc", "wc")}
     inputs = {"ic": xt, "oc": torch.stack(mbars), "wc": h["oc"][1:]}
     return Trace(cells=cells, inputs=inputs, h=h, cs=c_stack, c0=dict(c0),
                  c_last={"ic": c_ic_last[0], "oc": hc["oc"][1], "wc": hc["wc"][1]},
-                 mem=mems, diff=diffs, z=torch.stack(zs).squeeze(-1),
+                 mem=list(mems), mem_all=mem_all, diff=diffs, z=torch.stack(zs).squeeze(-1),
                  cosine={"sim": sims, "den": dens, "norm": norms, "qn": qn} if cosine else None,
                  strength=strength)
 
