@@ -23,8 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode

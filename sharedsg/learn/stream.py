@@ -189,7 +189,7 @@ class StreamLearner:
         controller over its recorded inputs (:meth:`Controller.unroll` / ``unroll_step_form``)."""
         nmn = self.nmn
         x = nmn.encode(batch.x, batch.y.shape[1])
-        trace, final = nmn.unroll(x, nmn._start(self._state(), x.shape[0]))
+        trace, final = nmn.unroll(x, nmn.start_state(self._state(), x.shape[0]))
         h = {c: torch.stack(trace.h[c], dim=1) for c in CONTROLLERS}
         y_hat = nmn.decode(h["oc"], batch.x)
         loss = self.task.loss(y_hat, batch.y)
@@ -227,7 +227,7 @@ class StreamLearner:
         """The encoder and decoder by autograd, the memory module by :mod:`sharedsg.model.fused`."""
         nmn = self.nmn
         x = nmn.encode(batch.x, batch.y.shape[1])
-        state = nmn._start(self._state(), x.shape[0])
+        state = nmn.start_state(self._state(), x.shape[0])
         with torch.no_grad():
             tr = fused.core_forward(x.detach(), state.memory, state.h, state.c, nmn.cells(),
                                     nmn.addressing, nmn.strength)

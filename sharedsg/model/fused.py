@@ -196,7 +196,6 @@ class CoreGrads:
     """Gradients of the memory module (time-major where per step)."""
 
     g: Dict[str, torch.Tensor]  # controller -> (T, B, k): total dL/dh_c,t
-    dpre: Dict[str, torch.Tensor]  # controller -> (T, B, 4, k): gate pre-activation gradients
     params: Dict[str, Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]  # as Cell
     dx: torch.Tensor  # (T, B, in)
     dmem0: torch.Tensor  # (B, l, k)
@@ -283,7 +282,7 @@ def core_backward(tr: Trace, dh_direct: Dict[str, Optional[torch.Tensor]],
         d_mem = d_prev
     params = {c: param_grads(dpre[c], tr.inputs[c], tr.h[c][:-1]) for c in CONTROLLERS}
     dx = (dpre["ic"].reshape(t_len * b, 4 * k) @ tr.cells["ic"][0]).view(t_len, b, -1)
-    return CoreGrads(g=g, dpre=dpre, params=params, dx=dx, dmem0=d_mem, dh0=dh_rec, dc0=dc_rec)
+    return CoreGrads(g=g, params=params, dx=dx, dmem0=d_mem, dh0=dh_rec, dc0=dc_rec)
 
 
 class _StepViews:
