@@ -133,3 +133,26 @@ def test_fast_path_is_its_own_sgd_step(small_cfg):
         else:
             assert torch.equal(diff, torch.zeros_like(diff)), name
     assert set(fast) == {n for n, _ in with_fast.nmn.named_parameters() if n.startswith(CONTROLLERS)}
+
+
+def test_carried_state_is_explicit_and_checkpointed(small_cfg, tmp_path):
+    """model.persist_memory: paths/gradients read the carried state and return the next one; only
+    step() moves to it; the checkpoint carries it."""
+    cfg = small_cfg("model.memory_init=random", "model.persist_memory=true")
+    learner, batch = _learner(cfg, "sum"), _batch(8)
+    first, r1 = learner.gradients(batch)
+    again, r2 = learner.gradients(batch)
+    assert learner.carried is None and r1.next_state.batch_size == 1
+    for n in first:
+        assert torch.equal(first[n], again[n]), n
+    learner.step(batch)
+    for k, v in r1.next_state.tensors().items():
+        torch.testing.assert_close(learner.carried.tensors()[k], v, atol=1e-6, rtol=1e-5)
+    after, _ = learner.gradients(batch)
+    assert any(not torch.allclose(after[n], first[n]) for n in first), "the carried state must change the step"
+    torch.save(learner.state_dict(), tmp_path / "stream.pt")
+    other = _learner(small_cfg("model.memory_init=random", "model.persist_memory=true"), "sum")
+    other.load_state_dict(torch.load(tmp_path / "stream.pt", weights_only=True))
+    for k, v in learner.carried.tensors().items():
+        assert torch.equal(other.carried.tensors()[k], v), k
+    torch.testing.assert_close(other.predict(batch.x, 6), learner.predict(batch.x, 6))

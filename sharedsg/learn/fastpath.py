@@ -20,7 +20,8 @@ the oracle s_t = G_t the step form equals the true gradient (tests: to 1e-5). Th
 g_t is that total G_t (per-sample loss), so:
 - holding c_{t-1} fixed too would drop D_t (G_t does not contain it): not the true gradient;
 - letting h_{t-1} vary too (``unroll``) adds s_t . dh_t/dh_{t-1} dh_{t-1}/dtheta, a path
-  G_{t-1} already contains: counted twice (1.07-1.22x the true gradient with an oracle SG).
+  G_{t-1} already contains: counted twice (with an oracle SG, 1.03-1.07x the true gradient's
+  norm at T = 10 in tests/test_fastpath.py).
 
 ``unroll``: through the controller's own recurrence across the batch (h and c), from its
 state at the batch start (the form used before; kept as an option).
@@ -39,29 +40,29 @@ from typing import Dict
 import torch
 
 from sharedsg.model.controllers import CONTROLLERS
-from sharedsg.model.fused import LSTMFactors, Trace, lstm_step_backward, param_grads
+from sharedsg.model.fused import Trace, lstm_step_backward, param_grads
 
 
 def fast_gradients(tr: Trace, s: Dict[str, torch.Tensor], form: str):
     """controller -> (weight_ih, weight_hh, bias_ih, bias_hh) gradients of sum_t s_t . h_t over
     ``form``'s graph; ``s``: controller -> (T, B, k), time-major (already divided by B)."""
-    fac = LSTMFactors.stack([tr.factors()[c] for c in CONTROLLERS])  # (T, 3, B, ...)
-    sg = torch.stack([s[c] for c in CONTROLLERS], dim=1)  # (T, 3, B, k)
-    t_len, n, b, k = sg.shape
-    dpre = torch.empty(t_len, n, b, 4, k, dtype=sg.dtype, device=sg.device)
+    fac = tr.factors()  # (3, T, B, ...)
+    sg = torch.stack([s[c] for c in CONTROLLERS])  # (3, T, B, k)
+    n, t_len, b, k = sg.shape
+    dpre = torch.empty(n, t_len, b, 4, k, dtype=sg.dtype, device=sg.device)
     if form == "step":
         dc = sg * fac.e  # dc_t from s_t, then the cell-state chain back in time
-        steps, f_steps = dc.unbind(0), fac.f.unbind(0)
+        steps, f_steps = dc.unbind(1), fac.f.unbind(1)
         for t in range(t_len - 2, -1, -1):
             steps[t].addcmul_(steps[t + 1], f_steps[t + 1])
         torch.mul(dc.unsqueeze(-2), fac.ifg, out=dpre[..., :3, :])
         torch.mul(sg, fac.do, out=dpre[..., 3, :])
     else:
         w_hh = torch.stack([tr.cells[c][1] for c in CONTROLLERS])  # (3, 4k, k)
-        s_steps, dpre_steps = sg.unbind(0), dpre.unbind(0)
+        per_step, s_steps, dpre_steps = fac.steps(1), sg.unbind(1), dpre.unbind(1)
         dh_rec = dc_rec = None
         for t in range(t_len - 1, -1, -1):
             g = s_steps[t] if dh_rec is None else s_steps[t] + dh_rec
-            dc_rec = lstm_step_backward(g, dc_rec, fac, t, dpre_steps[t])
+            dc_rec = lstm_step_backward(g, dc_rec, per_step, t, dpre_steps[t])
             dh_rec = torch.bmm(dpre_steps[t].view(n, b, 4 * k), w_hh)
-    return {c: param_grads(dpre[:, i], tr.inputs[c], tr.h[c][:-1]) for i, c in enumerate(CONTROLLERS)}
+    return {c: param_grads(dpre[i], tr.inputs[c], tr.h[c][:-1]) for i, c in enumerate(CONTROLLERS)}

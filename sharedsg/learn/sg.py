@@ -10,7 +10,6 @@ from omegaconf import DictConfig
 
 from sharedsg.learn.tasks import make_task
 from sharedsg.learn.types import SGState, SGTargets
-from sharedsg.model import fused_sg
 from sharedsg.model.controllers import CONTROLLERS
 from sharedsg.model.synthetic import build_sg_modules, sg_loss
 
@@ -33,8 +32,7 @@ class DimensionMismatch(ValueError):
 class SGLearner:
     """Trains SG^IC, SG^OC, SG^WC on targets from any number of streams.
 
-    ``model.impl=fast``: the three predictors run batched (:mod:`sharedsg.model.fused_sg`); the
-    same numbers as ``reference``. The state is versioned: ``version`` increases by one with every :meth:`update`,
+    The state is versioned: ``version`` increases by one with every :meth:`update`,
     so a stream can tell whether its copy is stale.
     """
 
@@ -43,9 +41,9 @@ class SGLearner:
         torch.manual_seed(seed + 7919)
         self.device = torch.device(device)
         self.modules = build_sg_modules(model, sg, make_task(model).target_dim).to(self.device)
-        self.optimizer = torch.optim.Adam(self.modules.parameters(), lr=sg.lr)
+        # model.impl=fast: Adam's multi-tensor (foreach) form, the same arithmetic in fewer kernels
+        self.optimizer = torch.optim.Adam(self.modules.parameters(), lr=sg.lr, foreach=model.impl == "fast")
         self.updates_per_push = int(sg.updates_per_push)
-        self.impl = str(model.impl)
         self.version = 0
 
     @property
@@ -69,14 +67,13 @@ class SGLearner:
         """
         chunks = _concatenate([b.to(self.device) for b in batches])
         total_n = sum(c.batch_size for c in chunks)
-        step = self._step_fast if self.impl == "fast" else self._step_reference
         for _ in range(self.updates_per_push):
-            per_c = step(chunks, total_n)
+            per_c = self._step(chunks, total_n)
         self.version += 1
         return dict(zip([f"sg/{c}/loss" for c in CONTROLLERS], per_c.tolist()))  # one host transfer
 
-    def _step_reference(self, chunks: List[SGTargets], total_n: int) -> torch.Tensor:
-        """One optimiser step by autograd through the three predictors; their losses (3,)."""
+    def _step(self, chunks: List[SGTargets], total_n: int) -> torch.Tensor:
+        """One optimiser step by autograd through the three predictors; their losses (3,), on the device."""
         self.optimizer.zero_grad(set_to_none=True)
         per_c = {c: torch.zeros((), device=self.device) for c in CONTROLLERS}
         for chunk in chunks:
@@ -89,32 +86,11 @@ class SGLearner:
         self.optimizer.step()
         return loss.detach()
 
-    def _step_fast(self, chunks: List[SGTargets], total_n: int) -> torch.Tensor:
-        """The same step with the three predictors batched (:mod:`sharedsg.model.fused_sg`) and
-        Eq. 11's gradient 2 (SG - g) / n back-propagated by hand."""
-        grads: Dict[str, torch.Tensor] = {}
-        loss = torch.zeros(len(CONTROLLERS), device=self.device)
-        for chunk in chunks:
-            pred, backward = fused_sg.predict(self.modules, chunk.h, chunk.y, with_backward=True)
-            diff = torch.stack([pred[c] - chunk.g[c] for c in CONTROLLERS])  # (3, B, T, k)
-            weight = chunk.batch_size / total_n
-            loss += weight * diff.square().mean(dim=(1, 2, 3))
-            for n, g in backward(diff * (2.0 * weight / diff[0].numel())).items():
-                grads[n] = grads[n] + g if n in grads else g
-        for n, p in self.modules.named_parameters():
-            p.grad = grads[n]
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss
-
     @torch.no_grad()
     def predict(self, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Synthetic gradients for the ``rpc`` transport (CPU tensors in and out)."""
-        h, y = {c: v.to(self.device) for c, v in h.items()}, y.to(self.device)
-        if self.impl == "fast":
-            out = torch.stack(list(fused_sg.predict(self.modules, h, y)[0].values())).cpu()  # one transfer
-            return dict(zip(CONTROLLERS, out.unbind(0)))
-        return {c: v.cpu() for c, v in self.modules(h, y).items()}
+        out = self.modules({c: v.to(self.device) for c, v in h.items()}, y.to(self.device))
+        return dict(zip(CONTROLLERS, torch.stack([out[c] for c in CONTROLLERS]).cpu().unbind(0)))  # one transfer
 
     def state(self) -> SGState:
         return SGState(self.version, {k: v.detach().cpu().clone() for k, v in self.modules.state_dict().items()})

@@ -40,40 +40,43 @@ Cell = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # weight_i
 
 @dataclass
 class LSTMFactors:
-    """Local derivatives of an LSTM over all steps, time-major (T, B, ...)."""
+    """Local derivatives of LSTMs over all steps: (..., T, B, k) (leading dims: which LSTM)."""
 
     e: torch.Tensor  # o (1 - tanh^2 c_t): dc = G e + dc_rec
     do: torch.Tensor  # tanh(c_t) o (1 - o): dpre_o = G do
-    ifg: torch.Tensor  # (T, B, 3, k): [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)]: dpre_ifg = dc ifg
+    ifg: torch.Tensor  # (..., T, B, 3, k): [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)]: dpre_ifg = dc ifg
     f: torch.Tensor  # forget gate: dc_{t-1} = dc f
 
-    @staticmethod
-    def stack(factors: List["LSTMFactors"]) -> "LSTMFactors":
-        """Several LSTMs' factors side by side: (T, n, B, ...), to run their backward at once."""
-        return LSTMFactors(*(torch.stack([getattr(f, n) for f in factors], dim=1) for n in ("e", "do", "ifg", "f")))
+    def __getitem__(self, i: int) -> "LSTMFactors":
+        return LSTMFactors(self.e[i], self.do[i], self.ifg[i], self.f[i])
+
+    def steps(self, dim: int) -> "LSTMFactors":
+        """Per-step views along ``dim`` as lists (indexing a list launches no kernel)."""
+        return LSTMFactors(*(v.unbind(dim) for v in (self.e, self.do, self.ifg, self.f)))
 
 
-def lstm_factors(cell: Cell, inputs: torch.Tensor, h_prev: torch.Tensor, c0: torch.Tensor,
-                 cs: Optional[torch.Tensor] = None) -> Tuple[LSTMFactors, torch.Tensor]:
-    """Gates of all steps at once from the recorded inputs (T, B, in) and h_{t-1} (T, B, k).
-
-    ``cs``: the cell states c_0 .. c_T (T + 1, B, k) as recorded; None: rebuilt from c0 by the
-    scan c_t = f c_{t-1} + i g. Returns the factors and ``cs``."""
-    w_ih, w_hh, b_ih, b_hh = cell
-    t_len, b, k = h_prev.shape
-    pre = torch.addmm(b_ih + b_hh, inputs.reshape(t_len * b, -1), w_ih.t())
-    pre.addmm_(h_prev.reshape(t_len * b, k), w_hh.t())
-    act = pre.view(t_len, b, 4, k).sigmoid()
-    act[:, :, 2] = pre.view(t_len, b, 4, k)[:, :, 2].tanh()
-    i, f, g, _ = act.unbind(2)
-    if cs is None:
-        ig = i * g
-        cs = torch.empty(t_len + 1, b, k, dtype=ig.dtype, device=ig.device)
-        cs[0] = c0
-        c_steps, ig_steps, f_steps = cs.unbind(0), ig.unbind(0), f.unbind(0)
-        for t in range(t_len):
-            torch.addcmul(ig_steps[t], f_steps[t], c_steps[t], out=c_steps[t + 1])
-    return lstm_factors_from_gates(act, cs, time_dim=0), cs
+def controller_factors(tr: "Trace") -> LSTMFactors:
+    """The three controllers' factors stacked, (3, T, B, ...) in ``CONTROLLERS`` order: their gates
+    for all steps from the recorded inputs and h_{t-1} (two matmuls each), one activation pass, the
+    input controller's cell states rebuilt by the scan c_t = f c_{t-1} + i g (its ``torch.lstm``
+    does not return them), then each factor one fused elementwise kernel for all three."""
+    t_len, b, k = tr.h["oc"].shape[0] - 1, tr.h["oc"].shape[1], tr.h["oc"].shape[2]
+    ref = tr.h["oc"]
+    pre = torch.empty(len(CONTROLLERS), t_len * b, 4 * k, dtype=ref.dtype, device=ref.device)
+    for n, c in enumerate(CONTROLLERS):
+        w_ih, w_hh, b_ih, b_hh = tr.cells[c]
+        torch.addmm(b_ih + b_hh, tr.inputs[c].reshape(t_len * b, -1), w_ih.t(), out=pre[n])
+        pre[n].addmm_(tr.h[c][:-1].reshape(t_len * b, k), w_hh.t())
+    act = pre.view(-1, t_len, b, 4, k).sigmoid()
+    act[..., 2, :] = pre.view(-1, t_len, b, 4, k)[..., 2, :].tanh()
+    cs = torch.empty(len(CONTROLLERS), t_len + 1, b, k, dtype=ref.dtype, device=ref.device)
+    cs[1], cs[2] = tr.cs["oc"], tr.cs["wc"]
+    cs[0, 0] = tr.c0["ic"]
+    ig, f = act[0, :, :, 0] * act[0, :, :, 2], act[0, :, :, 1]
+    c_steps, ig_steps, f_steps = cs[0].unbind(0), ig.unbind(0), f.unbind(0)
+    for t in range(t_len):
+        torch.addcmul(ig_steps[t], f_steps[t], c_steps[t], out=c_steps[t + 1])
+    return lstm_factors_from_gates(act, cs, time_dim=1)
 
 
 def lstm_factors_from_gates(act: torch.Tensor, cs: torch.Tensor, time_dim: int = 1) -> LSTMFactors:
@@ -98,23 +101,38 @@ class Trace:
     cells: Dict[str, Cell]
     inputs: Dict[str, torch.Tensor]
     h: Dict[str, torch.Tensor]
-    cs: Dict[str, Optional[torch.Tensor]]  # None for ic: rebuilt by the scan when factors are needed
+    cs: Dict[str, torch.Tensor]  # oc, wc (ic's are rebuilt by controller_factors)
     c0: Dict[str, torch.Tensor]
     c_last: Dict[str, torch.Tensor]
-    mem: List[torch.Tensor]  # T + 1 tensors (B, l, k): M_0 .. M_T
+    mem: List[torch.Tensor]  # T + 1 views (B, l, k) of mem_all: M_0 .. M_T
+    mem_all: torch.Tensor  # (T + 1, B, l, k)
     diff: List[torch.Tensor]  # T tensors (B, l, k): m'_t - M_{t-1}
     z: torch.Tensor  # (T, B, l)
-    cosine: Optional[Dict[str, List[torch.Tensor]]]  # sim, den, mem_norm per step; qn (T, B, 1)
+    cosine: Optional[Dict[str, List[torch.Tensor]]]  # strength * sim, den / strength, |M_i| per step (B, l, 1); |q| (T, B, 1, 1)
     strength: float
-    _factors: Dict[str, LSTMFactors] = field(default_factory=dict)
+    _factors: List[LSTMFactors] = field(default_factory=list)
 
-    def factors(self) -> Dict[str, LSTMFactors]:
-        """Each controller's :class:`LSTMFactors`, computed once."""
+    def factors(self) -> LSTMFactors:
+        """:func:`controller_factors`, computed once: (3, T, B, ...)."""
         if not self._factors:
-            for c in CONTROLLERS:
-                self._factors[c], self.cs[c] = lstm_factors(self.cells[c], self.inputs[c], self.h[c][:-1],
-                                                            self.c0[c], self.cs[c])
-        return self._factors
+            self._factors.append(controller_factors(self))
+        return self._factors[0]
+
+    def addressing_factors(self) -> Dict[str, Optional[List[torch.Tensor]]]:
+        """Per-step factors of the addressing backward. With u = dL/da (times strength / den for
+        cosine), dL/dq = sum_i u_i K_i and dL/dM_i += u_i J_i, where for dot addressing K = M and
+        J = q, and for cosine K_i = M_i - bq_i q, J_i = q - c_i M_i with bq = sim |M_i| / |q| and
+        c = sim |q| / |M_i| (the norms' derivatives folded in)."""
+        q1 = self.outputs("ic").unsqueeze(2)  # (T, B, 1, k)
+        cos = self.cosine
+        if cos is None:
+            return {"a": None, "k": self.mem[:-1], "j": list(q1.unbind(0))}
+        mem = self.mem_all[:-1]  # (T, B, l, k): M_{t-1}
+        den, sim, norm = (torch.stack(cos[n]) for n in ("den", "sim", "norm"))  # (T, B, l, 1), scaled
+        qn, sim = cos["qn"], sim / self.strength
+        bq, c = sim * norm / qn, sim * qn / norm
+        return {"a": list(den.reciprocal().unbind(0)), "k": list(torch.addcmul(mem, bq, q1, value=-1.0).unbind(0)),
+                "j": list(torch.addcmul(q1, c, mem, value=-1.0).unbind(0))}
 
     def outputs(self, c: str) -> torch.Tensor:
         """Controller c's outputs h_t, (T, B, k)."""
@@ -130,9 +148,13 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
                                      True, 1, 0.0, False, False, False)
     cosine = addressing == "cosine"
     q_steps = q_all.unsqueeze(-1).unbind(0)  # (B, k, 1) per step
-    qn = torch.linalg.vector_norm(q_all, dim=-1, keepdim=True) if cosine else None  # (T, B, 1)
-    qn_steps = qn.unbind(0) if cosine else ()
-    mem, mems, diffs, zs, mbars = mem0, [mem0], [], [], []
+    # the attention is kept as (B, l, 1) throughout, so no step needs a squeeze or unsqueeze
+    qn = torch.linalg.vector_norm(q_all, dim=-1, keepdim=True).unsqueeze(-1) if cosine else None  # (T, B, 1, 1)
+    qn_steps = (qn / strength).unbind(0) if cosine else ()
+    mem_all = torch.empty(t_len + 1, *mem0.shape, dtype=mem0.dtype, device=mem0.device)  # M_0 .. M_T
+    mem_all[0] = mem0
+    mems = mem_all.unbind(0)
+    mem, diffs, zs, mbars = mems[0], [], [], []
     sims: List[torch.Tensor] = []
     dens: List[torch.Tensor] = []
     norms: List[torch.Tensor] = []
@@ -140,31 +162,31 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
     hs: Dict[str, List[torch.Tensor]] = {"oc": [h0["oc"]], "wc": [h0["wc"]]}
     cs: Dict[str, List[torch.Tensor]] = {"oc": [c0["oc"]], "wc": [c0["wc"]]}
     for t in range(t_len):
-        dot = torch.bmm(mem, q_steps[t]).squeeze(2)  # q_t^T M_{t-1}: (B, l)
-        if cosine:
-            m_norm = torch.linalg.vector_norm(mem, dim=-1)
-            den = (qn_steps[t] * m_norm).add_(1e-8)
+        dot = torch.bmm(mem, q_steps[t])  # q_t^T M_{t-1}: (B, l, 1)
+        if cosine:  # strength * sim = dot / ((|q| |M_i| + 1e-8) / strength)
+            m_norm = torch.linalg.vector_norm(mem, dim=-1, keepdim=True)
+            den = (qn_steps[t] * m_norm).add_(1e-8 / strength)
             sim = dot / den
-            z = torch.softmax(strength * sim, dim=-1)
+            z = torch.softmax(sim, dim=1)
             sims.append(sim), dens.append(den), norms.append(m_norm)
         else:
-            z = torch.softmax(dot, dim=-1)  # Eq. 3
-        m_bar = (mem * z.unsqueeze(2)).sum(1)  # Eq. 4 (a batched 1 x l matmul is slower here)
+            z = torch.softmax(dot, dim=1)  # Eq. 3
+        m_bar = (mem * z).sum(1)  # Eq. 4 (a batched 1 x l matmul is slower here)
         hc["oc"] = torch.lstm_cell(m_bar, hc["oc"], *cells["oc"])  # Eq. 5
         hc["wc"] = torch.lstm_cell(hc["oc"][0], hc["wc"], *cells["wc"])  # Eq. 6
         diff = hc["wc"][0].unsqueeze(1) - mem
-        mem = torch.addcmul(mem, z.unsqueeze(2), diff)  # Eq. 7: (1 - z_i) M_i + z_i m'_t
+        mem = torch.addcmul(mem, z, diff, out=mems[t + 1])  # Eq. 7: (1 - z_i) M_i + z_i m'_t
         for c in ("oc", "wc"):
             hs[c].append(hc[c][0])
             cs[c].append(hc[c][1])
-        mems.append(mem), diffs.append(diff), zs.append(z), mbars.append(m_bar)
+        diffs.append(diff), zs.append(z), mbars.append(m_bar)
     h = {"ic": torch.cat([h0["ic"].unsqueeze(0), q_all])}
     h.update({c: torch.stack(hs[c]) for c in ("oc", "wc")})
-    c_stack = {"ic": None, **{c: torch.stack(cs[c]) for c in ("oc", "wc")}}
+    c_stack = {c: torch.stack(cs[c]) for c in ("oc", "wc")}
     inputs = {"ic": xt, "oc": torch.stack(mbars), "wc": h["oc"][1:]}
     return Trace(cells=cells, inputs=inputs, h=h, cs=c_stack, c0=dict(c0),
                  c_last={"ic": c_ic_last[0], "oc": hc["oc"][1], "wc": hc["wc"][1]},
-                 mem=mems, diff=diffs, z=torch.stack(zs),
+                 mem=list(mems), mem_all=mem_all, diff=diffs, z=torch.stack(zs).squeeze(-1),
                  cosine={"sim": sims, "den": dens, "norm": norms, "qn": qn} if cosine else None,
                  strength=strength)
 
@@ -174,7 +196,6 @@ class CoreGrads:
     """Gradients of the memory module (time-major where per step)."""
 
     g: Dict[str, torch.Tensor]  # controller -> (T, B, k): total dL/dh_c,t
-    dpre: Dict[str, torch.Tensor]  # controller -> (T, B, 4, k): gate pre-activation gradients
     params: Dict[str, Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]  # as Cell
     dx: torch.Tensor  # (T, B, in)
     dmem0: torch.Tensor  # (B, l, k)
@@ -207,80 +228,89 @@ def core_backward(tr: Trace, dh_direct: Dict[str, Optional[torch.Tensor]],
                   dc_last: Optional[Dict[str, Optional[torch.Tensor]]] = None) -> CoreGrads:
     """Back-propagates the gradients arriving at the outputs (``dh_direct``: controller -> (T, B, k)
     time-major or None; the attention, the final memory and final controller states) through
-    Eq. 7 .. 2, one reverse sweep."""
+    Eq. 7 .. 2, one reverse sweep. Every per-step view is taken before the sweep, so the sweep
+    is only arithmetic (about 50 small kernels per step)."""
     fac = tr.factors()
     t_len, b, k = tr.h["ic"].shape[0] - 1, tr.h["ic"].shape[1], tr.h["ic"].shape[2]
     ref = tr.h["oc"]
     g = {c: torch.empty(t_len, b, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
     dpre = {c: torch.empty(t_len, b, 4, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
-    g_steps = {c: g[c].unbind(0) for c in CONTROLLERS}
-    dpre_steps = {c: dpre[c].unbind(0) for c in CONTROLLERS}
-    direct = {c: (dh_direct.get(c).unbind(0) if dh_direct.get(c) is not None else None) for c in CONTROLLERS}
-    dz_steps = dz_direct.unbind(0) if dz_direct is not None else None
-    w_ih = {c: tr.cells[c][0] for c in CONTROLLERS}
-    w_hh = {c: tr.cells[c][1] for c in CONTROLLERS}
+    steps = {c: _StepViews(fac[n], g[c], dpre[c], dh_direct.get(c)) for n, c in enumerate(CONTROLLERS)}
+    dz_steps = dz_direct.unsqueeze(-1).unbind(0) if dz_direct is not None else None
+    # d(input) and d(h_{t-1}) of a step in one matmul: dpre [W_ih | W_hh]
+    w_cat = {c: torch.cat([tr.cells[c][0], tr.cells[c][1]], dim=1) for c in ("oc", "wc")}
+    w_hh_ic = tr.cells["ic"][1]
     dh_rec = {c: (dh_last or {}).get(c) for c in CONTROLLERS}
     dc_rec = {c: (dc_last or {}).get(c) for c in CONTROLLERS}
     d_mem = dmem_last if dmem_last is not None else torch.zeros_like(tr.mem[-1])
-    z_steps = tr.z.unbind(0)
-    q_steps = tr.outputs("ic").unbind(0)
-    cos = tr.cosine
-    if cos is not None:
-        qn_steps = cos["qn"].unbind(0)
-
-    def total(c: str, t: int, *parts: Optional[torch.Tensor]) -> torch.Tensor:
-        out = g_steps[c][t]
-        present = [p for p in parts if p is not None] + ([direct[c][t]] if direct[c] is not None else [])
-        if len(present) == 1:
-            out.copy_(present[0])
-        else:
-            torch.add(present[0], present[1], out=out)
-            for p in present[2:]:
-                out.add_(p)
-        return out
+    z3_steps = tr.z.unsqueeze(3).unbind(0)
+    addr = tr.addressing_factors()
+    softmax_bw = torch.ops.aten._softmax_backward_data
 
     for t in range(t_len - 1, -1, -1):
-        mem, z = tr.mem[t], z_steps[t]
-        z3 = z.unsqueeze(2)
+        mem, z3 = tr.mem[t], z3_steps[t]
         # Eq. 7: M_t = M_{t-1} + z (m'_t - M_{t-1})
         dm_write = (d_mem * z3).sum(1)
-        dz = (d_mem * tr.diff[t]).sum(-1)
+        dz_write = d_mem * tr.diff[t]
         d_prev = torch.addcmul(d_mem, z3, d_mem, value=-1.0)
         # Eq. 6: write controller
-        gw = total("wc", t, dm_write, dh_rec["wc"])
-        dc_rec["wc"] = lstm_step_backward(gw, dc_rec["wc"], fac["wc"], t, dpre_steps["wc"][t])
-        pw = dpre_steps["wc"][t].view(b, 4 * k)
-        dh_rec["wc"] = pw @ w_hh["wc"]
+        gw = steps["wc"].total(t, dm_write, dh_rec["wc"])
+        dc_rec["wc"] = steps["wc"].backward(t, gw, dc_rec["wc"])
+        d_in = steps["wc"].flat[t] @ w_cat["wc"]
+        dh_rec["wc"] = d_in[:, k:]
         # Eq. 5: output controller (its output also feeds the decoder and WC)
-        go = total("oc", t, pw @ w_ih["wc"], dh_rec["oc"])
-        dc_rec["oc"] = lstm_step_backward(go, dc_rec["oc"], fac["oc"], t, dpre_steps["oc"][t])
-        po = dpre_steps["oc"][t].view(b, 4 * k)
-        dh_rec["oc"] = po @ w_hh["oc"]
-        dm_bar = po @ w_ih["oc"]
+        go = steps["oc"].total(t, d_in[:, :k], dh_rec["oc"])
+        dc_rec["oc"] = steps["oc"].backward(t, go, dc_rec["oc"])
+        d_in = steps["oc"].flat[t] @ w_cat["oc"]
+        dh_rec["oc"] = d_in[:, k:]
+        dm_bar1 = d_in[:, :k].unsqueeze(1)
         # Eq. 4: m_bar = z M_{t-1}
-        dz = dz.unsqueeze(2).baddbmm_(mem, dm_bar.unsqueeze(2)).squeeze(2)  # l x k by k x 1: bmm is fast
+        dz = dz_write.addcmul_(mem, dm_bar1).sum(-1, keepdim=True)  # (B, l, 1)
         if dz_steps is not None:
             dz = dz + dz_steps[t]
-        d_prev.addcmul_(z3, dm_bar.unsqueeze(1))  # outer products: elementwise beats baddbmm
+        d_prev.addcmul_(z3, dm_bar1)
         # Eq. 3: z = softmax(a)
-        da = z * (dz - (z * dz).sum(-1, keepdim=True))
-        q = q_steps[t]
-        if cos is None:  # a = q^T M
-            dq = (mem * da.unsqueeze(2)).sum(1)
-            d_prev.addcmul_(da.unsqueeze(2), q.unsqueeze(1))
-        else:  # a = strength * (q^T M_i) / (|q| |M_i| + 1e-8)
-            den, sim, m_norm, qn = cos["den"][t], cos["sim"][t], cos["norm"][t], qn_steps[t]
-            d_dot = da * tr.strength / den
-            d_den = -d_dot * sim
-            dq = (mem * d_dot.unsqueeze(2)).sum(1)
-            dq.addcmul_((d_den * m_norm).sum(-1, keepdim=True) / qn, q)
-            d_prev.addcmul_(d_dot.unsqueeze(2), q.unsqueeze(1))
-            d_prev.addcmul_((d_den * qn / m_norm).unsqueeze(2), mem)
+        da = softmax_bw(dz, z3, 1, z3.dtype)
+        # a = q^T M_i (dot) or strength q^T M_i / (|q| |M_i| + 1e-8) (cosine)
+        u3 = da if addr["a"] is None else da * addr["a"][t]
+        dq = (u3 * addr["k"][t]).sum(1)
+        d_prev.addcmul_(u3, addr["j"][t])
         # Eq. 2: input controller
-        gi = total("ic", t, dq, dh_rec["ic"])
-        dc_rec["ic"] = lstm_step_backward(gi, dc_rec["ic"], fac["ic"], t, dpre_steps["ic"][t])
-        dh_rec["ic"] = dpre_steps["ic"][t].view(b, 4 * k) @ w_hh["ic"]
+        gi = steps["ic"].total(t, dq, dh_rec["ic"])
+        dc_rec["ic"] = steps["ic"].backward(t, gi, dc_rec["ic"])
+        dh_rec["ic"] = steps["ic"].flat[t] @ w_hh_ic
         d_mem = d_prev
     params = {c: param_grads(dpre[c], tr.inputs[c], tr.h[c][:-1]) for c in CONTROLLERS}
-    dx = (dpre["ic"].reshape(t_len * b, 4 * k) @ w_ih["ic"]).view(t_len, b, -1)
-    return CoreGrads(g=g, dpre=dpre, params=params, dx=dx, dmem0=d_mem, dh0=dh_rec, dc0=dc_rec)
+    dx = (dpre["ic"].reshape(t_len * b, 4 * k) @ tr.cells["ic"][0]).view(t_len, b, -1)
+    return CoreGrads(g=g, params=params, dx=dx, dmem0=d_mem, dh0=dh_rec, dc0=dc_rec)
+
+
+class _StepViews:
+    """One controller's per-step views for the reverse sweep (lists: indexing costs no kernel)."""
+
+    def __init__(self, fac: LSTMFactors, g: torch.Tensor, dpre: torch.Tensor, direct: Optional[torch.Tensor]) -> None:
+        t_len, b, _, k = dpre.shape
+        self.fac = fac.steps(0)
+        self.g = g.unbind(0)
+        self.dpre_ifg, self.dpre_o = dpre[:, :, :3].unbind(0), dpre[:, :, 3].unbind(0)
+        self.flat = dpre.view(t_len, b, 4 * k).unbind(0)
+        self.direct = direct.unbind(0) if direct is not None else None
+
+    def total(self, t: int, first: torch.Tensor, rec: Optional[torch.Tensor]) -> torch.Tensor:
+        """G = dL/dh_t: the sum of the gradients arriving at h_t, written into the SG targets."""
+        out = self.g[t]
+        if rec is None:
+            out.copy_(first)
+        else:
+            torch.add(first, rec, out=out)
+        if self.direct is not None:
+            out.add_(self.direct[t])
+        return out
+
+    def backward(self, t: int, g: torch.Tensor, dc_rec: Optional[torch.Tensor]) -> torch.Tensor:
+        """:func:`lstm_step_backward` on the precomputed views."""
+        fac = self.fac
+        dc = g * fac.e[t] if dc_rec is None else torch.addcmul(dc_rec, g, fac.e[t])
+        torch.mul(dc.unsqueeze(1), fac.ifg[t], out=self.dpre_ifg[t])
+        torch.mul(g, fac.do[t], out=self.dpre_o[t])
+        return dc * fac.f[t]

@@ -97,7 +97,8 @@ class NMN(nn.Module):
         return NMNState(self.memory.start(batch_size), {c: s[0] for c, s in starts.items()},
                         {c: s[1] for c, s in starts.items()})
 
-    def _start(self, prev_state: Optional[NMNState], batch_size: int) -> NMNState:
+    def start_state(self, prev_state: Optional[NMNState], batch_size: int) -> NMNState:
+        """``prev_state`` broadcast to the batch, or the initial state when None."""
         return self.initial_state(batch_size) if prev_state is None else prev_state.expand(batch_size)
 
     # -- the pieces of a forward pass ---------------------------------------------------
@@ -149,7 +150,7 @@ class NMN(nn.Module):
         ``prev_state`` (default the initial state; batch size 1 is broadcast); returns the
         outputs and the final state (in the graph)."""
         x = self.encode(chi, steps)
-        state = self._start(prev_state, x.shape[0])
+        state = self.start_state(prev_state, x.shape[0])
         if self.impl == "fast":
             h, z, final = _FusedCore.run(self, x, state)
         else:
@@ -157,9 +158,6 @@ class NMN(nn.Module):
             h = {c: torch.stack(trace.h[c], dim=1) for c in CONTROLLERS}
             z = trace.z
         return NMNOutput(y_hat=self.decode(h["oc"], chi), h=h, z=z), final
-
-    def controller_parameters(self, name: str) -> List[nn.Parameter]:
-        return list(self.controller(name).parameters())
 
 
 class _FusedCore(torch.autograd.Function):

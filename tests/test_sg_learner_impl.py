@@ -1,12 +1,11 @@
-"""model.impl=fast for the SG predictors (sharedsg/model/fused_sg.py): the same predictions (Eq. 9)
-and the same Eq. 11 updates as the reference, to 1e-5."""
+"""model.impl=fast for the SG learner: the same predictions (Eq. 9) and the same Eq. 11 updates
+as the reference, to 1e-5."""
 
 import pytest
 import torch
 
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.types import SGTargets
-from sharedsg.model import fused_sg
 
 CONTROLLERS = ("ic", "oc", "wc")
 
@@ -18,7 +17,7 @@ def _targets(seed, b=4, t=6, k=8, d=2):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "mlp"])
-def test_fused_predictions_and_updates_equal_the_reference(small_cfg, kind):
+def test_fast_predictions_and_updates_equal_the_reference(small_cfg, kind):
     learners = [SGLearner(small_cfg(f"sg.kind={kind}", f"model.impl={impl}").model,
                           small_cfg(f"sg.kind={kind}").sg, seed=0) for impl in ("reference", "fast")]
     ref, fast = learners
@@ -40,23 +39,3 @@ def test_fused_predictions_and_updates_equal_the_reference(small_cfg, kind):
             assert l_fast[key] == pytest.approx(v, rel=1e-5, abs=1e-7), key
         for (n, p), q in zip(ref.modules.named_parameters(), fast.modules.parameters()):
             torch.testing.assert_close(q, p, atol=1e-5, rtol=1e-5, msg=lambda m: f"{n} after update {step}: {m}")
-
-
-def test_fused_backward_equals_autograd(small_cfg):
-    """The hand-written LSTM backward, checked against autograd on the reference modules directly."""
-    sg = SGLearner(small_cfg().model, small_cfg().sg, seed=0).modules
-    torch.manual_seed(3)
-    for p in sg.parameters():
-        p.data.normal_(0, 0.3)
-    t = _targets(4, b=3, t=7)
-    dpred = torch.randn(3, 3, 7, 8)
-    pred, backward = fused_sg.predict(sg, t.h, t.y, with_backward=True)
-    ref = sg(t.h, t.y)
-    for i, c in enumerate(CONTROLLERS):
-        torch.testing.assert_close(pred[c], ref[c].detach(), atol=1e-6, rtol=1e-5)
-    names, params = zip(*sg.named_parameters())
-    want = torch.autograd.grad([ref[c] for c in CONTROLLERS], params, grad_outputs=list(dpred.unbind(0)))
-    got = backward(dpred)
-    assert set(got) == set(names)
-    for n, w in zip(names, want):
-        torch.testing.assert_close(got[n], w, atol=1e-5, rtol=1e-5, msg=lambda m: f"{n}: {m}")
