@@ -7,10 +7,11 @@ fast / reference ratios):
 - ``trajectory``: full stream steps of the trajectory NMN (forward, both paths, Adam) plus the
   SG update, as in ``--local``; batch 16 and 32, ``bp_only`` and ``sum``;
 - ``sg_update``: the SG learner's Eq. 11 update on one push of trajectory targets (batch 32);
-- ``fewshot``: one meta-training episode of the Omniglot NMN (configs/omniglot/5w1s.yaml's
-  model: conv encoder, one image per step, 5 outputs): ``fewshot.adapt_steps`` mixed-gradient
-  steps on the support set with their SG updates, then the query gradient. Random images of
-  Omniglot's shape (timing only).
+- ``fewshot``: meta-training episodes/s of the 5-way 1-shot methods side by side (the NMN
+  memory learner, proposed and baseline; MAML; the prototypical network), each with its own
+  meta-batch, on random images of Omniglot's shape (timing only): :mod:`sharedsg.bench.fewshot`.
+  The few-shot NMN is its own sequence model (``learn/fewshot.py``), so it has no
+  reference/fast pair.
 
 FLOP/s: the floating-point operations of one step counted by ``torch.utils.flop_counter``
 (matmuls, convolutions and oneDNN's fused LSTM layers; the reference implementation's count,
@@ -28,12 +29,16 @@ from typing import Callable, Dict, List
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from sharedsg.bench.fewshot import fewshot_episodes_per_s
 from sharedsg.config import load_config
 from sharedsg.data.batch import Batch
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
 
 IMPLS = ("reference", "fast")
+# configs/omniglot/5w1s.yaml's model and meta-batches (configs/ is not part of the installed package)
+FEWSHOT_5W1S = ["experiment.kind=fewshot", "model.encoder=conv", "model.decoder=classification", "model.output_dim=5",
+                "fewshot.ways=5", "fewshot.shots=1", "fewshot.meta_batch=16", "fewshot.meta_batches={maml: 32, protonet: 1}"]
 Step = Callable[[], None]
 
 
@@ -75,33 +80,6 @@ def sg_update_step(overrides: List[str], impl: str, batch_size: int = 32) -> Ste
 
     def step() -> None:
         sg.update([targets])
-    return step
-
-
-def fewshot_step(impl: str) -> Step:
-    """One meta-training episode of the NMN few-shot learner (the proposed method's inner loop)."""
-    cfg = load_config(None, ["model.encoder=conv", "model.decoder=classification", "model.output_dim=5",
-                             "fewshot.ways=5", "fewshot.shots=1", f"model.impl={impl}"])
-    fs = cfg.fewshot
-    cfg.model.output_dim = int(fs.ways)
-    learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
-    sg = SGLearner(cfg.model, cfg.sg)
-    g = torch.Generator().manual_seed(0)
-    n_support, n_query = fs.ways * fs.shots, fs.ways * max(int(fs.queries), 1)
-    size = int(cfg.model.image_size)
-    support = Batch(torch.rand(n_support, 1, 1, size, size, generator=g), torch.arange(n_support)[:, None] % fs.ways)
-    query = Batch(torch.rand(n_query, 1, 1, size, size, generator=g), torch.arange(n_query)[:, None] % fs.ways)
-    lr = float(fs.nmn_inner_lr)
-
-    def step() -> None:
-        for _ in range(int(fs.adapt_steps)):
-            mixed, result = learner.gradients(support)
-            sg.update([result.targets])
-            learner.load_sg(sg.state())
-            with torch.no_grad():
-                for n, p in learner.nmn.named_parameters():
-                    p.sub_(lr * mixed[n].sign())
-        learner.paths(query)
     return step
 
 
@@ -171,8 +149,6 @@ def run_learner_bench(args: argparse.Namespace) -> Dict[str, object]:
                 cases[f"trajectory/{mixing}/b{b}"] = {i: trajectory_step(overrides, i, mixing, b) for i in IMPLS}
     if "sg_update" in wanted:
         cases["sg_update/b32"] = {i: sg_update_step(overrides, i) for i in IMPLS}
-    if "fewshot" in wanted:
-        cases["fewshot/5w1s_episode"] = {i: fewshot_step(i) for i in IMPLS}
     peak = matmul_flops_per_s()
     rates = _interleaved(cases, args.rounds, args.steps)
     out: Dict[str, object] = {"threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps,
@@ -189,6 +165,9 @@ def run_learner_bench(args: argparse.Namespace) -> Dict[str, object]:
         row["fast_over_reference"] = round(statistics.median(ratios), 3)
         row["fast_over_reference_rounds"] = [round(v, 3) for v in ratios]
         out[case] = row
+    if "fewshot" in wanted:
+        fewshot = load_config(None, FEWSHOT_5W1S)
+        out["fewshot/5w1s"] = fewshot_episodes_per_s(fewshot, 5, 1, steps=args.steps)
     cfg = load_config(None, overrides)
     out["config"] = {"obs_len": cfg.data.obs_len, "slots": cfg.model.slots, "slot_width": cfg.model.slot_width,
                      "encoder_hidden": cfg.model.encoder_hidden, "sg_kind": cfg.sg.kind, "sg_hidden": cfg.sg.hidden,
