@@ -34,6 +34,7 @@ OUTPUT_ACTIVATIONS = ("linear", "tanh", "relu")
 SG_KINDS = ("lstm", "mlp")
 SHARING = ("shared", "separate", "both")
 TRANSPORTS = ("replica", "rpc")
+SG_POLICIES = ("exact", "buffered")  # sharedsg.learn.ingest.POLICIES
 DATA_FORMATS = ("sample", "sdd", "ind", "omniglot", "mnist")
 
 
@@ -90,11 +91,14 @@ class SGConfig:
     checkpoint_every_pushes: int = 50  # server checkpoint interval K (pushes) ...
     checkpoint_every_s: float = 30.0  # ... or S seconds, whichever comes first
     max_inflight_pushes: int = 4  # replica: un-acknowledged pushes a stream may have before it waits (runtime)
-    # the server merges up to this many queued pushes (of one group) into one update; 1: an update per push
+    # a group's learner takes up to this many accepted pushes into one update (one Adam step on their
+    # concatenated batch, one version); 1: an update per push
     coalesce_max: int = 8
-    # replica: before an update the server waits up to this long for a push from every other stream of
-    # the group that pushed in the last second (one update per round of streams; 0: update at once)
-    coalesce_wait_ms: float = 50.0
+    # how a group trains on what it accepted (runtime): exact = every pushed target set once, in arrival
+    # order (pushes wait when sg.buffer_size are queued; experiment.synchronous always uses it);
+    # buffered = the newest sg.buffer_size sets, newest first, at the learner's pace (evictions counted)
+    policy: str = "buffered"
+    buffer_size: int = 64  # target sets a group holds before exact makes pushes wait / buffered evicts
 
 
 @dataclass
@@ -174,7 +178,8 @@ class ExperimentConfig:
 class ResourcesConfig:
     gpus_per_stream: float = -1.0  # -1: 1 when the cluster has GPUs, else 0
     cpus_per_stream: float = 1.0
-    server_cpus: float = 1.0  # CPUs reserved for the SG server actor (runtime)
+    server_cpus: float = 1.0  # CPUs reserved for each SG group actor of the server (runtime)
+    server_gpus: float = 0.0  # GPUs for each SG group actor (its SGLearner and rpc predictions); 0: CPU
     max_restarts: int = -1  # Ray restarts of a crashed server or stream actor (-1: unlimited)
     stream_checkpoint_every: int = 25  # steps between a stream actor's own checkpoints (0: never)
     object_store_mb: int = 200  # object store of the embedded Ray that `sharedsg run` starts without an address
@@ -334,6 +339,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("config error: sg.sharing: 'both' runs the two arms of experiment.kind=knowledge_sharing; "
                           "pick shared or separate for this experiment")
     _choice(cfg, "sg.transport", TRANSPORTS)
+    _choice(cfg, "sg.policy", SG_POLICIES)
     _choice(cfg, "learner.mixing", MIXING_MODES)
     _choice(cfg, "learner.fast_update", FAST_UPDATES)
     _choice(cfg, "data.format", DATA_FORMATS)
@@ -341,14 +347,14 @@ def validate(cfg: DictConfig) -> None:
         "model.input_dim", "model.encoder_hidden", "model.conv_channels", "model.conv_blocks",
         "model.image_size", "model.slots", "model.address_strength", "model.slot_width", "model.output_dim",
         "sg.hidden", "sg.lr", "sg.updates_per_push", "sg.checkpoint_every_pushes",
-        "sg.coalesce_max",
+        "sg.coalesce_max", "sg.buffer_size",
         "learner.lr", "learner.fast_lr", "learner.batch_size", "data.obs_len", "data.pred_len",
         "data.frame_rate", "data.window_stride", "data.sdd_fps", "experiment.iterations",
         "experiment.eval_every", "experiment.eval_batches",
     ):
         _positive(cfg, key)
     for key in ("learner.grad_clip", "sg.max_staleness", "data.max_train_tracks", "sg.checkpoint_every_s",
-                "sg.coalesce_wait_ms"):
+                "resources.server_gpus"):
         _positive(cfg, key, allow_zero=True)
     if not 0.0 <= cfg.learner.lam <= 1.0:
         raise ConfigError(f"config error: learner.lam: must be in [0, 1], got {cfg.learner.lam}")

@@ -99,3 +99,9 @@ def _roundtrip(obj):
     torch.save(obj, buf)
     buf.seek(0)
     return buf
+
+
+def test_missing_lists_what_skip_to_counts():
+    ledger = PushLedger(2, [4, 6])
+    assert ledger.missing(7) == [3, 5, 7]
+    assert ledger.skip_to(7) == 3

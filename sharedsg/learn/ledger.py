@@ -56,6 +56,10 @@ class PushLedger:
         self._advance()
         return missing
 
+    def missing(self, upto: int) -> List[int]:
+        """The numbers up to ``upto`` not done here."""
+        return [s for s in range(self.watermark + 1, int(upto) + 1) if s not in self.ahead]
+
     @property
     def high(self) -> int:
         """The largest sequence number done (the watermark when nothing is ahead)."""

@@ -1,6 +1,8 @@
 """The distributed runtime: the only package of sharedsg that imports ray.
 
-- :mod:`.server`: ``SGServer``, one named actor per experiment holding the SG groups;
+- :mod:`.registry`: ``SGRegistry``, the experiment's named SG service (``sgserver:<experiment>``);
+- :mod:`.server`: ``SGGroupServer``, one actor per SG group (ingest apart from learning);
+- :mod:`.client`: ``SGClient``, a stream's side of the SG protocol (pushes, acknowledgements, weights);
 - :mod:`.stream`: ``StreamActor``, one NMN stream (a :class:`~sharedsg.learn.stream.StreamLearner`);
 - :mod:`.backend`: ``RayBackend``, the experiments' :class:`~sharedsg.harness.backend.Backend` on Ray;
 - :mod:`.job`: connecting to / starting Ray, ``run``, ``attach``, ``status``, ``stop``;
@@ -12,10 +14,15 @@
 NAMESPACE = "sharedsg"
 SERVER_PREFIX = "sgserver:"
 STREAM_PREFIX = "stream:"
+GROUP_PREFIX = "sggroup:"
 
 
 def server_name(experiment: str) -> str:
     return f"{SERVER_PREFIX}{experiment}"
+
+
+def group_actor_name(experiment: str, group: str) -> str:
+    return f"{GROUP_PREFIX}{experiment}:{group}"
 
 
 def stream_actor_name(experiment: str, stream: str) -> str:

@@ -114,6 +114,7 @@ class RayBackend:
                           "server/checkpoints": state["checkpoints"]}
                 if t > t0:
                     values["server/pushes_per_s"] = (pushes - p0) / (t - t0)
+                values.update(state.get("scalars", {}))  # ingest and update rates, buffer, pull latency, lag
                 for g, info in state["groups"].items():
                     values[f"sg/version/{g}"] = info["version"]
                 self.log.scalars("server", iteration, values)
