@@ -33,6 +33,7 @@ class SGClient:
         self.pull_s: List[float] = []  # blocking pull latencies not yet reported
         self.last_losses: Dict[str, float] = {}
         self.push_errors = 0
+        self.blocking_pulls = 0
         self.reconnects = 0
         self.error: Optional[str] = None
         reg = self._register()
@@ -116,6 +117,7 @@ class SGClient:
     def pull(self, since_version: int = -1) -> Optional[SGState]:
         """The group's weights if newer than ``since_version`` (blocking; the latency is reported)."""
         t0 = time.perf_counter()
+        self.blocking_pulls += 1
         try:
             state = self._fetch(ray.get(self.actor.pull.remote(since_version)))
         except ray.exceptions.ActorDiedError:
@@ -150,5 +152,5 @@ class SGClient:
 
     def info(self) -> Dict[str, Any]:
         return {"seq": self.seq, "acked": self.ledger.watermark, "known_version": self.known_version,
-                "push_errors": self.push_errors, "reconnects": self.reconnects,
+                "push_errors": self.push_errors, "blocking_pulls": self.blocking_pulls, "reconnects": self.reconnects,
                 "resumed_from_server": self.resumed_from_server}
