@@ -125,6 +125,8 @@ def run_soak_bench(args: argparse.Namespace) -> Dict[str, Any]:
         "lost_bound_checkpoint_interval": 2 * k,
         "lost_within_checkpoint_interval": state["lost_pushes"] <= 2 * k,
         "pushes_sent": sum(i["seq"] for i in infos.values()),
+        # every distinct push accepted once or counted lost
+        "every_push_accounted": state["pushes"] + state["lost_pushes"] == sum(i["seq"] for i in infos.values()),
         "rss_mb_until_rss_at": {r: round(v, 1) for r, v in peak_early.items()},
         "rss_mb_until_end": {r: round(v, 1) for r, v in peak.items()},
         "rss_growth": {r: (None if g is None else round(g, 4)) for r, g in growth.items()},

@@ -315,7 +315,10 @@ class SGGroupServer:
                 "format": 2, "group": self.group, "model": self.model, "sg": weights,
                 "streams": {n: dict(s) for n, s in self.streams.items()},
                 "consumed": {n: l.state_dict() for n, l in self.consumed.items()},
-                "counts": dict(self.counts, checkpoints=self.counts["checkpoints"] + 1),
+                # accepted pushes still queued or in an update are not in ``consumed``: after a
+                # restart they count as lost, so they are left out of the accepted count here
+                "counts": dict(self.counts, checkpoints=self.counts["checkpoints"] + 1,
+                               pushes=self.counts["pushes"] - len(self.ingest) - self._learning),
             }
             self.counts["checkpoints"] += 1
             self.since_ckpt = 0
