@@ -146,6 +146,11 @@ def test_shared_and_separate_groups_land_on_their_own_actors(tmp_path):
         finally:
             backend.close()
             log.close()
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        tags = set(EventAccumulator(str(log.path / "server")).Reload().Tags()["scalars"])
+        assert {"server/pushes", "server/ingest_per_s", "server/updates_per_s", "server/buffer_fill",
+                "server/overflow", "server/version_lag_mean"} <= tags, sorted(tags)
         actors[sharing] = {g: (i["actor"], i["pid"]) for g, i in state["groups"].items()}
         for g, info in state["groups"].items():
             assert f"group {g}: v{info['version']}  actor={info['actor']}" in text
