@@ -35,6 +35,7 @@ SG_KINDS = ("lstm", "mlp")
 SHARING = ("shared", "separate", "both")
 TRANSPORTS = ("replica", "rpc")
 SG_POLICIES = ("exact", "buffered")  # sharedsg.learn.ingest.POLICIES
+WIRE_DTYPES = ("float32", "float16")
 DATA_FORMATS = ("sample", "sdd", "ind", "omniglot", "mnist")
 
 
@@ -99,6 +100,9 @@ class SGConfig:
     # buffered = the newest sg.buffer_size sets, newest first, at the learner's pace (evictions counted)
     policy: str = "buffered"
     buffer_size: int = 64  # target sets a group holds before exact makes pushes wait / buffered evicts
+    # dtype of the pushed targets on the wire (runtime): float16 halves the bytes per push; the group
+    # trains in float32 either way (SG quality: docs/runtime.md)
+    wire_dtype: str = "float32"
 
 
 @dataclass
@@ -340,6 +344,7 @@ def validate(cfg: DictConfig) -> None:
                           "pick shared or separate for this experiment")
     _choice(cfg, "sg.transport", TRANSPORTS)
     _choice(cfg, "sg.policy", SG_POLICIES)
+    _choice(cfg, "sg.wire_dtype", WIRE_DTYPES)
     _choice(cfg, "learner.mixing", MIXING_MODES)
     _choice(cfg, "learner.fast_update", FAST_UPDATES)
     _choice(cfg, "data.format", DATA_FORMATS)

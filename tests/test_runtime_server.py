@@ -159,3 +159,24 @@ def test_shared_and_separate_groups_land_on_their_own_actors(tmp_path):
     assert set(actors["separate"]) == {"cyclist", "pedestrian"}
     (a, pid_a), (b, pid_b) = actors["separate"]["cyclist"], actors["separate"]["pedestrian"]
     assert a == "sggroup:groups-separate:cyclist" and b == "sggroup:groups-separate:pedestrian" and pid_a != pid_b
+
+
+def test_float16_wire_is_trained_in_float32(tmp_path):
+    """sg.wire_dtype=float16: the client sends half the bytes; the group trains on float32 copies."""
+    from sharedsg.runtime.client import SGClient
+
+    cfg, registry, learner, targets, model = service(tmp_path, "experiment.name=server-wire", "sg.policy=exact")
+    try:
+        client = SGClient(registry, "a", "shared", learner.dims, model, {}, start_seq=None, max_inflight=2,
+                          wire_dtype="float16")
+        client.push(targets, lag=0.0)
+        client.push(targets, lag=0.0)
+        client.flush()
+        assert client.ledger.watermark == 2 and client.push_errors == 0
+        assert ray.get(client.actor.drain.remote()) == 2  # both trained (an update on float16 would fail)
+        state = client.pull(0)
+        assert state.version == 2 and all(v.dtype == torch.float32 for v in state.weights.values())
+        s = ray.get(registry.state.remote())
+        assert s["pushes"] == s["trained"] == 2 and s["streams"]["a"]["last_seq"] == 2
+    finally:
+        ray.kill(registry, no_restart=True)

@@ -29,6 +29,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import psutil
 import torch
 
@@ -52,17 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class Pusher:
     """Replays recorded target sets into an SG service (or the sink) through an :class:`SGClient`."""
 
-    def __init__(self, records: List[Any], rate: float, max_inflight: int, max_staleness: int) -> None:
+    def __init__(self, records: List[Any], rate: float, max_inflight: int, max_staleness: int,
+                 wire_dtype: str = "float32") -> None:
         torch.set_num_threads(1)
         self.records, self.period = records, 1.0 / rate
-        self.max_inflight, self.max_staleness = max_inflight, max_staleness
+        self.max_inflight, self.max_staleness, self.wire_dtype = max_inflight, max_staleness, wire_dtype
         self.client = None
 
     def connect(self, registry: Any, name: str, group: str, dims: Dict[str, int], model: Dict[str, Any]) -> bool:
         from sharedsg.runtime.client import SGClient
 
         self.client = SGClient(registry, name, group, dims, model, {"bench": True}, start_seq=None,
-                               max_inflight=self.max_inflight)
+                               max_inflight=self.max_inflight, wire_dtype=self.wire_dtype)
         return self.client.error is None
 
     def run(self, seconds: float) -> Dict[str, Any]:
@@ -144,6 +146,33 @@ def _record(cfg, n: int):
     return records, learner.dims, SGLearner(cfg.model, cfg.sg).state().weights
 
 
+def wire_quality(cfg, records: List[Any], wire: np.dtype, updates: int = 60) -> Dict[str, float]:
+    """The SG quality with targets rounded to ``wire`` and back: two SGLearners from the same seed
+    train on the same recorded sets (all but the last two), one on the rounded copies; the SG
+    loss (Eq. 11) of each on the two held-out sets, per controller and summed."""
+    from sharedsg.learn.sg import SGLearner
+    from sharedsg.learn.types import SGTargets
+    from sharedsg.model.synthetic import sg_loss
+
+    low = torch.from_numpy(np.zeros(0, dtype=wire)).dtype
+
+    def rounded(t: SGTargets) -> SGTargets:
+        def r(v: torch.Tensor) -> torch.Tensor:
+            return v.to(low).float()
+        return SGTargets({c: r(v) for c, v in t.h.items()}, r(t.y), {c: r(v) for c, v in t.g.items()})
+
+    train, held = records[:-2], records[-2:]
+    out: Dict[str, float] = {}
+    for name, data in (("float32", train), (wire.name, [rounded(t) for t in train])):
+        sg = SGLearner(cfg.model, cfg.sg, seed=0)
+        for i in range(updates):
+            sg.update([data[i % len(data)]])
+        with torch.no_grad():
+            losses = [sg_loss(p, t.g[c]).item() for t in held for c, p in sg.modules(t.h, t.y).items()]
+        out[f"sg_loss_heldout_{name}"] = sum(losses) / len(held)
+    return out
+
+
 def _cpu(pids: List[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -202,10 +231,15 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
     overrides = DEMO_OVERRIDES + list(getattr(args, "overrides", []) or [])
     base = load_config(None, overrides)
     records, dims, weights = _record(base, int(args.records))
+    wire = np.dtype(str(base.sg.wire_dtype))
     parts = records[0].parts()
+    nbytes = sum(p.size * (wire.itemsize if p.dtype == np.float32 else p.itemsize)
+                 for p in parts if isinstance(p, np.ndarray))
     out: Dict[str, Any] = {"config": " ".join(overrides), "rate_per_pusher": args.rate, "seconds": args.seconds,
-                           "cpus": os.cpu_count(), "bytes_per_push": int(sum(getattr(p, "nbytes", 0) for p in parts)),
+                           "cpus": os.cpu_count(), "bytes_per_push": int(nbytes), "wire_dtype": wire.name,
                            "policies": policies, "rows": {"sink": [], **{p: [] for p in policies}}}
+    if wire != np.float32:
+        out["wire_quality"] = wire_quality(base, records, wire)
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address="local", num_cpus=max(int(os.cpu_count() or 1), 2) + 1, include_dashboard=False,
@@ -214,7 +248,7 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
     pusher_cls = ray.remote(num_cpus=0)(Pusher)
     sink_cls = ray.remote(num_cpus=1, max_concurrency=1000)(Sink)
     pushers = [pusher_cls.remote(records, float(args.rate), int(base.sg.max_inflight_pushes),
-                                 int(base.sg.max_staleness)) for _ in range(max(ns))]
+                                 int(base.sg.max_staleness), str(base.sg.wire_dtype)) for _ in range(max(ns))]
     try:
         with tempfile.TemporaryDirectory(prefix="sharedsg-bench-server-") as run_dir:
             for n in ns:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import ray
 
 from sharedsg.learn.ledger import PushLedger
@@ -24,7 +25,9 @@ from sharedsg.learn.types import SGState, SGTargets
 
 class SGClient:
     def __init__(self, registry: Any, name: str, group: str, dims: Dict[str, int], model: Dict[str, Any],
-                 info: Dict[str, Any], *, start_seq: Optional[int], max_inflight: int) -> None:
+                 info: Dict[str, Any], *, start_seq: Optional[int], max_inflight: int,
+                 wire_dtype: str = "float32") -> None:
+        self.wire = np.dtype(wire_dtype)
         self.registry, self.name, self.group = registry, name, group
         self._register_args = (dims, model, dict(info, checkpoint_seq=start_seq))
         self.max_inflight = max(1, int(max_inflight))
@@ -68,7 +71,11 @@ class SGClient:
         meta = {"acked": self.ledger.watermark, "in_flight": len(self.pending) + 1, "lag": lag,
                 "pull_s": self.pull_s}
         self.pull_s = []
-        ref = self.actor.push.remote(self.name, self.seq, meta, *targets.parts())
+        parts = targets.parts()
+        if self.wire != np.float32:  # narrower on the wire; the group trains in float32
+            parts = tuple(p.astype(self.wire) if isinstance(p, np.ndarray) and p.dtype == np.float32 else p
+                          for p in parts)
+        ref = self.actor.push.remote(self.name, self.seq, meta, *parts)
         self.pending[ref] = self.seq
         self.poll(0 if wait else self.max_inflight)
 

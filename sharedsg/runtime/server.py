@@ -64,6 +64,16 @@ def _percentile(values: List[float], q: float) -> Optional[float]:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def _float32(t: SGTargets) -> SGTargets:
+    """Targets sent narrower (``sg.wire_dtype``) back in the dtype the SG modules train in."""
+    def up(v: torch.Tensor) -> torch.Tensor:
+        return v.float() if v.dtype == torch.float16 else v
+
+    if all(v.dtype != torch.float16 for v in (t.y, *t.h.values(), *t.g.values())):
+        return t
+    return SGTargets({c: up(v) for c, v in t.h.items()}, up(t.y), {c: up(v) for c, v in t.g.items()})
+
+
 class _Rate:
     """Events per second over the last ``RATE_WINDOW_S`` seconds."""
 
@@ -193,7 +203,7 @@ class SGGroupServer:
                 entry["duplicates"] += 1
                 self.counts["duplicates"] += 1
                 return {"applied": False, "seq": seq, "version": self.version, "losses": self.losses}
-        item = Pending(stream, seq, SGTargets.from_parts(*parts))
+        item = Pending(stream, seq, _float32(SGTargets.from_parts(*parts)))
         if self.ingest.full():
             await self._until(lambda: not self.ingest.full())
         with self._lock:

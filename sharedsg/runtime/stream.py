@@ -71,7 +71,8 @@ class StreamActor:
         info = {"node": socket.gethostname(), "device": self.device, "data_class": self.stream.data_class}
         self.sg = SGClient(registry, name, self.stream.group, self.learner.dims,
                            OmegaConf.to_container(self.cfg.model, resolve=True), info,
-                           start_seq=start_seq, max_inflight=int(self.cfg.sg.max_inflight_pushes))
+                           start_seq=start_seq, max_inflight=int(self.cfg.sg.max_inflight_pushes),
+                           wire_dtype=str(self.cfg.sg.wire_dtype))
         self.error: Optional[str] = self.sg.error
         if self.error is None:
             self.group = self.sg.group
