@@ -78,11 +78,17 @@ class SGConfig:
     checkpoint_every_pushes: int = bounded(50, ge=1)  # server checkpoint interval K (pushes) ...
     checkpoint_every_s: float = bounded(30.0, ge=0)  # ... or S seconds, whichever comes first
     max_inflight_pushes: int = bounded(4, ge=1)  # replica: un-acknowledged pushes a stream may have before it waits (runtime)
-    # the server merges up to this many queued pushes (of one group) into one update; 1: an update per push
+    # a group's learner takes up to this many accepted pushes into one update (one Adam step on their
+    # concatenated batch, one version); 1: an update per push
     coalesce_max: int = bounded(8, ge=1)
-    # replica: before an update the server waits up to this long for a push from every other stream of
-    # the group that pushed in the last second (one update per round of streams; 0: update at once)
-    coalesce_wait_ms: float = bounded(50.0, ge=0)
+    # how a group trains on what it accepted (runtime): exact = every pushed target set once, in arrival
+    # order (pushes wait when sg.buffer_size are queued; experiment.synchronous always uses it);
+    # buffered = the newest sg.buffer_size sets, newest first, at the learner's pace (evictions counted)
+    policy: str = choice("exact", "buffered", default="buffered")
+    buffer_size: int = bounded(64, ge=1)  # target sets a group holds before exact makes pushes wait / buffered evicts
+    # dtype of the pushed targets on the wire (runtime): float16 halves the bytes per push; the group
+    # trains in float32 either way (SG quality: docs/runtime.md)
+    wire_dtype: str = choice("float32", "float16")
 
 
 @dataclass
@@ -168,7 +174,8 @@ class ExperimentConfig:
 class ResourcesConfig:
     gpus_per_stream: float = bounded(-1.0, ge=0, also=(-1,))  # -1: 1 when the cluster has GPUs, else 0
     cpus_per_stream: float = bounded(1.0, ge=0)
-    server_cpus: float = bounded(1.0, ge=0)  # CPUs reserved for the SG server actor (runtime)
+    server_cpus: float = bounded(1.0, ge=0)  # CPUs reserved for each SG group actor of the server (runtime)
+    server_gpus: float = bounded(0.0, ge=0)  # GPUs for each SG group actor (its SGLearner and rpc predictions); 0: CPU
     max_restarts: int = bounded(-1, ge=0, also=(-1,))  # Ray restarts of a crashed server or stream actor (-1: unlimited)
     stream_checkpoint_every: int = bounded(25, ge=0)  # steps between a stream actor's own checkpoints (0: never)
     object_store_mb: int = bounded(200, ge=75)  # object store of the embedded Ray that `sharedsg run` starts without an address

@@ -1,11 +1,11 @@
-"""Faults on a real local Ray: the SG server or a stream actor killed mid-run."""
+"""Faults on a real local Ray: an SG group actor, the registry or a stream actor killed mid-run."""
 
 import pytest
 
 ray = pytest.importorskip("ray")
 
 from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
-from sharedsg.runtime import checkpoint  # noqa: E402
+from sharedsg.runtime import NAMESPACE, checkpoint, group_actor_name  # noqa: E402
 from sharedsg.runtime.backend import RayBackend  # noqa: E402
 from sharedsg.runtime.server import server_actor  # noqa: E402
 from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
@@ -35,7 +35,9 @@ def test_server_killed_mid_run(tmp_path):
         for it in range(16):
             if it == 8:  # 16 pushes acknowledged, the last checkpoint has 15
                 backend.flush()
-                ray.kill(backend.server, no_restart=False)  # Ray restarts it (max_restarts=-1)
+                group = ray.get_actor(group_actor_name(cfg.experiment.name, "shared"), namespace=NAMESPACE)
+                ray.get(group.drain.remote())
+                ray.kill(group, no_restart=False)  # Ray restarts it (max_restarts=-1)
             for name, m in backend.train(list(cfg.streams), it).items():
                 seen[name].append(m["sg/version"])
         backend.flush()
@@ -52,8 +54,8 @@ def test_server_killed_mid_run(tmp_path):
         assert versions == sorted(versions), f"{name}: version went backwards: {versions}"
     assert 1 <= state["lost_pushes"] <= k
     # every push is accounted for: applied before or after the crash, or counted as lost
-    restored = checkpoint.load(checkpoint.server_checkpoint(log.path))
-    assert restored is not None and restored["restarts"] == 1
+    restored = checkpoint.load(checkpoint.group_checkpoint(log.path, "shared"))
+    assert restored is not None and restored["counts"]["restarts"] == 1
     assert state["pushes"] + state["lost_pushes"] == 32
     assert state["groups"]["shared"]["version"] >= state["updates"]
 
@@ -78,3 +80,57 @@ def test_stream_killed_resumes_from_its_checkpoint(tmp_path):
     assert state["streams"]["cyclist"]["registrations"] == 2
     assert state["streams"]["cyclist"]["duplicates"] == 1  # re-done step 7 is not counted twice
     assert checkpoint.load(checkpoint.stream_checkpoint(log.path, "cyclist"))["learner"]["steps"] == 9
+
+
+def test_stream_killed_without_checkpoint_continues_after_the_servers_watermark(tmp_path):
+    """Exactly once after any restart: a stream whose checkpoint is gone restarts from scratch and
+    numbers its pushes after the group's high mark: none dropped as a duplicate, none doubled."""
+    cfg = tiny_config(tmp_path, "resources.stream_checkpoint_every=3", "experiment.name=fault-fresh")
+    backend, log = start(cfg)
+    try:
+        for it in range(12):
+            if it == 7:
+                backend.flush()
+                checkpoint.stream_checkpoint(log.path, "cyclist").unlink()
+                ray.kill(backend.actors["cyclist"], no_restart=False)
+            backend.train(list(cfg.streams), it)
+        backend.flush()
+        killed = backend.info("cyclist")
+        state = backend.server_state()
+    finally:
+        backend.close()
+        log.close()
+    assert killed["reconstructed"] and killed["restored_step"] is None and killed["resumed_from_server"]
+    assert killed["steps"] == 12 - 7 and killed["seq"] == 12 and killed["acked"] == 12
+    entry = state["streams"]["cyclist"]
+    assert entry["registrations"] == 2 and entry["resumed_from_server"] == 1
+    assert entry["pushes"] == 12 and entry["duplicates"] == 0 and entry["lost"] == 0  # none dropped, none doubled
+    assert entry["last_seq"] == 12 and entry["ahead"] == []
+    assert state["pushes"] == 24 and state["duplicates"] == 0
+
+
+def test_registry_killed_mid_run_streams_carry_on(tmp_path):
+    """The registry holds no SG state: when Ray restarts it, it starts its groups again from their
+    checkpoints and the streams register again with the new group actor."""
+    cfg = tiny_config(tmp_path, "sg.checkpoint_every_pushes=4", "sg.checkpoint_every_s=0",
+                      "experiment.name=fault-registry")
+    backend, log = start(cfg)
+    seen = {n: [] for n in cfg.streams}
+    try:
+        for it in range(10):
+            if it == 5:
+                backend.flush()
+                ray.kill(backend.server, no_restart=False)
+            for name, m in backend.train(list(cfg.streams), it).items():
+                seen[name].append(m["sg/version"])
+        backend.flush()
+        state = backend.server_state()
+        infos = {n: backend.info(n) for n in cfg.streams}
+    finally:
+        backend.close()
+        log.close()
+    assert state["registry_restarts"] == 1 and state["restarts"] == 1
+    assert all(i["steps"] == 10 and i["reconnects"] >= 1 for i in infos.values()), infos
+    for name, versions in seen.items():
+        assert versions == sorted(versions), f"{name}: version went backwards: {versions}"
+    assert state["pushes"] + state["lost_pushes"] + sum(i["push_errors"] for i in infos.values()) >= 20

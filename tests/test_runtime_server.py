@@ -1,4 +1,5 @@
-"""SGServer on a real local Ray: registration, idempotent pushes, pulls, rpc predictions, checkpoints."""
+"""The SG service on a real local Ray: the registry, group actors, ingest apart from learning,
+the exact and buffered policies, weights put once per version, checkpoints, status."""
 
 import pytest
 import torch
@@ -7,85 +8,175 @@ ray = pytest.importorskip("ray")
 
 from omegaconf import OmegaConf  # noqa: E402
 
+from sharedsg.data.batch import Batch  # noqa: E402
+from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.learn.stream import StreamLearner  # noqa: E402
-from sharedsg.runtime import checkpoint  # noqa: E402
+from sharedsg.runtime import checkpoint, job  # noqa: E402
+from sharedsg.runtime.backend import RayBackend  # noqa: E402
 from sharedsg.runtime.server import server_actor  # noqa: E402
 from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
-    with local_ray(num_cpus=2):
+    with local_ray(num_cpus=4):
         yield
 
 
-def test_server_protocol(tmp_path):
-    cfg = tiny_config(tmp_path, "experiment.name=server-unit", "sg.checkpoint_every_pushes=2")
-    server = server_actor(cfg, str(tmp_path / "run"), detached=False)
+def service(tmp_path, *overrides):
+    cfg = tiny_config(tmp_path, *overrides)
+    registry = server_actor(cfg, str(tmp_path / "run"), detached=False)
     learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
-    model = OmegaConf.to_container(cfg.model, resolve=True)
+    targets = learner.step(Batch(torch.randn(8, 8, 2), torch.randn(8, 8, 2))).targets
+    return cfg, registry, learner, targets, OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def meta(acked=0):
+    return {"acked": acked, "in_flight": 0}
+
+
+def test_server_protocol(tmp_path):
+    cfg, registry, learner, targets, model = service(tmp_path, "experiment.name=server-unit", "sg.policy=exact",
+                                                     "sg.checkpoint_every_pushes=2")
     try:
-        reg = ray.get(server.register.remote("cyclist", "shared", learner.dims, model))
-        assert reg["group"] == "shared" and reg["version"] == 0
-        bad = ray.get(server.register.remote("wide", "shared", dict(learner.dims, ic=16), model))
+        reg = ray.get(registry.register.remote("cyclist", "shared", learner.dims, model))
+        assert reg["group"] == "shared" and reg["version"] == 0 and reg["high"] == 0
+        group = reg["actor"]
+        bad = ray.get(registry.register.remote("wide", "shared", dict(learner.dims, ic=16), model))
         assert "ic=16 (group has 8)" in bad["error"]
 
-        x = torch.randn(8, 8, 2)
-        from sharedsg.data.batch import Batch
-        targets = learner.step(Batch(x, torch.randn(8, 8, 2))).targets
-        first = ray.get(server.push.remote("cyclist", 1, 0, 0, *targets.parts()))
-        again = ray.get(server.push.remote("cyclist", 1, 0, 0, *targets.parts()))  # a retried push
+        first = ray.get(group.push.remote("cyclist", 1, meta(), *targets.parts()))
+        again = ray.get(group.push.remote("cyclist", 1, meta(), *targets.parts()))  # a retried push
         assert first["applied"] and not again["applied"]
-        assert first["version"] == again["version"] == 1
-        assert ray.get(server.pull.remote("shared", 1)) is None
-        state = ray.get(server.pull.remote("shared", 0))
+        assert ray.get(group.drain.remote()) == 1  # acknowledged at once, trained on by the learner
+        assert ray.get(group.pull.remote(1)) is None
+        reply = ray.get(group.pull.remote(0))
+        assert reply["version"] == 1 and isinstance(reply["ref"], ray.ObjectRef)
+        assert ray.get(group.pull.remote(0))["ref"] == reply["ref"]  # put once per version
+        state = ray.get(reply["ref"])
         assert state.version == 1
         learner.load_sg(state)
-        pred = ray.get(server.predict.remote("shared", targets.h, targets.y))
+        pred = ray.get(group.predict.remote(targets.h, targets.y))
         local = learner.local_predict(targets.h, targets.y)
         for c in pred:
             assert torch.allclose(pred[c], local[c], atol=1e-6)
-        ray.get(server.push.remote("cyclist", 2, 0, 0, *targets.parts()))
-        s = ray.get(server.state.remote())
+        ray.get(group.push.remote("cyclist", 2, meta(1), *targets.parts()))
+        assert ray.get(group.drain.remote()) == 2
+        s = ray.get(registry.state.remote())
         assert s["pushes"] == 2 and s["duplicates"] == 1 and set(s["streams"]) == {"cyclist"}
-        saved = checkpoint.load(checkpoint.server_checkpoint(tmp_path / "run"))  # weights_only=True
-        assert saved["streams"]["cyclist"]["last_seq"] == 2 and saved["groups"]["shared"]["version"] == 2
+        assert s["publishes"] == 1 and s["pulls"] == 2
+        assert s["groups"]["shared"]["actor"] == "sggroup:server-unit:shared"
+        assert s["groups"]["shared"]["streams"] == ["cyclist"] and s["groups"]["shared"]["version"] == 2
+        saved = checkpoint.load(checkpoint.group_checkpoint(tmp_path / "run", "shared"))  # weights_only=True
+        assert saved["consumed"]["cyclist"]["watermark"] == 2 and saved["sg"]["version"] == 2
+        assert checkpoint.load(checkpoint.server_checkpoint(tmp_path / "run"))["groups"] == {"shared": model}
     finally:
-        ray.kill(server, no_restart=True)
+        ray.kill(registry, no_restart=True)
 
 
-def test_server_coalesces_queued_pushes_and_dedupes_out_of_order(tmp_path):
-    """Pushes that queue while an update runs go into one update (group commit); sequence numbers
-    are tracked exactly, so pushes applied out of order are neither lost nor applied twice."""
-    cfg = tiny_config(tmp_path, "experiment.name=server-coalesce", "sg.updates_per_push=30",
-                      "sg.coalesce_max=4", "sg.checkpoint_every_pushes=100")
-    server = server_actor(cfg, str(tmp_path / "run"), detached=False)
-    learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    from sharedsg.data.batch import Batch
-    targets = [ray.put(p) for p in learner.step(Batch(torch.randn(8, 8, 2), torch.randn(8, 8, 2))).targets.parts()]
+def test_exact_trains_every_push_once_in_order_and_counts_lost(tmp_path):
+    """Pushes that queue while an update runs go into one update (up to sg.coalesce_max); sequence
+    numbers are tracked exactly, so pushes arriving out of order are neither lost nor taken twice;
+    the serving path answers while an update runs."""
+    cfg, registry, learner, targets, model = service(
+        tmp_path, "experiment.name=server-exact", "sg.policy=exact", "sg.updates_per_push=30",
+        "sg.coalesce_max=4", "sg.checkpoint_every_pushes=100")
+    parts = [ray.put(p) for p in targets.parts()]
     try:
+        group = None
         for name in ("a", "b"):
-            ray.get(server.register.remote(name, "shared", learner.dims, model))
-        # 3 arrives before 1 and 2: all three applied once
-        replies = ray.get([server.push.remote("a", s, 0, 0, *targets) for s in (3, 1, 2)])
+            group = ray.get(registry.register.remote(name, "shared", learner.dims, model))["actor"]
+        replies = ray.get([group.push.remote("a", s, meta(), *parts) for s in (3, 1, 2)])
         assert all(r["applied"] for r in replies)
-        assert not ray.get(server.push.remote("a", 3, 0, 0, *targets))["applied"]
-        # nine pushes at once, from two streams: the first update runs alone, the rest queue behind it
-        refs = [server.push.remote(n, s, 0, 0, *targets) for s, n in [(s, n) for s in range(4, 9) for n in "ab"][:9]]
-        replies = ray.get(refs)
-        assert all(r["applied"] for r in replies)
-        assert max(r["coalesced"] for r in replies) == 4  # capped by sg.coalesce_max
-        s = ray.get(server.state.remote())
-        assert s["pushes"] == 12 and s["duplicates"] == 1
+        assert not ray.get(group.push.remote("a", 3, meta(), *parts))["applied"]
+        pairs = [(s, n) for s in range(4, 9) for n in "ab"][:9]  # nine pushes at once, from two streams
+        refs = [group.push.remote(n, s, meta(), *parts) for s, n in pairs]
+        assert all(r["applied"] for r in ray.get(refs))
+        busy = ray.get(group.state.remote())  # answered while the learner works through the queue
+        assert busy["learning"] > 0 or busy["queued"] > 0
+        ray.get(group.drain.remote())
+        s = ray.get(registry.state.remote())
+        assert s["pushes"] == 12 and s["trained"] == 12 and s["duplicates"] == 1 and s["overflow"] == 0
         assert s["updates"] < 12 and s["updates"] + s["coalesced"] == 12
         assert s["groups"]["shared"]["version"] == s["updates"]
         assert s["streams"]["a"]["last_seq"] == 8 and s["streams"]["a"]["ahead"] == []
-        # stream b says all its pushes up to 9 were acknowledged; this server has applied only 4-7 of
-        # them (as after a crash that lost the rest): 1-3, 8 and 9 are counted lost
+        # stream b says all its pushes up to 9 were acknowledged; this group has 4-7 of them
+        # (as after a crash that lost the rest): 1-3, 8 and 9 are counted lost
         assert s["streams"]["b"]["last_seq"] == 0 and s["streams"]["b"]["ahead"] == [4, 5, 6, 7]
-        assert ray.get(server.push.remote("b", 10, 9, 0, *targets))["applied"]
-        s = ray.get(server.state.remote())
+        assert ray.get(group.push.remote("b", 10, meta(9), *parts))["applied"]
+        s = ray.get(registry.state.remote())
         assert s["lost_pushes"] == 5 and s["streams"]["b"]["last_seq"] == 10 and s["streams"]["b"]["ahead"] == []
     finally:
-        ray.kill(server, no_restart=True)
+        ray.kill(registry, no_restart=True)
+
+
+def test_buffered_evicts_the_oldest_and_counts_them(tmp_path):
+    cfg, registry, learner, targets, model = service(
+        tmp_path, "experiment.name=server-buffered", "sg.policy=buffered", "sg.buffer_size=3",
+        "sg.updates_per_push=30", "sg.coalesce_max=2")
+    parts = [ray.put(p) for p in targets.parts()]
+    try:
+        group = ray.get(registry.register.remote("a", "shared", learner.dims, model))["actor"]
+        replies = ray.get([group.push.remote("a", s, meta(), *parts) for s in range(1, 21)])
+        assert all(r["applied"] for r in replies)  # never waits, never refuses
+        ray.get(group.drain.remote())
+        s = ray.get(registry.state.remote())
+        assert s["policy"] == "buffered" and s["pushes"] == 20
+        assert s["overflow"] > 0 and s["trained"] + s["overflow"] == 20  # every push trained on or counted
+        assert s["lost_pushes"] == 0 and s["groups"]["shared"]["version"] == s["updates"]
+    finally:
+        ray.kill(registry, no_restart=True)
+
+
+def test_shared_and_separate_groups_land_on_their_own_actors(tmp_path):
+    """sharing=separate: one group actor per stream; shared: one for both. status lists them."""
+    actors = {}
+    for sharing in ("shared", "separate"):
+        cfg = tiny_config(tmp_path / sharing, f"sg.sharing={sharing}", f"experiment.name=groups-{sharing}")
+        log = RunLog(run_path(cfg))
+        backend = RayBackend(cfg, log, server_actor(cfg, str(log.path), detached=False))
+        try:
+            for name, s in cfg.streams.items():
+                backend.add_stream(name, s)
+            for it in range(3):
+                backend.train(list(cfg.streams), it)
+            backend.flush()
+            state = backend.server_state()
+            text = job.format_status({cfg.experiment.name: state})
+        finally:
+            backend.close()
+            log.close()
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        tags = set(EventAccumulator(str(log.path / "server")).Reload().Tags()["scalars"])
+        assert {"server/pushes", "server/ingest_per_s", "server/updates_per_s", "server/buffer_fill",
+                "server/overflow", "server/version_lag_mean"} <= tags, sorted(tags)
+        actors[sharing] = {g: (i["actor"], i["pid"]) for g, i in state["groups"].items()}
+        for g, info in state["groups"].items():
+            assert f"group {g}: v{info['version']}  actor={info['actor']}" in text
+        assert state["pushes"] == 6 and state["duplicates"] == 0 and state["lost_pushes"] == 0
+    assert set(actors["shared"]) == {"shared"}
+    assert set(actors["separate"]) == {"cyclist", "pedestrian"}
+    (a, pid_a), (b, pid_b) = actors["separate"]["cyclist"], actors["separate"]["pedestrian"]
+    assert a == "sggroup:groups-separate:cyclist" and b == "sggroup:groups-separate:pedestrian" and pid_a != pid_b
+
+
+def test_float16_wire_is_trained_in_float32(tmp_path):
+    """sg.wire_dtype=float16: the client sends half the bytes; the group trains on float32 copies."""
+    from sharedsg.runtime.client import SGClient
+
+    cfg, registry, learner, targets, model = service(tmp_path, "experiment.name=server-wire", "sg.policy=exact")
+    try:
+        client = SGClient(registry, "a", "shared", learner.dims, model, {}, start_seq=None, max_inflight=2,
+                          wire_dtype="float16")
+        client.push(targets, lag=0.0)
+        client.push(targets, lag=0.0)
+        client.flush()
+        assert client.ledger.watermark == 2 and client.push_errors == 0
+        assert ray.get(client.actor.drain.remote()) == 2  # both trained (an update on float16 would fail)
+        state = client.pull(0)
+        assert state.version == 2 and all(v.dtype == torch.float32 for v in state.weights.values())
+        s = ray.get(registry.state.remote())
+        assert s["pushes"] == s["trained"] == 2 and s["streams"]["a"]["last_seq"] == 2
+    finally:
+        ray.kill(registry, no_restart=True)

@@ -11,6 +11,8 @@ BENCHES = {
     "learner": ("sharedsg.bench.learner", "run_learner_bench"),
     "data": ("sharedsg.bench.data", "run_data_bench"),
     "runtime": ("sharedsg.runtime.bench", "run_runtime_bench"),  # imports ray: lives in runtime/
+    "server": ("sharedsg.runtime.bench_server", "run_server_bench"),
+    "soak": ("sharedsg.runtime.bench_soak", "run_soak_bench"),
 }
 
 

@@ -1,7 +1,9 @@
 """The distributed runtime: the only package of sharedsg that imports ray. It wraps the ray-free
 harness (:mod:`sharedsg.harness`) and never imports :mod:`sharedsg.experiments`.
 
-- :mod:`.server`: ``SGServer``, one named actor per experiment holding the SG groups;
+- :mod:`.registry`: ``SGRegistry``, the experiment's named SG service (``sgserver:<experiment>``);
+- :mod:`.server`: ``SGGroupServer``, one actor per SG group (ingest apart from learning);
+- :mod:`.client`: ``SGClient``, a stream's side of the SG protocol (pushes, acknowledgements, weights);
 - :mod:`.stream`: ``StreamActor``, one NMN stream (the ray-free :class:`~sharedsg.harness.stream.Stream`);
 - :mod:`.backend`: ``RayBackend``, the harness's :class:`~sharedsg.harness.backend.Backend` on Ray;
 - :mod:`.job`: connecting to / starting Ray, ``run``, ``attach``, ``status``, ``stop``;
@@ -14,10 +16,15 @@ harness (:mod:`sharedsg.harness`) and never imports :mod:`sharedsg.experiments`.
 NAMESPACE = "sharedsg"
 SERVER_PREFIX = "sgserver:"
 STREAM_PREFIX = "stream:"
+GROUP_PREFIX = "sggroup:"
 
 
 def server_name(experiment: str) -> str:
     return f"{SERVER_PREFIX}{experiment}"
+
+
+def group_actor_name(experiment: str, group: str) -> str:
+    return f"{GROUP_PREFIX}{experiment}:{group}"
 
 
 def stream_actor_name(experiment: str, stream: str) -> str:

@@ -2,7 +2,7 @@
 
 Same semantics as :class:`~sharedsg.harness.backend.LocalBackend` (the same
 :class:`~sharedsg.harness.stream.Stream` inside each ``StreamActor``, metrics per step), with
-the experiment's ``SGServer``. Each stream's SG group is decided here, on the driver
+the experiment's SG service (registry + group actors). Each stream's SG group is decided here, on the driver
 (:func:`~sharedsg.harness.stream.group_of`), and written into the config the actor gets.
 Streams scheduled in the same iteration step in parallel; with ``experiment.synchronous`` they step one after another in config order.
 The driver writes everything to TensorBoard on its own machine: each stream's metrics come
@@ -114,6 +114,7 @@ class RayBackend:
                           "server/checkpoints": state["checkpoints"]}
                 if t > t0:
                     values["server/pushes_per_s"] = (pushes - p0) / (t - t0)
+                values.update(state.get("scalars", {}))  # ingest and update rates, buffer, pull latency, lag
                 for g, info in state["groups"].items():
                     values[f"sg/version/{g}"] = info["version"]
                 self.log.scalars("server", iteration, values)

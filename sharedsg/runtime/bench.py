@@ -1,4 +1,4 @@
-"""Runtime overhead: one process vs Ray replica vs Ray rpc, 1 vs 2 streams, server push throughput.
+"""Runtime overhead: one process vs Ray replica vs Ray rpc, 1, 2 and 4 streams, the SG service's CPU per step.
 
 Everything runs in one invocation on the same config, each process at one torch thread
 (actors get ``num_cpus=1``). The configurations are measured in interleaved blocks of
@@ -8,11 +8,14 @@ both sides of a ratio alike:
 
 - ``step_s_local``: a step of one stream in this process (LocalBackend: step + SG update);
 - ``ratio_replica`` / ``ratio_rpc``: a stream actor's step time over ``step_s_local``;
-- ``steps_per_s_1`` / ``steps_per_s_2`` and ``scaling_2``: aggregate throughput of one and
-  of two stream actors (replica) sharing one SG group, measured at the driver;
-- ``push_targets_per_s``: pipelined pushes into the server from the driver;
+- ``steps_per_s_1`` / ``_2`` / ``_4`` and ``scaling_2`` / ``scaling_4``: aggregate throughput of
+  one, two and four stream actors (replica) sharing one SG group, measured at the driver;
+- ``server_cpu_ms_per_step_N`` / ``server_cpu_share_N``: CPU time of the SG service (registry and
+  group actor) per stream-step, and in cores, with N streams;
+- ``push_targets_per_s``: pipelined pushes into the group actor from the driver (acknowledged);
+  ``train_targets_per_s``: the same pushes until every one is trained on (``exact``);
 - ``version_lag_1`` / ``version_lag_2``: mean SG version lag of the replicas;
-- ``coalesced_2``: 1 - updates / pushes of the SG server with two streams (0.5: every update
+- ``coalesced_2``: 1 - updates / pushes of the SG group with two streams (0.5: every update
   took two pushes);
 - ``peak_rss_mb``: peak resident memory of this process and all its children (the Ray processes).
 
@@ -36,6 +39,20 @@ BENCH_OVERRIDES = [
     "data.format=sample", "data.obs_len=20", "data.pred_len=20", "data.window_stride=20",
     "learner.batch_size=16", "experiment.progress=false", "resources.gpus_per_stream=0",
 ]
+
+
+STREAMS = {"pedestrian": "pedestrian", "cyclist2": "cyclist", "pedestrian2": "pedestrian"}  # beside cyclist
+
+
+def _cpu_seconds(pids: List[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,8 +104,8 @@ def _config(overrides: List[str], streams: int, name: str, run_dir: str):
     from sharedsg.config import load_config
 
     extra = [f"experiment.name={name}", f"experiment.run_dir={run_dir}"]
-    if streams == 2:
-        extra.append("streams.pedestrian.data_class=pedestrian")
+    for extra_stream, data_class in list(STREAMS.items())[:streams - 1]:
+        extra.append(f"streams.{extra_stream}.data_class={data_class}")
     return load_config(None, BENCH_OVERRIDES + list(overrides) + extra)
 
 
@@ -129,6 +146,8 @@ class _Ray:
         ray.get([a.setup.remote() for a in self.actors])
         ray.get([a.run_steps.remote(warmup) for a in self.actors])
         ray.get([a.flush.remote() for a in self.actors])
+        state = ray.get(self.server.state.remote())
+        self.server_pids = [state["pid"]] + [g["pid"] for g in state["groups"].values()]
 
     def block(self, streams: int, steps: int) -> Dict[str, float]:
         """``steps`` steps on each of the first ``streams`` actors at once: aggregate steps/s,
@@ -136,13 +155,16 @@ class _Ray:
         import ray
 
         before = ray.get(self.server.state.remote())
+        cpu0 = _cpu_seconds(self.server_pids)
         t0 = time.perf_counter()
         results = ray.get([a.run_steps.remote(steps) for a in self.actors[:streams]])
         wall = time.perf_counter() - t0
+        cpu = _cpu_seconds(self.server_pids) - cpu0
         ray.get([a.flush.remote() for a in self.actors[:streams]])
         after = ray.get(self.server.state.remote())
         pushes = max(after["pushes"] - before["pushes"], 1)
         return {"steps_per_s": streams * steps / wall,
+                "server_cpu_ms_per_step": 1e3 * cpu / (streams * steps), "server_cpu_share": cpu / wall,
                 "step_s": sum(r["step_s"] for r in results) / len(results),
                 "version_lag": sum(r["version_lag"] for r in results) / len(results),
                 "coalesced": (after["coalesced"] - before["coalesced"]) / pushes}
@@ -164,7 +186,9 @@ def _alive(cfg, run_dir: str, warmup: int) -> Iterator[_Ray]:
         run.close()
 
 
-def _push_throughput(cfg, run_dir: str, pushes: int) -> float:
+def _push_throughput(cfg, run_dir: str, pushes: int) -> Dict[str, float]:
+    """Pipelined pushes from the driver into one group actor (``exact``): acknowledged per second, and
+    trained on per second (until the queue is drained)."""
     import ray
 
     from sharedsg.learn.stream import StreamLearner
@@ -178,12 +202,18 @@ def _push_throughput(cfg, run_dir: str, pushes: int) -> float:
     targets = learner.step(src.next_batch(int(cfg.learner.batch_size))).targets
     server = server_actor(cfg, run_dir, detached=False)
     try:
-        ray.get(server.register.remote(name, "shared", learner.dims, OmegaConf.to_container(cfg.model, resolve=True)))
+        group = ray.get(server.register.remote(name, "shared", learner.dims,
+                                               OmegaConf.to_container(cfg.model, resolve=True)))["actor"]
         parts = targets.parts()
-        ray.get([server.push.remote(name, s, 0, 0, *parts) for s in range(1, 6)])
+        meta = {"acked": 0, "in_flight": 0}
+        ray.get([group.push.remote(name, s, meta, *parts) for s in range(1, 6)])
+        ray.get(group.drain.remote())
         t0 = time.perf_counter()
-        ray.get([server.push.remote(name, s, 0, 0, *parts) for s in range(6, 6 + pushes)])
-        return pushes / (time.perf_counter() - t0)
+        ray.get([group.push.remote(name, s, meta, *parts) for s in range(6, 6 + pushes)])
+        acked = time.perf_counter() - t0
+        ray.get(group.drain.remote())
+        trained = time.perf_counter() - t0
+        return {"push_targets_per_s": pushes / acked, "train_targets_per_s": pushes / trained}
     finally:
         ray.kill(server, no_restart=True)
 
@@ -203,7 +233,8 @@ def run_runtime_bench(args: argparse.Namespace) -> Dict[str, Any]:
         local = _Local(_config(overrides, 1, "bench", run_dir), warmup)
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address="local", num_cpus=max(int(os.cpu_count() or 1), 3), include_dashboard=False,
+            # four streams and one SG group actor (one logical CPU each)
+            ray.init(address="local", num_cpus=max(int(os.cpu_count() or 1), 5), include_dashboard=False,
                      namespace=NAMESPACE,
                      object_store_memory=200 * 2**20, logging_level="WARNING")
         try:
@@ -218,19 +249,24 @@ def run_runtime_bench(args: argparse.Namespace) -> Dict[str, Any]:
                 for r in rounds:
                     r["rpc_local"] = local.block(steps)
                     r["rpc"] = rpc.block(1, steps)["step_s"]
-            with _alive(_config(overrides + ["sg.transport=replica"], 2, "bench-two", run_dir), run_dir,
-                        warmup) as two:
+            with _alive(_config(overrides + ["sg.transport=replica"], 4, "bench-many", run_dir), run_dir,
+                        warmup) as many:
                 for r in rounds:
-                    one, both = two.block(1, steps), two.block(2, steps)
-                    r.update(sps_1=one["steps_per_s"], sps_2=both["steps_per_s"], lag_2=both["version_lag"],
-                             coalesced_2=both["coalesced"])
-            out["push_targets_per_s"] = _push_throughput(_config(overrides, 1, "bench-push", run_dir), run_dir,
-                                                         int(args.pushes))
+                    for n in (1, 2, 4):
+                        b = many.block(n, steps)
+                        if n > 1:  # lag_1 is the single-stream experiment's
+                            r[f"lag_{n}"] = b["version_lag"]
+                        r.update({f"sps_{n}": b["steps_per_s"],
+                                  f"coalesced_{n}": b["coalesced"], f"cpu_ms_{n}": b["server_cpu_ms_per_step"],
+                                  f"cpu_share_{n}": b["server_cpu_share"]})
+            out.update(_push_throughput(_config(overrides + ["sg.policy=exact"], 1, "bench-push", run_dir),
+                                        run_dir, int(args.pushes)))
         finally:
             if started_here:
                 ray.shutdown()
     med = statistics.median
     scaling = [r["sps_2"] / r["sps_1"] for r in rounds]
+    scaling_4 = [r["sps_4"] / r["sps_1"] for r in rounds]
     out.update({
         "step_s_local": med(r["local"] for r in rounds),
         "step_s_replica": med(r["replica"] for r in rounds), "step_s_rpc": med(r["rpc"] for r in rounds),
@@ -242,6 +278,10 @@ def run_runtime_bench(args: argparse.Namespace) -> Dict[str, Any]:
                                 max(r["replica"] / r["local"] for r in rounds)],
         "version_lag_1": med(r["lag_1"] for r in rounds), "version_lag_2": med(r["lag_2"] for r in rounds),
         "coalesced_2": med(r["coalesced_2"] for r in rounds),
+        "steps_per_s_4": med(r["sps_4"] for r in rounds), "scaling_4": med(scaling_4),
+        "version_lag_4": med(r["lag_4"] for r in rounds),
+        **{f"server_cpu_ms_per_step_{n}": med(r[f"cpu_ms_{n}"] for r in rounds) for n in (1, 2, 4)},
+        **{f"server_cpu_share_{n}": med(r[f"cpu_share_{n}"] for r in rounds) for n in (1, 2, 4)},
         "peak_rss_mb": mem.peak_mb,
     })
     out["floors"] = {"ratio_replica<=1.10": out["ratio_replica"] <= 1.10, "scaling_2>=1.6": out["scaling_2"] >= 1.6}

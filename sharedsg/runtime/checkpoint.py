@@ -1,4 +1,8 @@
-"""Where the runtime's checkpoints live in a run directory; written with :mod:`sharedsg.checkpoint`."""
+"""Where the runtime's checkpoints live in a run directory; written with :mod:`sharedsg.checkpoint`.
+
+Every path the SG service and the streams write comes from a function here, so the storage
+location can be swapped in one place.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 
 from sharedsg.checkpoint import load, save
 
-__all__ = ["checkpoint_dir", "server_checkpoint", "stream_checkpoint", "load", "save"]
+__all__ = ["checkpoint_dir", "server_checkpoint", "group_checkpoint", "stream_checkpoint", "load", "save"]
 
 
 def checkpoint_dir(run_path: str | os.PathLike) -> Path:
@@ -15,7 +19,13 @@ def checkpoint_dir(run_path: str | os.PathLike) -> Path:
 
 
 def server_checkpoint(run_path: str | os.PathLike) -> Path:
+    """The SG service's registry: its groups (name, model) and streams, and the push totals."""
     return checkpoint_dir(run_path) / "server.pt"
+
+
+def group_checkpoint(run_path: str | os.PathLike, group: str) -> Path:
+    """One SG group actor: weights, optimiser, version, push ledgers, counters."""
+    return checkpoint_dir(run_path) / f"sg-{group}.pt"
 
 
 def stream_checkpoint(run_path: str | os.PathLike, stream: str) -> Path:

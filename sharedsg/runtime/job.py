@@ -64,7 +64,8 @@ def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, 
         need = 1.0
         mb = 200
         if cfg is not None:
-            need = len(cfg.streams) * float(cfg.resources.cpus_per_stream) + float(cfg.resources.server_cpus)
+            # every stream, and at most one SG group actor per stream
+            need = len(cfg.streams) * (float(cfg.resources.cpus_per_stream) + float(cfg.resources.server_cpus))
             mb = int(cfg.resources.object_store_mb)
         cpus = num_cpus if num_cpus is not None else max(int(os.cpu_count() or 1), int(need + 0.999))
         # "local": a Ray of its own even when another runs on this machine (which a bare
@@ -198,7 +199,8 @@ def status(experiment: Optional[str] = None, address: Optional[str] = None) -> D
 
 
 def stop(experiment: str, address: Optional[str] = None) -> Dict[str, Any]:
-    """Checkpoint and stop the experiment's server and any of its stream actors still alive."""
+    """Checkpoint and stop the experiment's SG service (its groups, then the registry) and any of
+    its stream actors still alive."""
     connect(address, embedded_ok=False)
     server = find_server(experiment)
     path = None
@@ -222,18 +224,32 @@ def stop(experiment: str, address: Optional[str] = None) -> Dict[str, Any]:
 def format_status(states: Dict[str, Any]) -> str:
     if not states:
         return f"no experiments running in Ray namespace '{NAMESPACE}'"
+
+    def ms(v: Any) -> str:
+        return "-" if v is None else f"{v:.1f}ms"
+
     lines = []
     for name, s in states.items():
         if "error" in s:
             lines.append(f"{name}: unreachable ({s['error']})")
             continue
-        lines.append(f"{name}: run {s['run_path']}  transport={s['transport']}  "
+        lines.append(f"{name}: run {s['run_path']}  transport={s['transport']} policy={s.get('policy', '?')}  "
                      f"pushes={s['pushes']} updates={s.get('updates', '?')} queue={s['queue']} "
-                     f"lost={s['lost_pushes']} restarts={s['restarts']}")
+                     f"duplicates={s.get('duplicates', 0)} lost={s['lost_pushes']} overflow={s.get('overflow', 0)} "
+                     f"restarts={s['restarts']}")
         for g, info in sorted(s["groups"].items()):
-            lines.append(f"  group {g}: v{info['version']}  streams: {', '.join(info['streams']) or '-'}")
+            if "error" in info:
+                lines.append(f"  group {g}: unreachable ({info['error']})  streams: {', '.join(info['streams']) or '-'}")
+                continue
+            lines.append(f"  group {g}: v{info['version']}  actor={info['actor']} node={info['node']} "
+                         f"device={info['device']}  ingest={info['ingest_per_s']:.1f}/s "
+                         f"updates={info['updates_per_s']:.1f}/s buffer={info['queued']}/{info['buffer_size']} "
+                         f"pull p50/p99={ms(info['pull_p50_ms'])}/{ms(info['pull_p99_ms'])}  "
+                         f"streams: {', '.join(info['streams']) or '-'}")
         for sn, st in sorted(s["streams"].items()):
             lines.append(f"  stream {sn}: group={st['group']} pushes={st['pushes']} last_seq={st['last_seq']} "
+                         f"duplicates={st.get('duplicates', 0)} lost={st.get('lost', 0)} "
+                         f"resumed_from_server={st.get('resumed_from_server', 0)} lag={st.get('lag', 0):.1f} "
                          f"node={st.get('node', '?')} device={st.get('device', '?')}")
     return "\n".join(lines)
 

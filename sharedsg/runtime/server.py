@@ -1,33 +1,35 @@
-"""``SGServer``: one Ray actor per experiment that owns the SG groups.
+"""``SGGroupServer``: one Ray actor per SG sharing group — ingest apart from learning.
 
-It holds one :class:`~sharedsg.learn.sg.SGLearner` per sharing group — the group of each
-stream is decided on the driver (:func:`sharedsg.harness.stream.group_of`) and named in
-``register`` — and serves the streams:
+The SG service of an experiment is a small named registry (:mod:`.registry`,
+``sgserver:<experiment>``) and one of these actors per group (``sggroup:<experiment>:<group>``),
+each on its own CPU (``resources.server_cpus``) or GPU (``resources.server_gpus``). The group of
+each stream is decided on the driver (:func:`sharedsg.harness.stream.group_of`).
 
-- ``register``: a stream's controller and target dimensions are checked against its group;
-- ``push``: true-gradient targets train the group (Eq. 11); idempotent per stream and
-  sequence number (exactly: the applied sequence numbers are tracked, since an async actor
-  may run calls out of order), so Ray's task retries never count a push twice;
-- ``pull``: the group's weights when they are newer than a version (the ``replica`` transport);
-- ``predict``: synthetic gradients computed here (the ``rpc`` transport);
-- ``state``: streams, versions, pushes, queue, for ``sharedsg status``.
+Serving path (the actor's event loop; answers in milliseconds whatever an update costs):
 
-The server is an async actor with a group commit: every method runs on its event loop (so
-none sees a half-done update), and the pushes that arrive while an update runs are applied
-together in the next one (up to ``sg.coalesce_max`` of a group, concatenated into one batch:
-one optimiser step, one version). With one stream and an idle server that is one update per
-push, as before; with many streams the server's cost per push falls as its load rises
-instead of its queue growing.
+- ``register``: a stream's dimensions are checked against the group; the reply carries the
+  group's sequence watermark of that stream, so a stream restarted without a checkpoint
+  continues after it (nothing it sends is dropped as a duplicate);
+- ``push``: a step's targets are deduplicated (the :class:`~sharedsg.learn.ledger.PushLedger`)
+  and acknowledged as soon as they are queued; the stream's acknowledgement watermark, sent
+  along, counts pushes lost in a crash;
+- ``pull``: the newest weights by reference: ``ray.put`` once per version, so every stream on a
+  node fetches one copy from the object store;
+- ``predict`` (the ``rpc`` transport): with ``exact`` it first waits for every accepted push to
+  be trained on (read-your-writes: the in-process reference);
+- ``state``: counts and rates for ``sharedsg status`` and TensorBoard.
 
-Fault tolerance: a checkpoint (weights, optimiser, versions, per-stream sequence numbers) is
-written every ``sg.checkpoint_every_pushes`` pushes or ``sg.checkpoint_every_s`` seconds and on
-every registration, into ``<run>/checkpoints/server.pt``. When Ray restarts the actor it reloads
-that checkpoint and moves every version ``checkpoint_every_pushes + 1`` ahead: at most that many
-updates were lost since the checkpoint, so versions never go backwards and every replica
-refreshes to the restored weights. A coalesced update never crosses a checkpoint boundary, so
-at most ``checkpoint_every_pushes`` acknowledged pushes are ever missing from a checkpoint.
-Streams report the sequence number up to which every push of theirs was acknowledged; pushes
-acknowledged before the crash but missing from the checkpoint are counted as ``lost_pushes``.
+Learning path (a thread; torch releases the GIL): the Eq. 11 update on up to
+``sg.coalesce_max`` accepted target sets at a time (:class:`~sharedsg.learn.ingest.Ingest`:
+``exact`` FIFO and lossless with back-pressure, ``buffered`` newest first with evictions
+counted), then a weight snapshot for ``pull`` and, every ``sg.checkpoint_every_pushes`` trained
+pushes or ``sg.checkpoint_every_s`` seconds, an atomic checkpoint (the same thread: off the
+serving path). An update never crosses a checkpoint boundary.
+
+Fault tolerance: the checkpoint holds the weights, optimiser, version and, per stream, the
+ledger of pushes *consumed* (trained on, or evicted and counted). When Ray restarts the actor it
+reloads it, moves the version ``checkpoint_every_pushes + 1`` ahead (versions never go back),
+and counts the pushes a stream saw acknowledged but the checkpoint lacks as ``lost_pushes``.
 """
 
 from __future__ import annotations
@@ -35,306 +37,371 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Set
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import ray
 import torch
 from omegaconf import OmegaConf
 
 from sharedsg.config import ModelConfig
+from sharedsg.learn.ingest import Ingest, Pending
+from sharedsg.learn.ledger import PushLedger
 from sharedsg.learn.sg import DimensionMismatch, SGLearner
 from sharedsg.learn.types import SGState, SGTargets
-from sharedsg.runtime import NAMESPACE, checkpoint, with_defaults, was_reconstructed
+from sharedsg.runtime import NAMESPACE, checkpoint, group_actor_name, with_defaults, was_reconstructed
+
+RATE_WINDOW_S = 10.0  # ingest and update rates in ``state`` are over this window
+SAMPLES = 1024  # pull latencies and version lags kept for the percentiles in ``state``
 
 
-ACTIVE_S = 1.0  # a stream that pushed this recently is waited for by the group commit
+def _percentile(values: List[float], q: float) -> Optional[float]:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-@dataclass
-class _Push:
-    stream: str
-    seq: int
-    targets: SGTargets
-    done: "asyncio.Future[Dict[str, Any]]"
+def _float32(t: SGTargets) -> SGTargets:
+    """Targets sent narrower (``sg.wire_dtype``) back in the dtype the SG modules train in."""
+    def up(v: torch.Tensor) -> torch.Tensor:
+        return v.float() if v.dtype == torch.float16 else v
+
+    if all(v.dtype != torch.float16 for v in (t.y, *t.h.values(), *t.g.values())):
+        return t
+    return SGTargets({c: up(v) for c, v in t.h.items()}, up(t.y), {c: up(v) for c, v in t.g.items()})
 
 
-class SGServer:
-    """The plain class; :func:`server_actor` wraps it in ``ray.remote`` with the run's options."""
+class _Rate:
+    """Events per second over the last ``RATE_WINDOW_S`` seconds."""
 
-    def __init__(self, cfg: Dict[str, Any], run_path: str) -> None:
+    def __init__(self) -> None:
+        self.times: Deque[Tuple[float, int]] = deque(maxlen=4096)
+
+    def add(self, n: int = 1) -> None:
+        self.times.append((time.monotonic(), n))
+
+    def per_s(self, started: float) -> float:
+        now = time.monotonic()
+        window = min(RATE_WINDOW_S, max(now - started, 1e-3))
+        return sum(n for t, n in self.times if now - t <= window) / window
+
+
+class SGGroupServer:
+    """The plain class; :func:`group_actor` wraps it in ``ray.remote`` (an async actor)."""
+
+    def __init__(self, cfg: Dict[str, Any], group: str, model: Dict[str, Any], run_path: str) -> None:
         torch.set_num_threads(1)
         self.cfg = with_defaults(cfg)
+        self.group = group
+        self.model = model
         self.run_path = str(run_path)
-        self.ckpt_path = checkpoint.server_checkpoint(self.run_path)
-        self.every_pushes = int(self.cfg.sg.checkpoint_every_pushes)
-        self.every_s = float(self.cfg.sg.checkpoint_every_s)
-        self.coalesce_max = int(self.cfg.sg.coalesce_max)
-        # rpc streams wait for every push: never hold one back for another stream's
-        self.coalesce_wait_s = 0.0 if self.cfg.sg.transport == "rpc" else float(self.cfg.sg.coalesce_wait_ms) / 1e3
-        self.groups: Dict[str, SGLearner] = {}
-        self.group_models: Dict[str, Dict[str, Any]] = {}
+        self.ckpt_path = checkpoint.group_checkpoint(self.run_path, group)
+        sg = self.cfg.sg
+        self.policy = "exact" if self.cfg.experiment.synchronous else str(sg.policy)
+        self.every_pushes = int(sg.checkpoint_every_pushes)
+        self.every_s = float(sg.checkpoint_every_s)
+        self.coalesce_max = int(sg.coalesce_max)
+        self.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+        model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), model)
+        self.sg = SGLearner(model_cfg, sg, seed=int(self.cfg.experiment.seed), device=self.device)
+        self.ingest = Ingest(self.policy, int(sg.buffer_size))
         self.streams: Dict[str, Dict[str, Any]] = {}
-        self.pushes = 0
-        self.updates = 0
-        self.coalesced = 0  # pushes applied in an update together with an earlier one
-        self.duplicates = 0
-        self.lost_pushes = 0
-        self.restarts = 0
-        self.checkpoints = 0
+        self.accepted: Dict[str, PushLedger] = {}  # deduplication at ingest
+        self.consumed: Dict[str, PushLedger] = {}  # trained on or evicted: what a checkpoint holds
+        self.counts = {k: 0 for k in ("pushes", "trained", "updates", "coalesced", "duplicates", "lost_pushes",
+                                      "overflow", "restarts", "checkpoints", "publishes", "pulls")}
         self.since_ckpt = 0
         self.last_ckpt = time.monotonic()
-        self.started = time.time()
-        self._state_cache: Dict[str, SGState] = {}
-        self._queue: List[_Push] = []
-        self._queued: Dict[str, Set[int]] = {}  # per stream: sequence numbers queued, not yet applied
-        self._drainer: Optional[asyncio.Future] = None
-        self._arrived = asyncio.Event()  # set by every push that joins the queue
-        self._last_push: Dict[str, float] = {}  # stream -> monotonic time of its last push
+        self.started = time.monotonic()
+        self.losses: Dict[str, float] = {}
+        self.ingest_rate, self.update_rate = _Rate(), _Rate()
+        self.pull_s: Deque[float] = deque(maxlen=SAMPLES)
+        self.lags: Deque[float] = deque(maxlen=SAMPLES)
+        self._lock = threading.Lock()  # ingest, ledgers, counters
+        self._work = threading.Condition(self._lock)  # the learner waits here for targets
+        self._model_lock = threading.Lock()  # the SGLearner: update, predict, state_dict
+        self._learning = 0  # target sets in the update that runs now
+        self._stopping = False
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._changed: Optional[asyncio.Event] = None  # set (on the loop) after every update
+        self._published: Optional[Tuple[int, ray.ObjectRef]] = None
         saved = checkpoint.load(self.ckpt_path)
         if saved is not None:
             self._restore(saved)
-        if was_reconstructed():
-            self.restarts += 1
-            for g in self.groups.values():
-                g.version += self.every_pushes + 1  # never behind any version served before the crash
+        if was_reconstructed() or saved is not None:
+            self.counts["restarts"] += 1
+            self.sg.version += self.every_pushes + 1  # never behind any version served before the crash
+        self.version = self.sg.version
+        self._snapshot: SGState = self.sg.state()
+        self._learner = threading.Thread(target=self._learn, name=f"sg-learner-{group}", daemon=True)
+        self._learner.start()
 
-    # -- groups and streams ------------------------------------------------------------
-    def _group(self, name: str, model: Dict[str, Any]) -> SGLearner:
-        if name not in self.groups:
-            model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), model)
-            self.groups[name] = SGLearner(model_cfg, self.cfg.sg, seed=int(self.cfg.experiment.seed))
-            self.group_models[name] = model
-        return self.groups[name]
+    # -- serving path: the event loop ------------------------------------------------------
+    def _bind_loop(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._changed = asyncio.Event()
 
-    def register(self, stream: str, group_name: str, dims: Dict[str, int], model: Dict[str, Any],
-                 info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        """Add (or re-add, after a restart) a stream to SG group ``group_name``;
-        ``{"error": ...}`` when its dimensions do not fit."""
-        group = self._group(group_name, model)
+    async def _until(self, ready) -> None:
+        """Wait (without blocking the loop) until ``ready()`` holds; rechecked after every update."""
+        self._bind_loop()
+        while not ready():
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+
+    def _idle(self) -> bool:
+        with self._lock:
+            return len(self.ingest) == 0 and self._learning == 0
+
+    async def register(self, stream: str, dims: Dict[str, int], info: Optional[Dict[str, Any]] = None
+                       ) -> Dict[str, Any]:
+        """Add (or re-add, after a restart) a stream; ``{"error": ...}`` when its dimensions do not fit.
+        ``high``: the largest sequence number of the stream this group has accepted."""
+        self._bind_loop()
         try:
-            group.check_dims(dims)
+            self.sg.check_dims(dims)
         except DimensionMismatch as exc:
-            return {"error": f"stream '{stream}' does not fit SG group '{group_name}' of experiment "
+            return {"error": f"stream '{stream}' does not fit SG group '{self.group}' of experiment "
                              f"'{self.cfg.experiment.name}': {exc}"}
-        entry = self.streams.setdefault(stream, {
-            "group": group_name, "last_seq": 0, "ahead": [], "pushes": 0, "lost": 0, "duplicates": 0,
-            "in_flight": 0, "registrations": 0, "dims": dict(dims),
-        })
-        self._queued.setdefault(stream, set())
-        entry["registrations"] += 1
-        entry.update({k: v for k, v in (info or {}).items() if isinstance(v, (str, int, float, bool))})
-        self._checkpoint()
-        return {"group": group_name, "version": group.version, "last_seq": entry["last_seq"],
-                "run_path": self.run_path}
+        info = dict(info or {})
+        with self._lock:
+            entry = self.streams.setdefault(stream, {
+                "pushes": 0, "duplicates": 0, "lost": 0, "in_flight": 0, "registrations": 0,
+                "resumed_from_server": 0, "lag": 0.0, "dims": dict(dims)})
+            self.accepted.setdefault(stream, PushLedger())
+            self.consumed.setdefault(stream, PushLedger())
+            entry["registrations"] += 1
+            if entry["registrations"] > 1 and info.get("checkpoint_seq") is None:
+                entry["resumed_from_server"] += 1  # restarted without a checkpoint: continues after ``high``
+            entry.update({k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))})
+            ledger = self.accepted[stream]
+            return {"group": self.group, "version": self.version, "watermark": ledger.watermark,
+                    "high": ledger.high, "policy": self.policy}
 
-    # -- the SG protocol ---------------------------------------------------------------
-    def _reconcile(self, stream: str, entry: Dict[str, Any], acked_seq: int) -> None:
-        """Pushes up to ``acked_seq`` were all acknowledged to the stream; those this server has
-        not applied were applied before a crash and missing from the checkpoint: count them lost."""
-        if acked_seq <= entry["last_seq"]:
-            return
-        known = [s for s in entry["ahead"] if s <= acked_seq] + [s for s in self._queued[stream] if s <= acked_seq]
-        lost = int(acked_seq - entry["last_seq"] - len(set(known)))
-        entry["lost"] += lost
-        self.lost_pushes += lost
-        entry["ahead"] = [s for s in entry["ahead"] if s > acked_seq]
-        entry["last_seq"] = int(acked_seq)
-        self._advance(entry)
+    async def push(self, stream: str, seq: int, meta: Dict[str, Any], *parts: Any) -> Dict[str, Any]:
+        """Accept one step's targets (``SGTargets.parts()``) unless ``seq`` was accepted already;
+        the reply comes as soon as they are queued (``exact``: once there is room in the queue).
 
-    @staticmethod
-    def _advance(entry: Dict[str, Any]) -> None:
-        ahead = set(entry["ahead"])
-        while entry["last_seq"] + 1 in ahead:
-            entry["last_seq"] += 1
-            ahead.discard(entry["last_seq"])
-        entry["ahead"] = sorted(ahead)
-
-    def _seen(self, stream: str, entry: Dict[str, Any], seq: int) -> bool:
-        return seq <= entry["last_seq"] or seq in entry["ahead"] or seq in self._queued[stream]
-
-    async def push(self, stream: str, seq: int, acked_seq: int, in_flight: int, *targets: Any) -> Dict[str, Any]:
-        """Train the stream's group on one step's targets (``SGTargets.parts()``) unless ``seq`` was
-        applied (or queued) already.
-
-        ``acked_seq``: every push of the stream up to it was acknowledged; ``in_flight``: the
-        stream's pushes not yet acknowledged (for ``state``). The reply comes once
-        the push is applied, with the version it produced. Pushes that queue up while an update
-        runs are coalesced (up to ``sg.coalesce_max`` per group) into the next update.
+        ``meta``: ``acked`` (every push of the stream up to it was acknowledged), ``in_flight``,
+        ``lag`` (the stream's version lag) and ``pull_s`` (its pull latencies since the last push).
         """
-        entry = self.streams.get(stream)
-        if entry is None:
-            return {"error": f"stream '{stream}' is not registered", "applied": False, "seq": seq}
-        entry["in_flight"] = int(in_flight)
-        self._reconcile(stream, entry, int(acked_seq))
-        if self._seen(stream, entry, seq):
-            entry["duplicates"] += 1
-            self.duplicates += 1
-            return {"applied": False, "seq": seq, "version": self.groups[entry["group"]].version}
-        done = asyncio.get_running_loop().create_future()
-        self._queued[stream].add(seq)
-        self._queue.append(_Push(stream, int(seq), SGTargets.from_parts(*targets), done))
-        self._last_push[stream] = time.monotonic()
-        self._arrived.set()
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.ensure_future(self._drain())
-        return await done
+        self._bind_loop()
+        seq = int(seq)
+        with self._lock:
+            entry = self.streams.get(stream)
+            if entry is None:
+                return {"error": f"stream '{stream}' is not registered with SG group '{self.group}'",
+                        "applied": False, "seq": seq}
+            self._note(stream, entry, meta)
+            if not self.accepted[stream].mark(seq):
+                entry["duplicates"] += 1
+                self.counts["duplicates"] += 1
+                return {"applied": False, "seq": seq, "version": self.version, "losses": self.losses}
+        item = Pending(stream, seq, _float32(SGTargets.from_parts(*parts)))
+        if self.ingest.full():
+            await self._until(lambda: not self.ingest.full())
+        with self._lock:
+            evicted = self.ingest.put(item)
+            if evicted is not None:
+                self.counts["overflow"] += 1
+                self.consumed[evicted.stream].mark(evicted.seq)
+            entry["pushes"] += 1
+            self.counts["pushes"] += 1
+            self.ingest_rate.add()
+            self._work.notify()
+            return {"applied": True, "seq": seq, "version": self.version, "losses": self.losses}
 
+    def _note(self, stream: str, entry: Dict[str, Any], meta: Dict[str, Any]) -> None:
+        """The stream's report: reconcile its acknowledgement watermark, keep its lag and pull latencies."""
+        entry["in_flight"] = int(meta.get("in_flight", 0))
+        if meta.get("lag") is not None:
+            entry["lag"] = float(meta["lag"])
+            self.lags.append(float(meta["lag"]))
+        self.pull_s.extend(float(s) for s in meta.get("pull_s", ()))
+        acked = int(meta.get("acked", 0))
+        lost = self.accepted[stream].missing(acked)
+        if lost:  # acknowledged before a crash, missing from the checkpoint
+            self.accepted[stream].skip_to(acked)
+            for s in lost:
+                self.consumed[stream].mark(s)
+            entry["lost"] += len(lost)
+            self.counts["lost_pushes"] += len(lost)
+
+    def pull(self, since_version: int = -1) -> Optional[Dict[str, Any]]:
+        """``{"version", "ref"}`` when the group's weights are newer than ``since_version``, else None.
+        ``ref`` is an ``ObjectRef`` to an :class:`SGState`, put once per version."""
+        snap = self._snapshot
+        if snap.version <= since_version:
+            return None
+        self.counts["pulls"] += 1
+        if self._published is None or self._published[0] != snap.version:
+            self._published = (snap.version, ray.put(snap))
+            self.counts["publishes"] += 1
+        return {"version": snap.version, "ref": self._published[1]}
+
+    async def predict(self, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Synthetic gradients (the ``rpc`` transport); with ``exact`` after every accepted push is trained on."""
+        if self.policy == "exact":
+            await self._until(self._idle)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._predict, h, y)
+
+    def _predict(self, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:
+        with self._model_lock:
+            return self.sg.predict(h, y)
+
+    async def drain(self) -> int:
+        """Wait until every accepted push is trained on (``buffered``: taken or evicted); the version."""
+        await self._until(self._idle)
+        return self.version
+
+    # -- learning path: a thread --------------------------------------------------------------
     def _room(self) -> int:
-        """Pushes the next update may take: at most ``coalesce_max``, never past a checkpoint boundary."""
+        """Sets the next update may take: at most ``coalesce_max``, never past a checkpoint boundary."""
         room = self.every_pushes - self.since_ckpt if self.every_pushes > 0 else self.coalesce_max
         return max(1, min(self.coalesce_max, room))
 
-    async def _gather(self, group: str) -> None:
-        """Wait (at most ``coalesce_wait_s``) until every stream of ``group`` that pushed in the last
-        ``ACTIVE_S`` seconds has a push queued, or the next update is full."""
-        deadline = time.monotonic() + self.coalesce_wait_s
+    def _due(self) -> bool:
+        return self.since_ckpt > 0 and (
+            (self.every_pushes > 0 and self.since_ckpt >= self.every_pushes)
+            or (self.every_s > 0 and time.monotonic() - self.last_ckpt >= self.every_s))
+
+    def _learn(self) -> None:
         while True:
-            now = time.monotonic()
-            active = {n for n, t in self._last_push.items() if now - t < ACTIVE_S and self.streams[n]["group"] == group}
-            queued = [p.stream for p in self._queue if self.streams[p.stream]["group"] == group]
-            if now >= deadline or active <= set(queued) or len(queued) >= self._room():
-                return
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), deadline - now)
-            except asyncio.TimeoutError:
-                return
-
-    async def _drain(self) -> None:
-        """Group commit: apply the queued pushes, one update per group for all that have arrived."""
-        while self._queue:
-            for _ in range(2):  # pushes Ray delivered while the last update ran join this one
-                await asyncio.sleep(0)
-            group = self.streams[self._queue[0].stream]["group"]
-            if self.coalesce_wait_s > 0:
-                await self._gather(group)
-            batch = [p for p in self._queue if self.streams[p.stream]["group"] == group][:self._room()]
-            taken = set(map(id, batch))
-            self._queue = [p for p in self._queue if id(p) not in taken]
-            try:
-                losses = self.groups[group].update([p.targets for p in batch])
-            except Exception as exc:  # a bad push must not take the server down with it
-                for p in batch:
-                    self._queued[p.stream].discard(p.seq)
-                    p.done.set_result({"error": f"update failed: {exc}", "applied": False, "seq": p.seq})
-                continue
-            version = self.groups[group].version
-            for p in batch:
-                entry = self.streams[p.stream]
-                self._queued[p.stream].discard(p.seq)
-                if p.seq > entry["last_seq"]:
-                    entry["ahead"].append(p.seq)
-                    self._advance(entry)
-                entry["pushes"] += 1
-            self.pushes += len(batch)
-            self.updates += 1
-            self.coalesced += len(batch) - 1
-            self.since_ckpt += len(batch)
-            if self.since_ckpt >= self.every_pushes or (
-                    self.every_s > 0 and time.monotonic() - self.last_ckpt >= self.every_s):
+            with self._lock:
+                while not len(self.ingest) and not self._stopping and not self._due():
+                    self._work.wait(timeout=max(0.05, min(1.0, self.every_s or 1.0)))
+                if self._stopping:
+                    return
+                batch = self.ingest.take(self._room())
+                self._learning = len(batch)
+            if batch:
+                self._update(batch)
+            if self._due():
                 self._checkpoint()
+            self._notify()
+
+    def _update(self, batch: List[Pending]) -> None:
+        """Eq. 11 on the taken target sets (:meth:`SGLearner.update`), then a weight snapshot for ``pull``."""
+        try:
+            with self._model_lock:
+                losses = self.sg.update([p.targets for p in batch])
+                snap = self.sg.state()
+        except Exception as exc:  # a bad push must not take the group down with it
+            print(f"sharedsg: SG group '{self.group}': update failed: {exc}", flush=True)
+            losses, snap = None, None
+        with self._lock:
             for p in batch:
-                p.done.set_result({"applied": True, "seq": p.seq, "version": version, "losses": losses,
-                                   "coalesced": len(batch)})
+                self.consumed[p.stream].mark(p.seq)
+            self._learning = 0
+            self.since_ckpt += len(batch)
+            if snap is None:
+                return
+            self.counts["updates"] += 1
+            self.counts["trained"] += len(batch)
+            self.counts["coalesced"] += len(batch) - 1
+            self.update_rate.add()
+            self.losses = losses
+            self._snapshot = snap
+            self.version = snap.version
 
-    def pull(self, group: str, since_version: int = -1) -> Optional[SGState]:
-        """The group's weights if its version is newer than ``since_version``, else None."""
-        g = self.groups[group]
-        if g.version <= since_version:
-            return None
-        cached = self._state_cache.get(group)
-        if cached is None or cached.version != g.version:
-            cached = self._state_cache[group] = g.state()
-        return cached
+    def _notify(self) -> None:
+        loop, changed = self._loop, self._changed
+        if loop is not None and changed is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(changed.set)
 
-    def predict(self, group: str, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:
-        return self.groups[group].predict(h, y)
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _checkpoint(self) -> str:
+        with self._model_lock:
+            weights = self.sg.state_dict()
+        with self._lock:
+            payload = {
+                "format": 2, "group": self.group, "model": self.model, "sg": weights,
+                "streams": {n: dict(s) for n, s in self.streams.items()},
+                "consumed": {n: l.state_dict() for n, l in self.consumed.items()},
+                # accepted pushes still queued or in an update are not in ``consumed``: after a
+                # restart they count as lost, so they are left out of the accepted count here
+                "counts": dict(self.counts, checkpoints=self.counts["checkpoints"] + 1,
+                               pushes=self.counts["pushes"] - len(self.ingest) - self._learning),
+            }
+            self.counts["checkpoints"] += 1
+            self.since_ckpt = 0
+            self.last_ckpt = time.monotonic()
+        checkpoint.save(self.ckpt_path, payload)
+        return str(self.ckpt_path)
 
-    # -- reporting -----------------------------------------------------------------------
-    def versions(self) -> Dict[str, int]:
-        return {g: sg.version for g, sg in self.groups.items()}
+    def _restore(self, saved: Dict[str, Any]) -> None:
+        self.sg.load_state_dict(saved["sg"])
+        self.streams = {n: dict(s) for n, s in saved["streams"].items()}
+        self.consumed = {n: PushLedger.from_state(s) for n, s in saved["consumed"].items()}
+        self.accepted = {n: l.copy() for n, l in self.consumed.items()}
+        self.counts.update({k: int(v) for k, v in saved["counts"].items() if k in self.counts})
 
-    def config(self) -> Dict[str, Any]:
-        return OmegaConf.to_container(self.cfg, resolve=True)
+    async def checkpoint(self) -> str:
+        """A checkpoint now, written by a worker thread (the loop keeps serving)."""
+        return await asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
 
+    async def stop(self) -> str:
+        """The last checkpoint; the learner thread ends."""
+        path = await self.checkpoint()
+        with self._lock:
+            self._stopping = True
+            self._work.notify_all()
+        return path
+
+    # -- reporting --------------------------------------------------------------------------------
     def ping(self) -> bool:
         return True
 
     def state(self) -> Dict[str, Any]:
-        return {
-            "experiment": self.cfg.experiment.name,
-            "namespace": NAMESPACE,
-            "run_path": self.run_path,
-            "attachable": bool(self.cfg.experiment.attachable),
-            "transport": self.cfg.sg.transport,
-            "node": socket.gethostname(),
-            "pid": os.getpid(),
-            "uptime_s": time.time() - self.started,
-            "groups": {g: {"version": sg.version, "dims": sg.dims,
-                           "streams": sorted(n for n, s in self.streams.items() if s["group"] == g)}
-                       for g, sg in self.groups.items()},
-            "streams": {n: dict(s) for n, s in self.streams.items()},
-            "pushes": self.pushes,
-            "updates": self.updates,
-            "coalesced": self.coalesced,
-            "queued": len(self._queue),
-            "duplicates": self.duplicates,
-            "lost_pushes": self.lost_pushes,
-            "queue": sum(int(s["in_flight"]) for s in self.streams.values()),
-            "restarts": self.restarts,
-            "checkpoints": self.checkpoints,
-            "checkpoint_every_pushes": self.every_pushes,
-        }
-
-    # -- checkpoints ---------------------------------------------------------------------
-    def _checkpoint(self) -> str:
-        checkpoint.save(self.ckpt_path, {
-            "format": 1,
-            "groups": {g: sg.state_dict() for g, sg in self.groups.items()},
-            "group_models": self.group_models,
-            "streams": {n: {k: (list(v) if isinstance(v, list) else v) for k, v in s.items()}
-                        for n, s in self.streams.items()},
-            "pushes": self.pushes, "updates": self.updates, "coalesced": self.coalesced,
-            "duplicates": self.duplicates, "lost_pushes": self.lost_pushes,
-            "restarts": self.restarts, "checkpoints": self.checkpoints + 1,
-        })
-        self.checkpoints += 1
-        self.since_ckpt = 0
-        self.last_ckpt = time.monotonic()
-        return str(self.ckpt_path)
-
-    def checkpoint(self) -> str:
-        return self._checkpoint()
-
-    def _restore(self, saved: Dict[str, Any]) -> None:
-        for g, model in saved["group_models"].items():
-            self._group(g, model).load_state_dict(saved["groups"][g])
-        self.streams = {n: {"ahead": [], **s} for n, s in saved["streams"].items()}
-        self._queued = {n: set() for n in self.streams}
-        for k in ("pushes", "updates", "coalesced", "duplicates", "lost_pushes", "restarts", "checkpoints"):
-            setattr(self, k, int(saved.get(k, 0)))
-
-    def stop(self) -> str:
-        """The last checkpoint before ``sharedsg stop`` kills the actor."""
-        return self._checkpoint()
+        with self._lock:
+            pulls, lags = list(self.pull_s), list(self.lags)
+            streams = {}
+            for n, s in self.streams.items():
+                ledger = self.accepted[n]
+                streams[n] = dict(s, group=self.group, last_seq=ledger.watermark, ahead=sorted(ledger.ahead))
+            p50, p99 = _percentile(pulls, 0.5), _percentile(pulls, 0.99)
+            return {
+                "group": self.group, "actor": group_actor_name(self.cfg.experiment.name, self.group),
+                "node": socket.gethostname(), "pid": os.getpid(), "device": self.device, "policy": self.policy,
+                "version": self.version, "dims": self.sg.dims, "streams": streams, **self.counts,
+                "queued": len(self.ingest), "learning": self._learning, "buffer_size": self.ingest.capacity,
+                "buffer_fill": len(self.ingest) / self.ingest.capacity,
+                "queue": sum(int(s["in_flight"]) for s in self.streams.values()),
+                "ingest_per_s": self.ingest_rate.per_s(self.started),
+                "updates_per_s": self.update_rate.per_s(self.started),
+                "pull_p50_ms": None if p50 is None else 1e3 * p50, "pull_p99_ms": None if p99 is None else 1e3 * p99,
+                "lag_mean": sum(lags) / len(lags) if lags else None, "lag_max": max(lags) if lags else None,
+                "checkpoint_every_pushes": self.every_pushes,
+            }
 
 
-def server_actor(cfg, run_path: str, *, detached: bool, node_id: Optional[str] = None):
-    """Start the experiment's named ``SGServer`` (``sgserver:<experiment>`` in namespace ``sharedsg``)."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+def group_actor(cfg, group: str, run_path: str, *, model: Optional[Dict[str, Any]] = None,
+                options: Optional[Dict[str, Any]] = None):
+    """Start the named ``SGGroupServer`` of ``group`` (``sggroup:<experiment>:<group>``): ``resources.server_cpus``
+    CPUs and ``resources.server_gpus`` GPUs, restarted by Ray on a crash. ``options`` (e.g. a placement
+    group's ``scheduling_strategy``) are merged into the actor's Ray options last."""
+    plain = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
+    res = plain.get("resources", {})
+    merged: Dict[str, Any] = dict(
+        name=group_actor_name(plain["experiment"]["name"], group), namespace=NAMESPACE,
+        num_cpus=float(res.get("server_cpus", 1.0)), num_gpus=float(res.get("server_gpus", 0.0)),
+        max_restarts=int(res.get("max_restarts", -1)), max_task_retries=-1, max_concurrency=1000)
+    merged.update(options or {})
+    model = model if model is not None else plain["model"]
+    return ray.remote(SGGroupServer).options(**merged).remote(plain, group, model, str(run_path))
 
-    from sharedsg.runtime import server_name
 
-    options: Dict[str, Any] = dict(
-        name=server_name(cfg.experiment.name), namespace=NAMESPACE,
-        max_restarts=int(cfg.resources.max_restarts), max_task_retries=-1,
-        num_cpus=float(cfg.resources.server_cpus),
-    )
-    if detached:
-        options["lifetime"] = "detached"
-    if node_id:  # beside the driver, so the checkpoints land in the driver's run directory
-        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node_id, soft=True)
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    return ray.remote(SGServer).options(**options).remote(plain, str(run_path))
+def server_actor(cfg, run_path: str, *, detached: bool, node_id: Optional[str] = None,
+                 group_options: Optional[Dict[str, Any]] = None):
+    """Start the experiment's SG service: its named registry (``sgserver:<experiment>``), which
+    starts one :func:`group_actor` per group as streams register (``group_options`` for each)."""
+    from sharedsg.runtime.registry import registry_actor
+
+    return registry_actor(cfg, run_path, detached=detached, node_id=node_id, group_options=group_options)

@@ -1,0 +1,163 @@
+"""``SGClient``: a stream's side of the SG protocol on Ray (the stream actors and the server benchmark's pushers).
+
+- registers with the experiment's registry and talks to its group's actor from then on;
+- numbers its pushes and keeps at most ``max_inflight`` of them un-acknowledged; a
+  :class:`~sharedsg.learn.ledger.PushLedger` resolves the replies (they come in any order) into
+  the acknowledgement watermark sent with every push;
+- starts its sequence numbers at its checkpoint's, or, without one, after the group's high mark
+  for it (a restarted or re-attached stream: nothing it sends is dropped as a duplicate);
+- fetches weights by version: ``pull`` returns an ``ObjectRef`` put once per version, which
+  every stream of a node reads from the object store; the blocking pulls' latencies go to
+  the server with the next push (``pull_s``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import ray
+
+from sharedsg.learn.ledger import PushLedger
+from sharedsg.learn.types import SGState, SGTargets
+
+
+class SGClient:
+    def __init__(self, registry: Any, name: str, group: str, dims: Dict[str, int], model: Dict[str, Any],
+                 info: Dict[str, Any], *, start_seq: Optional[int], max_inflight: int,
+                 wire_dtype: str = "float32") -> None:
+        self.wire = np.dtype(wire_dtype)
+        self.registry, self.name, self.group = registry, name, group
+        self._register_args = (dims, model, dict(info, checkpoint_seq=start_seq))
+        self.max_inflight = max(1, int(max_inflight))
+        self.pending: Dict[ray.ObjectRef, int] = {}  # pushes in flight -> their sequence numbers
+        self.refresh: Optional[ray.ObjectRef] = None  # a pull in the background
+        self.pull_s: List[float] = []  # blocking pull latencies not yet reported
+        self.last_losses: Dict[str, float] = {}
+        self.push_errors = 0
+        self.blocking_pulls = 0
+        self.reconnects = 0
+        self.error: Optional[str] = None
+        reg = self._register()
+        if self.error is not None:
+            return
+        self.seq = int(start_seq) if start_seq is not None else int(reg["high"])  # the last push's number
+        self.ledger = PushLedger(self.seq)  # resolved pushes: the acknowledgement watermark
+        self.resumed_from_server = start_seq is None and int(reg["high"]) > 0
+        self.known_version = int(reg["version"])
+
+    def _register(self) -> Dict[str, Any]:
+        dims, model, info = self._register_args
+        reg = ray.get(self.registry.register.remote(self.name, self.group, dims, model, info))
+        self.error = reg.get("error")
+        if self.error is None:
+            self.actor = reg["actor"]
+            self.group = reg["group"]
+        return reg
+
+    def _reconnect(self) -> None:
+        """The group actor went away for good (its registry restarted it): register again, keep the numbering."""
+        self.reconnects += 1
+        self._register_args[2]["checkpoint_seq"] = self.seq
+        self._register()
+        self.refresh = None
+
+    # -- pushes ---------------------------------------------------------------------------------
+    def push(self, targets: SGTargets, lag: Optional[float] = None, wait: bool = False) -> None:
+        """Send one step's targets; wait for its acknowledgement (``wait``) or only until at most
+        ``max_inflight`` pushes are in flight."""
+        self.seq += 1
+        meta = {"acked": self.ledger.watermark, "in_flight": len(self.pending) + 1, "lag": lag,
+                "pull_s": self.pull_s}
+        self.pull_s = []
+        parts = targets.parts()
+        if self.wire != np.float32:  # narrower on the wire; the group trains in float32
+            parts = tuple(p.astype(self.wire) if isinstance(p, np.ndarray) and p.dtype == np.float32 else p
+                          for p in parts)
+        ref = self.actor.push.remote(self.name, self.seq, meta, *parts)
+        self.pending[ref] = self.seq
+        self.poll(0 if wait else self.max_inflight)
+
+    def poll(self, wait_for: int = 0) -> None:
+        """Collect the acknowledgements that are in, waiting until at most ``wait_for`` pushes are in flight."""
+        if not self.pending:
+            return
+        refs = list(self.pending)
+        need = max(0, len(refs) - wait_for)
+        ready, rest = ray.wait(refs, num_returns=len(refs), timeout=0)
+        if len(ready) < need:
+            more, _ = ray.wait(rest, num_returns=need - len(ready))
+            ready += more
+        gone = False
+        for ref in ready:
+            seq = self.pending.pop(ref)
+            self.ledger.mark(seq)  # acknowledged, a duplicate, or failed for good: resolved
+            try:
+                reply = ray.get(ref)
+            except ray.exceptions.ActorDiedError:
+                self.push_errors += 1
+                gone = True
+                continue
+            except ray.exceptions.RayError:
+                self.push_errors += 1
+                continue
+            if "error" in reply:
+                self.push_errors += 1
+                continue
+            self.known_version = max(self.known_version, int(reply["version"]))
+            if reply.get("losses"):
+                self.last_losses = reply["losses"]
+        if gone:
+            self._reconnect()
+
+    def flush(self) -> None:
+        self.poll(0)
+
+    # -- weights ---------------------------------------------------------------------------------
+    def _fetch(self, reply: Optional[Dict[str, Any]]) -> Optional[SGState]:
+        if reply is None:
+            return None
+        self.known_version = max(self.known_version, int(reply["version"]))
+        return ray.get(reply["ref"])
+
+    def pull(self, since_version: int = -1) -> Optional[SGState]:
+        """The group's weights if newer than ``since_version`` (blocking; the latency is reported)."""
+        t0 = time.perf_counter()
+        self.blocking_pulls += 1
+        try:
+            state = self._fetch(ray.get(self.actor.pull.remote(since_version)))
+        except ray.exceptions.ActorDiedError:
+            self._reconnect()
+            state = self._fetch(ray.get(self.actor.pull.remote(since_version)))
+        self.pull_s.append(time.perf_counter() - t0)
+        return state
+
+    def prefetch(self, have_version: int, max_staleness: int) -> None:
+        """Ask for newer weights in the background once the copy is ``max_staleness`` (at least 1) versions behind."""
+        if self.refresh is None and self.known_version - have_version >= max(1, max_staleness):
+            self.refresh = self.actor.pull.remote(have_version)
+
+    def fresh(self, have_version: int, max_staleness: int) -> Optional[SGState]:
+        """Newer weights to load before the next step: a finished prefetch, or a blocking pull when
+        the copy is more than ``max_staleness`` versions behind the newest version seen."""
+        state = None
+        too_old = self.known_version - have_version > max_staleness
+        if self.refresh is not None:
+            ready, _ = ray.wait([self.refresh], timeout=0)
+            if ready or too_old:
+                try:
+                    state = self._fetch(ray.get(self.refresh))
+                except ray.exceptions.RayError:
+                    state = None
+                self.refresh = None
+        if state is not None:
+            have_version = max(have_version, state.version)
+        if self.known_version - have_version > max_staleness:
+            state = self.pull(have_version) or state
+        return state
+
+    def info(self) -> Dict[str, Any]:
+        return {"seq": self.seq, "acked": self.ledger.watermark, "known_version": self.known_version,
+                "push_errors": self.push_errors, "blocking_pulls": self.blocking_pulls, "reconnects": self.reconnects,
+                "resumed_from_server": self.resumed_from_server}
