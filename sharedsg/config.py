@@ -161,7 +161,11 @@ class ExperimentConfig:
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])  # multi-seed experiments (knowledge_sharing, metatest)
     eval_every: int = 10  # iterations between evaluations on held-out data
     eval_batches: int = 4
-    run_dir: str = "runs"  # runs/<experiment>/<run>/<stream>/
+    # where every node writes events, checkpoints, figures and results.json: <storage>/<experiment>/<run>/;
+    # a local or shared-filesystem path (a relative one is made absolute on the driver) or a URI
+    # (s3://, gs://, file://; needs pyarrow). sharedsg/storage.py
+    storage: str = "runs"
+    run_dir: str = ""  # the former name of storage, still accepted; after loading it equals storage
     run_name: str = ""  # empty: a timestamp
     attachable: bool = False
     # Ray: streams scheduled in one iteration step one after another, in config order, each
@@ -172,9 +176,23 @@ class ExperimentConfig:
 
 @dataclass
 class ResourcesConfig:
-    gpus_per_stream: float = -1.0  # -1: 1 when the cluster has GPUs, else 0
+    """What a run reserves on Ray (sharedsg/runtime/placement.py: one placement group per run)."""
+
+    # GPUs per stream actor, a string: "auto" (the streams share the GPUs there are: 1/k of a GPU each,
+    # the smallest k that fits them all; none: CPU) or a number ("0", "0.25" packs four streams on a GPU, "1")
+    gpus_per_stream: str = "auto"
+    # auto: the GPUs the streams may share; -1: those of the nodes up now; N: N GPUs, which an
+    # autoscaling cluster starts on request (its GPU workers may be 0 when the run starts)
+    max_gpus: int = -1
     cpus_per_stream: float = 1.0
-    server_cpus: float = 1.0  # CPUs reserved for the SG server actor (runtime)
+    server_cpus: float = 1.0  # CPUs reserved for each SG group of the server (runtime)
+    server_gpus: float = 0.0  # GPUs for each SG group of the server (its SGLearner and rpc predictions)
+    gpus_per_job: float = 0.0  # GPUs for each Omniglot / MNIST / meta-test job actor or task
+    # seconds to wait for the run's placement group; then one line says what is missing (exit 2)
+    placement_timeout_s: float = 120.0
+    # a stream or job handed a GPU by Ray stops when this torch cannot use CUDA; false: compute on
+    # the CPU (a Ray that declares GPUs it does not have, as in the tests)
+    require_cuda: bool = True
     max_restarts: int = -1  # Ray restarts of a crashed server or stream actor (-1: unlimited)
     stream_checkpoint_every: int = 25  # steps between a stream actor's own checkpoints (0: never)
     object_store_mb: int = 200  # object store of the embedded Ray that `sharedsg run` starts without an address
@@ -300,8 +318,23 @@ def load_config(path: Optional[str | os.PathLike] = None, overrides: List[str] =
         cfg = OmegaConf.merge(*layers)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"config error: {_one_line(exc)}") from None
+    resolve_storage(cfg)
     validate(cfg)
     return cfg
+
+
+def resolve_storage(cfg: DictConfig) -> None:
+    """``experiment.storage`` (or its former name ``experiment.run_dir``) made absolute, here on the
+    driver; afterwards both fields hold it."""
+    from sharedsg.storage import resolve_root
+
+    e = cfg.experiment
+    default = ExperimentConfig.storage
+    if e.run_dir and e.storage != default and resolve_root(e.run_dir) != resolve_root(e.storage):
+        raise ConfigError(f"config error: experiment.run_dir: '{e.run_dir}' and experiment.storage: '{e.storage}' "
+                          f"differ; run_dir is the former name of storage, give only storage")
+    root = resolve_root(e.run_dir or e.storage)
+    e.storage = e.run_dir = root
 
 
 def _choice(cfg: DictConfig, key: str, choices: tuple) -> None:
@@ -361,8 +394,28 @@ def validate(cfg: DictConfig) -> None:
         _positive(cfg, f"streams.{name}.schedule.start", allow_zero=True)
         _positive(cfg, f"streams.{name}.schedule.batch_size", allow_zero=True)
     _validate_fewshot_rare(cfg)
+    _validate_resources(cfg)
     if not cfg.experiment.name or "/" in cfg.experiment.name:
         raise ConfigError(f"config error: experiment.name: '{cfg.experiment.name}' must be a non-empty name without '/'")
+
+
+def _validate_resources(cfg: DictConfig) -> None:
+    r = cfg.resources
+    text = str(r.gpus_per_stream).strip().lower()
+    if text != "auto":
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not value >= 0:  # also NaN
+            raise ConfigError(f"config error: resources.gpus_per_stream: '{r.gpus_per_stream}' is not auto "
+                              f"or a number of GPUs >= 0 (e.g. 0.25, 1)")
+    _positive(cfg, "resources.cpus_per_stream")
+    for key in ("resources.server_cpus", "resources.server_gpus", "resources.gpus_per_job",
+                "resources.placement_timeout_s"):
+        _positive(cfg, key, allow_zero=True)
+    if r.max_gpus < -1:
+        raise ConfigError(f"config error: resources.max_gpus: must be -1 (the GPUs there are) or >= 0, got {r.max_gpus}")
 
 
 def parse_setting(setting: str) -> tuple:

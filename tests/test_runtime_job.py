@@ -20,8 +20,9 @@ EXPERIMENT = "attach-exp"
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "object_store_memory": 100 * 1024 * 1024})
-    c.add_node(num_cpus=2, object_store_memory=100 * 1024 * 1024)
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "num_gpus": 0,
+                                                      "object_store_memory": 100 * 1024 * 1024})
+    c.add_node(num_cpus=2, num_gpus=0, object_store_memory=100 * 1024 * 1024)
     c.wait_for_nodes()
     yield c
     job.disconnect()
@@ -29,7 +30,7 @@ def cluster():
 
 
 def cli(*args, timeout=180):
-    env = dict(os.environ, RAY_ADDRESS="")
+    env = dict(os.environ, RAY_ADDRESS="", CUDA_VISIBLE_DEVICES="")  # no GPU for this test's Rays
     return subprocess.run([sys.executable, "-m", "sharedsg.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
@@ -113,7 +114,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(cluster, tmp_path):
 
     cfg = tiny_yaml(tmp_path / "tiny.yaml", tmp_path / "runs", name="ctrlc",
                     extra="resources: {stream_checkpoint_every: 2}")
-    env = dict(os.environ, RAY_ADDRESS="")
+    env = dict(os.environ, RAY_ADDRESS="", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.Popen([sys.executable, "-m", "sharedsg.cli", "run", str(cfg), "experiment.iterations=100000",
                              "experiment.run_name=r"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, start_new_session=True)

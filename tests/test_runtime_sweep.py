@@ -18,7 +18,7 @@ SMALL = ["model.conv_channels=4", "model.slot_width=8", "sg.hidden=8", "experime
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 ** 2, namespace="sharedsg",
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, object_store_memory=100 * 1024 ** 2, namespace="sharedsg",
              logging_level=logging.WARNING)
     yield
     ray.shutdown()

@@ -1,22 +1,23 @@
-"""Where the runtime's checkpoints live in a run directory; written with :mod:`sharedsg.checkpoint`."""
+"""Where the runtime's checkpoints live in a run's storage location (a path or a URI,
+:mod:`sharedsg.storage`); written with :mod:`sharedsg.checkpoint`."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from sharedsg.checkpoint import load, save
+from sharedsg.storage import join
 
 __all__ = ["checkpoint_dir", "server_checkpoint", "stream_checkpoint", "load", "save"]
 
 
-def checkpoint_dir(run_path: str | os.PathLike) -> Path:
-    return Path(run_path) / "checkpoints"
+def checkpoint_dir(run_path: str | os.PathLike) -> str:
+    return join(run_path, "checkpoints")
 
 
-def server_checkpoint(run_path: str | os.PathLike) -> Path:
-    return checkpoint_dir(run_path) / "server.pt"
+def server_checkpoint(run_path: str | os.PathLike) -> str:
+    return join(checkpoint_dir(run_path), "server.pt")
 
 
-def stream_checkpoint(run_path: str | os.PathLike, stream: str) -> Path:
-    return checkpoint_dir(run_path) / f"stream-{stream}.pt"
+def stream_checkpoint(run_path: str | os.PathLike, stream: str) -> str:
+    return join(checkpoint_dir(run_path), f"stream-{stream}.pt")

@@ -26,7 +26,8 @@ from sharedsg.errors import UserError
 from sharedsg.harness.launcher import Launcher
 from sharedsg.harness.loop import train_loop
 from sharedsg.harness.runlog import RunLog
-from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, server_name, stream_actor_name
+from sharedsg.harness.stream import group_of
+from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, placement, server_name, stream_actor_name
 from sharedsg.runtime.backend import RayBackend
 from sharedsg.runtime.server import server_actor
 
@@ -63,7 +64,9 @@ def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, 
         need = 1.0
         mb = 200
         if cfg is not None:
-            need = len(cfg.streams) * float(cfg.resources.cpus_per_stream) + float(cfg.resources.server_cpus)
+            groups = {group_of(cfg, n) for n in cfg.streams}
+            need = (len(cfg.streams) * float(cfg.resources.cpus_per_stream)
+                    + len(groups) * float(cfg.resources.server_cpus))
             mb = int(cfg.resources.object_store_mb)
         cpus = num_cpus if num_cpus is not None else max(int(os.cpu_count() or 1), int(need + 0.999))
         # "local": a Ray of its own even when another runs on this machine (which a bare
@@ -128,11 +131,18 @@ def ray_backend(cfg: DictConfig, log: RunLog, address: Optional[str] = None) -> 
         raise UserError(f"experiment '{cfg.experiment.name}' is already running in namespace '{NAMESPACE}' "
                         f"(run {run}); attach streams with `sharedsg attach --experiment {cfg.experiment.name}` "
                         f"or stop it with `sharedsg stop --experiment {cfg.experiment.name}`")
-    server = server_actor(cfg, str(Path(log.path).resolve()), detached=bool(cfg.experiment.attachable),
-                          node_id=_driver_node())
-    ray.get(server.ping.remote())
+    # everything the run needs, all or nothing, before any actor starts or anything is written
+    reservation = placement.reserve_run(cfg)
+    try:
+        first_group = sorted(reservation.server_bundles)[0]  # one server actor for every group (for now)
+        server = server_actor(cfg, log.location, detached=bool(cfg.experiment.attachable),
+                              node_id=_driver_node(), options=reservation.server_options(first_group))
+        ray.get(server.ping.remote())
+    except BaseException:
+        reservation.release(servers=True)
+        raise
     log.config("server", cfg)
-    return RayBackend(cfg, log, server, owns_server=True)
+    return RayBackend(cfg, log, server, owns_server=True, reservation=reservation)
 
 
 # -- attach ------------------------------------------------------------------------------------
@@ -173,7 +183,7 @@ def attach(experiment: str, stream_config: str, overrides: List[str],
     server_cfg = ray.get(server.config.remote(), timeout=60)
     run_path = ray.get(server.state.remote(), timeout=60)["run_path"]
     cfg = attach_config(server_cfg, stream_config, overrides)
-    log = RunLog(Path(run_path))
+    log = RunLog(run_path)
     backend = RayBackend(cfg, log, server, owns_server=False)
     started = time.perf_counter()
     try:
@@ -211,6 +221,7 @@ def stop(experiment: str, address: Optional[str] = None) -> Dict[str, Any]:
     except ray.exceptions.RayError:
         pass
     ray.kill(server, no_restart=True)
+    placement.release_detached(experiment)  # the attachable server's bundles
     killed = []
     prefix = stream_actor_name(experiment, "")
     for a in ray.util.list_named_actors(all_namespaces=True):
@@ -247,13 +258,22 @@ def print_json(obj: Any) -> None:
 
 
 # -- launcher for experiments ------------------------------------------------------------------
-def _job(fn, args):
+def _job(require_cuda: bool, fn, args):
+    from sharedsg.runtime.stream import assigned_device
+
     torch.set_num_threads(1)
+    _, error = assigned_device(require_cuda)
+    if error is not None:
+        return {"error": error}
     return fn(*args)
 
 
-def ray_launcher(address: Optional[str] = None) -> Launcher:
-    """Streams as actors (an embedded Ray sized for the first backend's streams), jobs as Ray tasks."""
+def ray_launcher(address: Optional[str] = None, cfg: Optional[DictConfig] = None) -> Launcher:
+    """Streams as actors (an embedded Ray sized for the first backend's streams), jobs as Ray tasks
+    with ``cfg``'s ``resources.cpus_per_stream`` CPUs and ``resources.gpus_per_job`` GPUs each."""
+    cpus = float(cfg.resources.cpus_per_stream) if cfg is not None else 1.0
+    gpus = float(cfg.resources.gpus_per_job) if cfg is not None else 0.0
+    require_cuda = bool(cfg.resources.require_cuda) if cfg is not None else True
 
     def backend(cfg: DictConfig, log: RunLog) -> RayBackend:
         connect(address, cfg)
@@ -261,7 +281,11 @@ def ray_launcher(address: Optional[str] = None) -> Launcher:
 
     def job_map(fn, args_list):
         connect(address, None)
-        task = ray.remote(num_cpus=1, max_retries=2)(_job)
-        return ray.get([task.remote(fn, tuple(a)) for a in args_list])
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=2)(_job)
+        out = ray.get([task.remote(require_cuda, fn, tuple(a)) for a in args_list])
+        errors = [o["error"] for o in out if isinstance(o, dict) and "error" in o]
+        if errors:
+            raise UserError(errors[0])
+        return out
 
     return Launcher(backend=backend, map=job_map)

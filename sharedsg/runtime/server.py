@@ -321,20 +321,23 @@ class SGServer:
         return self._checkpoint()
 
 
-def server_actor(cfg, run_path: str, *, detached: bool, node_id: Optional[str] = None):
-    """Start the experiment's named ``SGServer`` (``sgserver:<experiment>`` in namespace ``sharedsg``)."""
+def server_actor(cfg, run_path: str, *, detached: bool, node_id: Optional[str] = None,
+                 options: Optional[Dict[str, Any]] = None):
+    """Start the experiment's named ``SGServer`` (``sgserver:<experiment>`` in namespace ``sharedsg``);
+    ``options`` (``num_cpus``/``num_gpus``/``scheduling_strategy`` of its placement) win over the defaults."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from sharedsg.runtime import server_name
 
-    options: Dict[str, Any] = dict(
+    opts: Dict[str, Any] = dict(
         name=server_name(cfg.experiment.name), namespace=NAMESPACE,
         max_restarts=int(cfg.resources.max_restarts), max_task_retries=-1,
         num_cpus=float(cfg.resources.server_cpus),
     )
     if detached:
-        options["lifetime"] = "detached"
+        opts["lifetime"] = "detached"
     if node_id:  # beside the driver, so the checkpoints land in the driver's run directory
-        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node_id, soft=True)
+        opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node_id, soft=True)
+    opts.update(options or {})
     plain = OmegaConf.to_container(cfg, resolve=True)
-    return ray.remote(SGServer).options(**options).remote(plain, str(run_path))
+    return ray.remote(SGServer).options(**opts).remote(plain, str(run_path))
