@@ -62,13 +62,17 @@ def test_ray_job_submit_writes_into_storage_not_into_ray_temp(tmp_path):
     try:
         wait_for(dash, 120)
         runtime_env = '{"env_vars": {"SHAREDSG_DATA": "%s"}}' % os.environ.get("SHAREDSG_DATA", "")
-        submit = subprocess.run(
-            [str(BIN / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", str(REPO),
-             "--runtime-env-json", runtime_env, "--",
-             "sharedsg", "run", "configs/local_small.yaml", "experiment.iterations=6", "experiment.eval_every=3",
-             "experiment.run_name=job", "experiment.progress=false", "resources.stream_checkpoint_every=2"],
-            env=env, capture_output=True, text=True, timeout=400)
-        out = submit.stdout + submit.stderr
+        command = [str(BIN / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dash}",
+                   "--working-dir", str(REPO), "--runtime-env-json", runtime_env, "--",
+                   "sharedsg", "run", "configs/local_small.yaml", "experiment.iterations=6", "experiment.eval_every=3",
+                   "experiment.run_name=job", "experiment.progress=false", "resources.stream_checkpoint_every=2"]
+        deadline = time.monotonic() + 120
+        while True:  # the dashboard answers before its job agent is up; then nothing was submitted
+            submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
+            out = submit.stdout + submit.stderr
+            if "No available agent to submit job" not in out or time.monotonic() > deadline:
+                break
+            time.sleep(3)
         assert submit.returncode == 0, out[-4000:]
         assert "succeeded" in out, out[-4000:]
     finally:
