@@ -45,8 +45,6 @@ def wait_for(port: int, timeout: float) -> None:
 
 
 def test_ray_job_submit_writes_into_storage_not_into_ray_temp(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     temp = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))  # short: Ray's socket paths have a length limit
     home = tmp_path / "home"
     home.mkdir()
@@ -54,34 +52,43 @@ def test_ray_job_submit_writes_into_storage_not_into_ray_temp(tmp_path):
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), HOME=str(home),
                PATH=f"{BIN}:{os.environ.get('PATH', '')}", RAY_ADDRESS="", CUDA_VISIBLE_DEVICES="")
     env.pop("PYTHONPATH", None)  # the job imports sharedsg from its working directory
-    head = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", f"--dashboard-port={dash}",
-         "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--num-cpus=3", "--num-gpus=0",
-         f"--temp-dir={temp}", "--object-store-memory=100000000", "--disable-usage-stats"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        wait_for(dash, 120)
-        runtime_env = '{"env_vars": {"SHAREDSG_DATA": "%s"}}' % os.environ.get("SHAREDSG_DATA", "")
-        command = [str(BIN / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dash}",
-                   "--working-dir", str(REPO), "--runtime-env-json", runtime_env, "--",
-                   "sharedsg", "run", "configs/local_small.yaml", "experiment.iterations=6", "experiment.eval_every=3",
-                   "experiment.run_name=job", "experiment.progress=false", "resources.stream_checkpoint_every=2"]
-        deadline = time.monotonic() + 120
-        while True:  # the dashboard answers before its job agent is up; then nothing was submitted
-            submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
-            out = submit.stdout + submit.stderr
-            if "No available agent to submit job" not in out or time.monotonic() > deadline:
-                break
-            time.sleep(3)
-        assert submit.returncode == 0, out[-4000:]
-        assert "succeeded" in out, out[-4000:]
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)  # --block: the head stops its own processes
+        head = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", f"--dashboard-port={dash}",
+             "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--num-cpus=3", "--num-gpus=0",
+             f"--temp-dir={temp}", "--object-store-memory=100000000", "--disable-usage-stats"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=30)
+            wait_for(dash, 120)
+            runtime_env = '{"env_vars": {"SHAREDSG_DATA": "%s"}}' % os.environ.get("SHAREDSG_DATA", "")
+            command = [str(BIN / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dash}",
+                       "--working-dir", str(REPO), "--runtime-env-json", runtime_env, "--",
+                       "sharedsg", "run", "configs/local_small.yaml", "experiment.iterations=6", "experiment.eval_every=3",
+                       "experiment.run_name=job", "experiment.progress=false", "resources.stream_checkpoint_every=2"]
+            deadline = time.monotonic() + 120
+            while True:  # the dashboard answers before its job agent is up; then nothing was submitted
+                submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
+                out = submit.stdout + submit.stderr
+                if "No available agent to submit job" not in out or time.monotonic() > deadline:
+                    break
+                time.sleep(3)
+            assert submit.returncode == 0, out[-4000:]
+            assert "succeeded" in out, out[-4000:]
+        finally:
+            os.killpg(head.pid, signal.SIGTERM)  # --block: the head stops its own processes
+            try:
+                head.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(head.pid, signal.SIGKILL)
+                head.wait(timeout=30)
+        check_outputs(home, temp)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def check_outputs(home: Path, temp: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     run = home / "runs" / "local_small" / "job"  # the default storage, resolved under HOME
     assert (run / "results.json").is_file(), sorted(str(p) for p in home.rglob("*"))[:50]
     acc = EventAccumulator(str(run / "cyclist")).Reload()
@@ -90,4 +97,3 @@ def test_ray_job_submit_writes_into_storage_not_into_ray_temp(tmp_path):
     leaked = [p for p in temp.rglob("*") if p.name.startswith("events.out.tfevents") or p.suffix == ".pt"
               or p.name == "results.json"]
     assert leaked == []  # nothing under Ray's temporary folder (the job's working directory is in there)
-    shutil.rmtree(temp, ignore_errors=True)

@@ -1,7 +1,9 @@
 """Launch, attach, status and stop: connecting to (or starting) Ray and finding experiments.
 
 - No ``--address`` and no ``RAY_ADDRESS``: start a Ray inside this command (the embedded
-  default: no dashboard, a small object store, enough logical CPUs for the streams and server).
+  default: no dashboard, a small object store, enough logical CPUs for the streams and server);
+  for an attachable experiment, start or join the local Ray that outlives the command
+  (:mod:`~sharedsg.runtime.local_head`), which ``attach``, ``status`` and ``stop`` then find.
 - Otherwise join that cluster (``host:port``, ``auto`` or ``ray://...``).
 
 Experiments are found by name: the server is ``sgserver:<experiment>`` in namespace ``sharedsg``.
@@ -27,7 +29,7 @@ from sharedsg.harness.launcher import Launcher
 from sharedsg.harness.loop import train_loop
 from sharedsg.harness.runlog import RunLog
 from sharedsg.harness.stream import group_of
-from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, placement, server_name, stream_actor_name
+from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, local_head, placement, server_name, stream_actor_name
 from sharedsg.runtime.backend import RayBackend
 from sharedsg.runtime.server import server_actor
 
@@ -46,29 +48,42 @@ def _reachable(address: str, timeout: float = 3.0) -> Optional[str]:
         return exc.strerror or str(exc)
 
 
+def _cpus_for(cfg: Optional[DictConfig], num_cpus: Optional[int]) -> int:
+    """Logical CPUs of a Ray started here: ``num_cpus``, else enough for ``cfg``'s streams and
+    server groups (at least the machine's cores)."""
+    need = 1.0
+    if cfg is not None:
+        groups = {group_of(cfg, n) for n in cfg.streams}
+        need = len(cfg.streams) * float(cfg.resources.cpus_per_stream) + len(groups) * float(cfg.resources.server_cpus)
+    return num_cpus if num_cpus is not None else max(int(os.cpu_count() or 1), int(need + 0.999))
+
+
 def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, embedded_ok: bool = True,
             num_cpus: Optional[int] = None) -> str:
     """Join the cluster at ``address`` (else ``$RAY_ADDRESS``), or start an embedded Ray; returns where.
 
-    The embedded Ray gets ``num_cpus`` logical CPUs when given, else enough for ``cfg``'s
-    streams and server (at least the machine's cores)."""
+    Without an address, an attachable ``cfg`` starts or joins the local Ray that outlives this
+    command; ``embedded_ok=False`` (attach, status, stop) joins that local Ray when it runs."""
     global _STARTED_HERE
     if ray.is_initialized():
         return "connected"
     address = address or os.environ.get("RAY_ADDRESS") or None
     quiet = dict(logging_level=logging.WARNING, log_to_driver=True, namespace=NAMESPACE)
+    head = None
+    if address is None and cfg is not None and cfg.experiment.attachable:
+        head = local_head.start(_cpus_for(cfg, num_cpus), int(cfg.resources.object_store_mb))
+    elif address is None and not embedded_ok:
+        head = local_head.running()
+        if head is None:
+            raise UserError("no Ray cluster given: pass --address HOST:PORT (or set RAY_ADDRESS) to reach the "
+                            "cluster that runs the experiment; on one machine, `sharedsg run CONFIG "
+                            "experiment.attachable=true` starts a local Ray that these commands find")
+    if head is not None:
+        local_head.use_token(head)
+        address = str(head["address"])
     if address is None:
-        if not embedded_ok:
-            raise UserError("no Ray cluster given: pass --address HOST:PORT (or set RAY_ADDRESS) "
-                            "to reach the cluster that runs the experiment")
-        need = 1.0
-        mb = 200
-        if cfg is not None:
-            groups = {group_of(cfg, n) for n in cfg.streams}
-            need = (len(cfg.streams) * float(cfg.resources.cpus_per_stream)
-                    + len(groups) * float(cfg.resources.server_cpus))
-            mb = int(cfg.resources.object_store_mb)
-        cpus = num_cpus if num_cpus is not None else max(int(os.cpu_count() or 1), int(need + 0.999))
+        mb = int(cfg.resources.object_store_mb) if cfg is not None else 200
+        cpus = _cpus_for(cfg, num_cpus)
         # "local": a Ray of its own even when another runs on this machine (which a bare
         # ray.init() would join, and refuse num_cpus for)
         ray.init(address="local", include_dashboard=False, object_store_memory=mb * 1024 * 1024, num_cpus=cpus,
@@ -93,6 +108,14 @@ def disconnect() -> None:
     if ray.is_initialized():
         ray.shutdown()
     _STARTED_HERE = False
+
+
+def job_actors() -> List[str]:
+    """Names of the sweep job actors alive on the connected cluster."""
+    from sharedsg.runtime.sweep import JOB_PREFIX
+
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a.get("namespace") == NAMESPACE and a["name"].startswith(JOB_PREFIX)]
 
 
 def experiments() -> List[str]:
@@ -231,7 +254,22 @@ def stop(experiment: str, address: Optional[str] = None) -> Dict[str, Any]:
                 killed.append(a["name"])
             except ValueError:
                 pass
-    return {"experiment": experiment, "stopped": True, "checkpoint": path, "streams_stopped": killed}
+    out = {"experiment": experiment, "stopped": True, "checkpoint": path, "streams_stopped": killed}
+    out.update(stop_idle_local_head(stopped=experiment))
+    return out
+
+
+def stop_idle_local_head(stopped: str) -> Dict[str, Any]:
+    """Stop the local Ray of attachable experiments (:mod:`.local_head`) once it runs none but
+    ``stopped`` (whose name may take a moment to go); what was stopped."""
+    head = local_head.running()
+    port = str(head["address"]).rsplit(":", 1)[1] if head is not None else None
+    if port is None or ray.get_runtime_context().gcs_address.rsplit(":", 1)[1] != port:
+        return {}
+    if [e for e in experiments() if e != stopped] or job_actors():
+        return {}
+    disconnect()
+    return {"local_ray_stopped": local_head.stop()}
 
 
 def format_status(states: Dict[str, Any]) -> str:
