@@ -71,6 +71,8 @@ def test_readme_attach_example_verbatim(tmp_path):
         left = [p for p in psutil.process_iter(["cmdline"]) if any(port in a or str(tmp_path) in a
                                                                   for a in (p.info["cmdline"] or []))]
         assert left == [], [p.info["cmdline"][:3] for p in left]
-    finally:
+    finally:  # a failed step must not leave the local Ray running
+        if state_file.exists():
+            pid = int(json.loads(state_file.read_text())["pid"])
         if pid is not None and psutil.pid_exists(pid):
-            os.killpg(pid, 15)
+            os.kill(pid, 15)
