@@ -15,12 +15,12 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import ray
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from sharedsg.config import Config, ConfigError, validate
@@ -296,19 +296,12 @@ def print_json(obj: Any) -> None:
 
 
 # -- launcher for experiments ------------------------------------------------------------------
-def _job(require_cuda: bool, fn, args):
-    from sharedsg.runtime.stream import assigned_device
-
-    torch.set_num_threads(1)
-    _, error = assigned_device(require_cuda)
-    if error is not None:
-        return {"error": error}
-    return fn(*args)
-
-
 def ray_launcher(address: Optional[str] = None, cfg: Optional[DictConfig] = None) -> Launcher:
-    """Streams as actors (an embedded Ray sized for the first backend's streams), jobs as Ray tasks
-    with ``cfg``'s ``resources.cpus_per_stream`` CPUs and ``resources.gpus_per_job`` GPUs each."""
+    """Streams as actors (an embedded Ray sized for the first backend's streams), jobs as named job
+    actors (``sharedsg status`` lists them) with ``cfg``'s ``resources.cpus_per_stream`` CPUs and
+    ``resources.gpus_per_job`` GPUs each."""
+    from sharedsg.runtime.sweep import map_jobs
+
     cpus = float(cfg.resources.cpus_per_stream) if cfg is not None else 1.0
     gpus = float(cfg.resources.gpus_per_job) if cfg is not None else 0.0
     require_cuda = bool(cfg.resources.require_cuda) if cfg is not None else True
@@ -318,12 +311,11 @@ def ray_launcher(address: Optional[str] = None, cfg: Optional[DictConfig] = None
         return ray_backend(cfg, log, address=address)
 
     def job_map(fn, args_list):
-        connect(address, None)
-        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=2)(_job)
-        out = ray.get([task.remote(require_cuda, fn, tuple(a)) for a in args_list])
-        errors = [o["error"] for o in out if isinstance(o, dict) and "error" in o]
-        if errors:
-            raise UserError(errors[0])
-        return out
+        connect(address, cfg)
+        sweep = f"{cfg.experiment.name}/{cfg.experiment.run_name}" if cfg is not None else "jobs"
+        every = float(cfg.experiment.progress_every_s) if cfg is not None else 30.0
+        return map_jobs(fn, [tuple(a) for a in args_list], sweep=sweep, cpus=cpus, gpus=gpus,
+                        require_cuda=require_cuda, progress_every_s=every,
+                        log=lambda m: print(m, file=sys.stderr, flush=True))
 
     return Launcher(backend=backend, map=job_map)

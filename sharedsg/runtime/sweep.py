@@ -12,7 +12,7 @@ the same way, on any node. The driver collects each job's results as it finishes
 
 Progress: each job actor is named ``job:<sweep>:<job>`` in namespace ``sharedsg`` and keeps
 its last progress line (iteration, test accuracy so far); the driver prints a progress table
-every ``PROGRESS_EVERY_S`` seconds, and ``sharedsg status`` (:func:`job_states`) lists the
+every ``experiment.progress_every_s`` seconds, and ``sharedsg status`` (:func:`job_states`) lists the
 jobs of every sweep running on the cluster.
 
 The job classes come with the plan (the experiment registry makes it), so this module never
@@ -36,7 +36,6 @@ from sharedsg.runtime.job import connect
 from sharedsg.runtime.stream import assigned_device
 
 JOB_PREFIX = "job:"
-PROGRESS_EVERY_S = 30.0
 
 
 def job_actor_name(sweep: str, job: str) -> str:
@@ -71,22 +70,39 @@ class JobActor:
         self.state.update(status="done", updated=time.time())
         return out
 
+    def call(self, require_cuda: bool, fn: Callable[..., Any], args: tuple) -> Any:
+        """A launcher job (``Launcher.map``: e.g. one meta-test method and seed): ``fn(*args)``."""
+        _, error = assigned_device(require_cuda)
+        if error is not None:
+            self.state.update(status="failed", message=error)
+            return {"error": error}
+        self.state.update(status="running", message=f"{getattr(fn, '__name__', 'job')} started")
+        out = fn(*args)
+        self.state.update(status="done", updated=time.time())
+        return out
+
     def progress(self) -> Dict[str, Any]:
         return dict(self.state)
 
 
 def job_states() -> Dict[str, List[Dict[str, Any]]]:
     """sweep -> the progress of each of its jobs running on the connected cluster (``sharedsg status``)."""
-    out: Dict[str, List[Dict[str, Any]]] = {}
+    refs: Dict[Any, tuple] = {}
     for a in ray.util.list_named_actors(all_namespaces=True):
         if a.get("namespace") != NAMESPACE or not a["name"].startswith(JOB_PREFIX):
             continue
-        sweep = a["name"][len(JOB_PREFIX):].rsplit(":", 1)[0]
+        sweep, job = a["name"][len(JOB_PREFIX):].rsplit(":", 1)
         try:
-            state = ray.get(ray.get_actor(a["name"], namespace=NAMESPACE).progress.remote(), timeout=10)
-        except (ValueError, ray.exceptions.RayError) as exc:
-            state = {"job": a["name"].rsplit(":", 1)[-1], "status": f"unreachable ({type(exc).__name__})",
-                     "message": ""}
+            refs[ray.get_actor(a["name"], namespace=NAMESPACE).progress.remote()] = (sweep, job)
+        except ValueError:  # ended meanwhile
+            continue
+    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=5.0) if refs else ([], [])
+    out: Dict[str, List[Dict[str, Any]]] = {}
+    for ref, (sweep, job) in refs.items():
+        try:
+            state = ray.get(ref) if ref in ready else {"job": job, "status": "waiting for resources", "message": ""}
+        except ray.exceptions.RayError as exc:
+            state = {"job": job, "status": f"unreachable ({type(exc).__name__})", "message": ""}
         out.setdefault(sweep, []).append(state)
     return out
 
@@ -125,6 +141,7 @@ def run_sweep(specs: List[JobSpec], path: str, address: Optional[str] = None, nu
         log(f"sweep: {len(specs)} jobs on {res.get('CPU', 0):g} CPUs / {res.get('GPU', 0):g} GPUs, "
             f"storage {sweep.location}")
         last = time.monotonic()
+        every = float(specs[0].cfg.experiment.progress_every_s)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
             for ref in done:
@@ -135,7 +152,7 @@ def run_sweep(specs: List[JobSpec], path: str, address: Optional[str] = None, nu
                 sweep.done(name, out)
                 log(f"sweep: {name} done ({len(sweep.results['jobs'])}/{len(specs)})")
                 ray.kill(actors.pop(name))
-            if pending and time.monotonic() - last >= PROGRESS_EVERY_S:
+            if pending and time.monotonic() - last >= every:
                 last = time.monotonic()
                 log(progress_table(actors, len(sweep.results["jobs"]), len(specs)))
         return sweep.finish(finish)
@@ -147,10 +164,49 @@ def run_sweep(specs: List[JobSpec], path: str, address: Optional[str] = None, nu
             ray.shutdown()
 
 
+def map_jobs(fn: Callable[..., Any], args_list: List[tuple], *, sweep: str, cpus: float, gpus: float,
+             require_cuda: bool, progress_every_s: float, log: Callable[[str], None] = print) -> List[Any]:
+    """``[fn(*args) ...]`` as named job actors (``status`` lists them), each with ``cpus``/``gpus``;
+    a line per finished job and the progress table every ``progress_every_s`` seconds."""
+    actors: Dict[str, Any] = {}
+    refs: Dict[Any, int] = {}
+    try:
+        for i, args in enumerate(args_list):
+            name = "-".join(str(a) for a in args if isinstance(a, (int, float)) or (isinstance(a, str) and len(a) < 40))
+            name = f"{i}-{name}" if name else str(i)
+            actor = JobActor.options(name=job_actor_name(sweep, name), namespace=NAMESPACE, num_cpus=cpus,
+                                     num_gpus=gpus, max_restarts=2, max_task_retries=2).remote(sweep, name)
+            actors[name] = actor
+            refs[actor.call.remote(require_cuda, fn, tuple(args))] = i
+        out: List[Any] = [None] * len(args_list)
+        names = list(actors)
+        last = time.monotonic()
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1, timeout=5.0)
+            for ref in done:
+                i = refs.pop(ref)
+                out[i] = ray.get(ref)
+                if isinstance(out[i], dict) and "error" in out[i]:
+                    raise UserError(f"job {names[i]}: {out[i]['error']}")
+                ray.kill(actors.pop(names[i]))
+                log(f"{sweep}: job {names[i]} done ({len(args_list) - len(refs)}/{len(args_list)})")
+            if refs and time.monotonic() - last >= progress_every_s:
+                last = time.monotonic()
+                log(progress_table(actors, len(args_list) - len(refs), len(args_list)))
+        return out
+    finally:
+        for actor in actors.values():
+            ray.kill(actor)
+
+
 def progress_table(actors: Dict[str, Any], done: int, total: int) -> str:
-    """One line per running job: its last progress line (iteration, accuracy so far)."""
-    states = ray.get([a.progress.remote() for a in actors.values()], timeout=30)
-    lines = [f"sweep: {done}/{total} jobs done; running:"]
-    for s in states:
-        lines.append(f"  {s['job']}: {s['status']}  {s.get('message', '')}".rstrip())
+    """One line per job not done: its last progress line (iteration, accuracy so far), or that it
+    waits for its CPUs/GPUs (an actor not placed yet cannot answer)."""
+    refs = {a.progress.remote(): name for name, a in actors.items()}
+    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=5.0)
+    states = {refs[r]: ray.get(r) for r in ready}
+    lines = [f"sweep: {done}/{total} jobs done; the others:"]
+    for name in actors:
+        s = states.get(name, {"status": "waiting for resources", "message": ""})
+        lines.append(f"  {name}: {s['status']}  {s.get('message', '')}".rstrip())
     return "\n".join(lines)
