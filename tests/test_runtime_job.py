@@ -91,6 +91,10 @@ def test_attach_status_stop(cluster, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = cli("status", "--address", cluster.address)
     assert proc.returncode == 0 and "no experiments running" in proc.stdout
+    # the attachable server's detached bundles went with it: nothing stays reserved
+    from ray.util.placement_group import placement_group_table
+
+    assert [p for p in placement_group_table().values() if p["state"] != "REMOVED"] == []
 
 
 def test_address_without_cluster_is_refused(tmp_path):

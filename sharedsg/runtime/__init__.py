@@ -3,10 +3,13 @@
 - :mod:`.server`: ``SGServer``, one named actor per experiment holding the SG groups;
 - :mod:`.stream`: ``StreamActor``, one NMN stream (a :class:`~sharedsg.learn.stream.StreamLearner`);
 - :mod:`.backend`: ``RayBackend``, the experiments' :class:`~sharedsg.harness.backend.Backend` on Ray;
+- :mod:`.placement`: one placement group per run (server groups + streams, all or nothing, GPU shares);
 - :mod:`.job`: connecting to / starting Ray, ``run``, ``attach``, ``status``, ``stop``;
+- :mod:`.local_head`: the local Ray of attachable experiments on one machine (outlives the command);
+- :mod:`.sweep`: jobs (Omniglot, MNIST, meta-test) as named, resumable job actors with progress;
 - :mod:`.commands`: the ``attach``, ``status`` and ``stop`` subcommands;
-- :mod:`.checkpoint`: where the server's and streams' checkpoints live (written atomically by
-  :mod:`sharedsg.checkpoint`, loaded with ``torch.load(weights_only=True)``).
+- :mod:`.checkpoint`: where the server's and streams' checkpoints live in ``experiment.storage``
+  (written atomically by :mod:`sharedsg.checkpoint`, loaded with ``torch.load(weights_only=True)``).
 """
 
 NAMESPACE = "sharedsg"
