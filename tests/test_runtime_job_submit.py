@@ -65,7 +65,7 @@ def test_ray_job_submit_writes_into_storage_not_into_ray_temp(tmp_path):
                        "--working-dir", str(REPO), "--runtime-env-json", runtime_env, "--",
                        "sharedsg", "run", "configs/local_small.yaml", "experiment.iterations=6", "experiment.eval_every=3",
                        "experiment.run_name=job", "experiment.progress=false", "resources.stream_checkpoint_every=2"]
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 300  # minutes on a loaded 2-core machine
             while True:  # the dashboard answers before its job agent is up; then nothing was submitted
                 submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
                 out = submit.stdout + submit.stderr
