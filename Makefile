@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench clean gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,3 +41,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# sharedsg on cuda vs cpu without Ray (tests/gpu/gpu_check.py); on a machine without CUDA only its CPU path runs
+gpu-check:
+	$(PYTHON) tests/gpu/gpu_check.py $(GPU_CHECK_ARGS)

@@ -161,21 +161,39 @@ class ExperimentConfig:
     seeds: List[int] = bounded(factory=lambda: [0, 1, 2], ge=0)  # multi-seed experiments (knowledge_sharing, metatest)
     eval_every: int = bounded(10, ge=1)  # iterations between evaluations on held-out data
     eval_batches: int = bounded(4, ge=1)
-    run_dir: str = "runs"  # runs/<experiment>/<run>/<stream>/
+    # where every node writes events, checkpoints, figures and results.json: <storage>/<experiment>/<run>/;
+    # a local or shared-filesystem path (a relative one is made absolute on the driver) or a URI
+    # (s3://, gs://, file://; needs pyarrow). sharedsg/storage.py
+    storage: str = "runs"
+    run_dir: str = ""  # the former name of storage, still accepted; after loading it equals storage
     run_name: str = ""  # empty: a timestamp
     attachable: bool = False
     # Ray: streams scheduled in one iteration step one after another, in config order, each
     # waiting for its push (LocalBackend's order; with sg.transport=rpc the losses match --local)
     synchronous: bool = False
     progress: bool = True
+    progress_every_s: float = 30.0  # seconds between the progress tables of a sweep's (or meta-test's) running jobs
 
 
 @dataclass
 class ResourcesConfig:
-    gpus_per_stream: float = bounded(-1.0, ge=0, also=(-1,))  # -1: 1 when the cluster has GPUs, else 0
-    cpus_per_stream: float = bounded(1.0, ge=0)
+    """What a run reserves on Ray (sharedsg/runtime/placement.py: one placement group per run)."""
+
+    # GPUs per stream actor, a string: "auto" (the streams share the GPUs there are: 1/k of a GPU each,
+    # the smallest k that fits them all; none: CPU) or a number ("0", "0.25" packs four streams on a GPU, "1")
+    gpus_per_stream: str = matching("auto", r"auto|[0-9]+(\.[0-9]*)?|\.[0-9]+", "auto or a number of GPUs >= 0 (e.g. 0.25, 1)")
+    # auto: the GPUs the streams may share; -1: those of the nodes up now; N: N GPUs, which an
+    # autoscaling cluster starts on request (its GPU workers may be 0 when the run starts)
+    max_gpus: int = bounded(-1, ge=0, also=(-1,))
+    cpus_per_stream: float = bounded(1.0, gt=0)
     server_cpus: float = bounded(1.0, ge=0)  # CPUs reserved for each SG group actor of the server (runtime)
     server_gpus: float = bounded(0.0, ge=0)  # GPUs for each SG group actor (its SGLearner and rpc predictions); 0: CPU
+    gpus_per_job: float = bounded(0.0, ge=0)  # GPUs for each Omniglot / MNIST / meta-test job actor or task
+    # seconds to wait for the run's placement group; then one line says what is missing (exit 2)
+    placement_timeout_s: float = bounded(120.0, ge=0)
+    # a stream or job handed a GPU by Ray stops when this torch cannot use CUDA; false: compute on
+    # the CPU (a Ray that declares GPUs it does not have, as in the tests)
+    require_cuda: bool = True
     max_restarts: int = bounded(-1, ge=0, also=(-1,))  # Ray restarts of a crashed server or stream actor (-1: unlimited)
     stream_checkpoint_every: int = bounded(25, ge=0)  # steps between a stream actor's own checkpoints (0: never)
     object_store_mb: int = bounded(200, ge=75)  # object store of the embedded Ray that `sharedsg run` starts without an address
@@ -328,7 +346,22 @@ def load_config(path: Optional[str | os.PathLike] = None, overrides: List[str] =
     except OmegaConfBaseException as exc:
         raise ConfigError(f"config error: {_one_line(exc)}") from None
     validate(cfg)
+    resolve_storage(cfg)
     return cfg
+
+
+def resolve_storage(cfg: DictConfig) -> None:
+    """``experiment.storage`` (or its former name ``experiment.run_dir``) made absolute, here on the
+    driver; afterwards both fields hold it."""
+    from sharedsg.storage import resolve_root
+
+    e = cfg.experiment
+    default = ExperimentConfig.storage
+    if e.run_dir and e.storage != default and resolve_root(e.run_dir) != resolve_root(e.storage):
+        raise ConfigError(f"config error: experiment.run_dir: '{e.run_dir}' and experiment.storage: '{e.storage}' "
+                          f"differ; run_dir is the former name of storage, give only storage")
+    root = resolve_root(e.run_dir or e.storage)
+    e.storage = e.run_dir = root
 
 
 def validate(cfg: DictConfig) -> None:

@@ -21,8 +21,9 @@ EXPERIMENT = "attach-exp"
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "object_store_memory": 100 * 1024 * 1024})
-    c.add_node(num_cpus=2, object_store_memory=100 * 1024 * 1024)
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "num_gpus": 0,
+                                                      "object_store_memory": 100 * 1024 * 1024})
+    c.add_node(num_cpus=2, num_gpus=0, object_store_memory=100 * 1024 * 1024)
     c.wait_for_nodes()
     yield c
     job.disconnect()
@@ -30,7 +31,7 @@ def cluster():
 
 
 def cli(*args, timeout=180):
-    env = dict(os.environ, RAY_ADDRESS="")
+    env = dict(os.environ, RAY_ADDRESS="", CUDA_VISIBLE_DEVICES="")  # no GPU for this test's Rays
     return subprocess.run([sys.executable, "-m", "sharedsg.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
@@ -91,6 +92,10 @@ def test_attach_status_stop(cluster, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = cli("status", "--address", cluster.address)
     assert proc.returncode == 0 and "no experiments running" in proc.stdout
+    # the attachable server's detached bundles went with it: nothing stays reserved
+    from ray.util.placement_group import placement_group_table
+
+    assert [p for p in placement_group_table().values() if p["state"] != "REMOVED"] == []
 
 
 def test_address_without_cluster_is_refused(tmp_path):
@@ -114,7 +119,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(cluster, tmp_path):
 
     cfg = tiny_yaml(tmp_path / "tiny.yaml", tmp_path / "runs", name="ctrlc",
                     extra="resources: {stream_checkpoint_every: 2}")
-    env = dict(os.environ, RAY_ADDRESS="")
+    env = dict(os.environ, RAY_ADDRESS="", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.Popen([sys.executable, "-m", "sharedsg.cli", "run", str(cfg), "experiment.iterations=100000",
                              "experiment.run_name=r"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, start_new_session=True)

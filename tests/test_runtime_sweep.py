@@ -18,7 +18,8 @@ SMALL = ["model.conv_channels=4", "model.slot_width=8", "sg.hidden=8", "experime
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, object_store_memory=100 * 1024 ** 2, namespace="sharedsg",
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, object_store_memory=100 * 1024 ** 2,
+             namespace="sharedsg",
              logging_level=logging.WARNING)
     yield
     ray.shutdown()
@@ -75,3 +76,38 @@ def test_mnist_rare_batches_land_at_the_scheduled_iterations(tmp_path):
         assert [s for s, _ in ev["grad_norm/oc/synthetic"]] == list(range(iterations))
         assert [s for s, _ in ev["grad_norm/oc/true"]] == list(range(iterations))
         assert results["jobs"][name]["rare_iterations"] == [4, 8, 12]
+
+
+def test_jobs_show_progress_and_status_lists_them(tmp_path, capsys):
+    """While an Omniglot sweep runs: its job actors answer `sharedsg status` (sweep, job, last
+    progress line) and the driver prints a progress table every experiment.progress_every_s."""
+    import threading
+    import time
+
+    from sharedsg.runtime.sweep import format_jobs, job_states
+
+    args = ["sweep", str(REPO / "configs/omniglot/5w1s.yaml"), f"experiment.storage={tmp_path}",
+            "experiment.progress_every_s=1", "fewshot.methods=[proposed]", "fewshot.meta_iterations=30",
+            "fewshot.meta_batch=1", "fewshot.adapt_steps=1", "fewshot.test_episodes=4", "fewshot.queries=2",
+            "fewshot.checkpoint_every=1", *SMALL]
+    rc = []
+    runner = threading.Thread(target=lambda: rc.append(main(args)))
+    runner.start()
+    seen = {}
+    deadline = time.monotonic() + 240
+    while runner.is_alive() and time.monotonic() < deadline:
+        states = job_states()
+        running = [j for j in states.get("omniglot_5w1s/main", []) if "iteration" in j.get("message", "")]
+        if running:
+            seen = {"states": states, "text": format_jobs(states)}
+            break
+        time.sleep(0.5)
+    runner.join(timeout=240)
+    assert rc == [0]
+    assert seen, "no job reported an iteration while the sweep ran"
+    (job,) = seen["states"]["omniglot_5w1s/main"]
+    assert job["job"] == "5w1s-proposed" and job["status"] == "running" and job["device"] == "cpu"
+    assert seen["text"].startswith("sweep omniglot_5w1s/main: 1 jobs running\n  job 5w1s-proposed: running")
+    err = capsys.readouterr().err
+    assert "jobs done; the others:" in err and "5w1s-proposed: running  5w1s-proposed: iteration" in err, err[-2000:]
+    assert job_states() == {}  # the job actor is gone with its sweep

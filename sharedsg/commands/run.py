@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
         if args.address or os.environ.get("RAY_ADDRESS"):
             connect(args.address, cfg)  # a wrong address fails before anything is written
-        launcher = ray_launcher(args.address)
+        launcher = ray_launcher(args.address, cfg)
     log = RunLog(run_path(cfg))
     try:
         results = kind.runner(cfg, launcher, log)

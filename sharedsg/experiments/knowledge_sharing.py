@@ -93,7 +93,7 @@ def run_knowledge_sharing(cfg: DictConfig, launcher: Launcher, log: RunLog) -> D
     rows: List[dict] = []
     for seed in seeds:
         scfg = seed_config(cfg, seed)
-        seed_log = RunLog(log.path / f"seed{seed}")
+        seed_log = log.child(f"seed{seed}")
         backend = launcher.backend(scfg, seed_log)
         try:
             histories[seed] = train_loop(scfg, backend, seed_log, desc=f"{cfg.experiment.name} seed {seed}")

@@ -5,8 +5,9 @@ checkpoints its whole progress into ``directory`` so that running it again resum
 experiment kinds have jobs, and which job class runs them, is the experiment registry's
 (``sharedsg.experiments.registry.job_plan``); this module only runs a plan: :func:`run_jobs`
 in this process, ``sharedsg.runtime.sweep.run_sweep`` as parallel Ray actors. Both write the
-same run directory: ``<experiment.run_dir>/<name>/<experiment.run_name or main>/<job>/``,
-the jobs' scalars to TensorBoard and ``results.json`` after every job.
+same run directory in ``experiment.storage`` (an absolute path or a URI, the same for every
+node): ``<storage>/<name>/<experiment.run_name or main>/<job>/`` holds each job's checkpoint,
+the driver writes the jobs' scalars to TensorBoard and ``results.json`` after every job.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from sharedsg import storage
 from sharedsg.harness.runlog import RunLog, write_json_atomic
 
+CHECKPOINT = "checkpoint.pt"  # a job's file in its folder (the job classes write it)
 Scalar = Tuple[str, int, float]
 Progress = Optional[Callable[[str], None]]
 Finish = Callable[[Path, List["JobSpec"], Dict[str, Dict[str, Any]]], Dict[str, Any]]
@@ -47,11 +50,16 @@ class JobSpec:
     job: type
 
 
-def sweep_path(cfgs: List[DictConfig], name: Optional[str] = None) -> Path:
-    """The run directory of a sweep: ``<run_dir>/<name or the experiment's>/<run_name or main>``."""
+def sweep_path(cfgs: List[DictConfig], name: Optional[str] = None) -> str:
+    """The run location of a sweep: ``<storage>/<name or the experiment's>/<run_name or main>``."""
     first = cfgs[0].experiment
     sweep_name = name or (first.name if len(cfgs) == 1 else "sweep")
-    return Path(first.run_dir) / sweep_name / (first.run_name or "main")
+    return storage.join(first.storage or first.run_dir, sweep_name, first.run_name or "main")
+
+
+def job_location(path: str, job: str) -> str:
+    """Where a job checkpoints: its folder in the sweep's storage location (any node reads it)."""
+    return storage.join(path, job)
 
 
 def strip_scalars(results: Dict[str, object]) -> Dict[str, object]:
@@ -69,12 +77,14 @@ def log_job(log: RunLog, name: str, results: Dict[str, object]) -> None:
 class SweepResults:
     """``results.json`` of a sweep, rewritten after every finished job."""
 
-    def __init__(self, path: Path, specs: List[JobSpec]) -> None:
-        self.path, self.specs = path, specs
-        self.log = RunLog(path)
+    def __init__(self, location: str, specs: List[JobSpec]) -> None:
+        self.location, self.specs = storage.location(location), specs
+        self.log = RunLog(self.location)
+        self.path = self.log.path  # the local folder (a URI's staging folder)
         self.started = time.perf_counter()
+        parts = self.location.rstrip("/").split("/")
         self.results: Dict[str, Any] = {
-            "sweep": path.parent.name, "run": path.name, "path": str(path), "jobs": {},
+            "sweep": parts[-2], "run": parts[-1], "path": self.location, "jobs": {},
             "configs": _unique_configs(specs)}
         for spec in specs:
             self.log.config(spec.name, spec.cfg)
@@ -86,6 +96,11 @@ class SweepResults:
 
     def finish(self, finish: Optional[Finish]) -> Dict[str, Any]:
         if finish is not None:
+            if storage.is_uri(self.location):  # the jobs' checkpoints, read from storage, beside the figures
+                for spec in self.specs:
+                    data = storage.read_bytes(storage.join(job_location(self.location, spec.name), CHECKPOINT))
+                    if data is not None:
+                        storage.write_bytes(self.path / spec.name / CHECKPOINT, data)
             self.results.update(finish(self.path, self.specs, self.results["jobs"]))
         self._write()
         return self.results
@@ -96,6 +111,7 @@ class SweepResults:
     def _write(self) -> None:
         self.results["wall_time_s"] = time.perf_counter() - self.started
         write_json_atomic(self.path / "results.json", self.results)
+        self.log.flush()
 
 
 def _unique_configs(specs: List[JobSpec]) -> List[Dict[str, Any]]:
@@ -108,13 +124,13 @@ def _unique_configs(specs: List[JobSpec]) -> List[Dict[str, Any]]:
     return out
 
 
-def run_jobs(specs: List[JobSpec], path: Path, log: Callable[[str], None] = print,
+def run_jobs(specs: List[JobSpec], path: str, log: Callable[[str], None] = print,
              finish: Optional[Finish] = None) -> Dict[str, Any]:
     """Every job of the plan, one after another in this process (``--local``)."""
     sweep = SweepResults(path, specs)
     try:
         for spec in specs:
-            res = spec.job(spec.cfg, spec.name).run(path / spec.name, progress=log)
+            res = spec.job(spec.cfg, spec.name).run(Path(job_location(path, spec.name)), progress=log)
             sweep.done(spec.name, res)
             log(f"sweep: {spec.name} done ({len(sweep.results['jobs'])}/{len(specs)})")
         return sweep.finish(finish)

@@ -1,4 +1,10 @@
-"""TensorBoard logging for a run: ``<run_dir>/<experiment>/<run>/<stream>/`` on the driver's machine."""
+"""TensorBoard logging for a run: ``<experiment.storage>/<experiment>/<run>/<stream>/``, written by the driver.
+
+With a URI storage (:mod:`sharedsg.storage`) the driver writes into a local staging folder and
+uploads it on every :meth:`RunLog.flush` and at :meth:`RunLog.close`. The run folder is created
+with the first thing written into it, so a run that stops before (a placement that is not
+granted) leaves nothing behind.
+"""
 
 from __future__ import annotations
 
@@ -11,28 +17,46 @@ from typing import Dict, Mapping
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
+from sharedsg import storage
+from sharedsg.config import cache_dir
+
 
 def new_run_name() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
-def run_path(cfg: DictConfig) -> Path:
-    """The run directory; an empty ``experiment.run_name`` is replaced by a timestamp (once)."""
+def run_path(cfg: DictConfig) -> str:
+    """The run's storage location (a path or a URI); an empty ``experiment.run_name`` is replaced
+    by a timestamp (once)."""
     if not cfg.experiment.run_name:
         cfg.experiment.run_name = new_run_name()
-    return Path(cfg.experiment.run_dir) / cfg.experiment.name / cfg.experiment.run_name
+    return storage.join(cfg.experiment.storage or cfg.experiment.run_dir, cfg.experiment.name,
+                        cfg.experiment.run_name)
 
 
 class RunLog:
-    """One SummaryWriter per stream (plus ``server`` and any other writer name) under the run dir."""
+    """One SummaryWriter per stream (plus ``server`` and any other writer name) under the run dir.
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+    ``location`` is where the run's files belong (``run_path``); ``path`` the local folder the
+    driver writes (the same, or the staging folder of a URI). Fails with one line when this
+    machine cannot write there."""
+
+    def __init__(self, location: str | Path) -> None:
+        self.location = storage.location(location)
+        storage.check_writable(self.location)
+        if storage.is_uri(self.location):
+            self.path = storage.staging_dir(self.location, cache_dir())
+        else:
+            self.path = Path(self.location)
         self._writers: Dict[str, SummaryWriter] = {}
+
+    def child(self, name: str) -> "RunLog":
+        """The run log of a sub-folder (e.g. one seed's)."""
+        return RunLog(storage.join(self.location, name))
 
     def writer(self, name: str) -> SummaryWriter:
         if name not in self._writers:
+            self.path.mkdir(parents=True, exist_ok=True)
             self._writers[name] = SummaryWriter(log_dir=str(self.path / name), flush_secs=5)
         return self._writers[name]
 
@@ -57,11 +81,17 @@ class RunLog:
     def flush(self) -> None:
         for w in self._writers.values():
             w.flush()
+        self._upload()
 
     def close(self) -> None:
         for w in self._writers.values():
             w.close()
         self._writers.clear()
+        self._upload()
+
+    def _upload(self) -> None:
+        if storage.is_uri(self.location) and self.path.is_dir():
+            storage.upload_dir(self.path, self.location)
 
 
 def _flatten(d: Mapping, prefix: str = "") -> Dict[str, object]:
@@ -76,6 +106,7 @@ def _flatten(d: Mapping, prefix: str = "") -> Dict[str, object]:
 
 
 def write_json_atomic(path: Path, obj: object) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(path) + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)

@@ -6,11 +6,13 @@ harness (:mod:`sharedsg.harness`) and never imports :mod:`sharedsg.experiments`.
 - :mod:`.client`: ``SGClient``, a stream's side of the SG protocol (pushes, acknowledgements, weights);
 - :mod:`.stream`: ``StreamActor``, one NMN stream (the ray-free :class:`~sharedsg.harness.stream.Stream`);
 - :mod:`.backend`: ``RayBackend``, the harness's :class:`~sharedsg.harness.backend.Backend` on Ray;
+- :mod:`.placement`: one placement group per run (server groups + streams, all or nothing, GPU shares);
 - :mod:`.job`: connecting to / starting Ray, ``run``, ``attach``, ``status``, ``stop``;
-- :mod:`.sweep`: the jobs of a plan (``sharedsg sweep``) as parallel, resumable actors;
+- :mod:`.local_head`: the local Ray of attachable experiments on one machine (outlives the command);
+- :mod:`.sweep`: jobs (Omniglot, MNIST, meta-test) as named, resumable job actors with progress;
 - :mod:`.commands`: the ``attach``, ``status`` and ``stop`` subcommands;
-- :mod:`.checkpoint`: where the server's and streams' checkpoints live (written atomically by
-  :mod:`sharedsg.checkpoint`, loaded with ``torch.load(weights_only=True)``).
+- :mod:`.checkpoint`: where the server's and streams' checkpoints live in ``experiment.storage``
+  (written atomically by :mod:`sharedsg.checkpoint`, loaded with ``torch.load(weights_only=True)``).
 """
 
 NAMESPACE = "sharedsg"

@@ -7,6 +7,9 @@ the experiment's SG service (registry + group actors). Each stream's SG group is
 Streams scheduled in the same iteration step in parallel; with ``experiment.synchronous`` they step one after another in config order.
 The driver writes everything to TensorBoard on its own machine: each stream's metrics come
 back with its step, the server's state is polled (``server/`` in the run directory).
+Every stream actor starts inside its bundle of the run's placement group
+(:class:`~sharedsg.runtime.placement.Reservation`); streams that join later (attach) reserve
+theirs together, all or nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from sharedsg.errors import UserError
 from sharedsg.harness.runlog import RunLog
 from sharedsg.harness.stream import group_of
-from sharedsg.runtime import stream_actor_name
+from sharedsg.runtime import placement, stream_actor_name
+from sharedsg.runtime.placement import Reservation
 from sharedsg.runtime.stream import stream_actor
 
 SERVER_LOG_EVERY = 10  # iterations between polls of the server's state for TensorBoard
@@ -29,24 +33,30 @@ SERVER_LOG_EVERY = 10  # iterations between polls of the server's state for Tens
 
 class RayBackend:
     def __init__(self, cfg: DictConfig, log: Optional[RunLog], server: Any, *, owns_server: bool = True,
-                 on_close=None) -> None:
+                 reservation: Optional[Reservation] = None, on_close=None) -> None:
+        """``reservation``: the placement of ``cfg.streams`` (a run's, made with its server); None:
+        reserve ``cfg.streams`` now, all together (attach)."""
         self.cfg, self.log, self.server = cfg, log, server
         self.owns_server = owns_server
         self.on_close = on_close
-        self.run_path = str(log.path) if log is not None else ray.get(server.state.remote())["run_path"]
+        self.reservations: List[Reservation] = [
+            reservation if reservation is not None else placement.reserve_streams(cfg, list(cfg.streams))]
+        self.run_path = log.location if log is not None else ray.get(server.state.remote())["run_path"]
         self.actors: Dict[str, Any] = {}
         self.groups: Dict[str, str] = {}
-        self._gpus = self._gpus_per_stream()
         self._state_ref = None
         self._last_state: Optional[Dict[str, Any]] = None
         self._last_poll = (time.perf_counter(), 0)
         self.closed = False
 
-    def _gpus_per_stream(self) -> float:
-        g = float(self.cfg.resources.gpus_per_stream)
-        if g < 0:
-            return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        return g
+    def _options(self, name: str) -> Dict[str, Any]:
+        """The Ray options of stream ``name``'s bundle (a stream not reserved yet reserves its own)."""
+        for r in self.reservations:
+            if r.has_stream(name):
+                return r.stream_options(name)
+        extra = placement.reserve_streams(self.cfg, [name])
+        self.reservations.append(extra)
+        return extra.stream_options(name)
 
     # -- Backend protocol ------------------------------------------------------------------
     def add_stream(self, name: str, stream_cfg: DictConfig) -> None:
@@ -54,8 +64,8 @@ class RayBackend:
             self.cfg = OmegaConf.merge(self.cfg, {"streams": {name: stream_cfg}})
         cfg = self.cfg = OmegaConf.merge(self.cfg, {"streams": {name: {"group": group_of(self.cfg, name)}}})
         try:
-            actor = stream_actor(cfg, name, self.run_path,
-                                 gpus=self._gpus, actor_name=stream_actor_name(cfg.experiment.name, name))
+            actor = stream_actor(cfg, name, self.run_path, options=self._options(name),
+                                 actor_name=stream_actor_name(cfg.experiment.name, name))
         except ValueError as exc:  # the name is taken
             raise UserError(f"stream '{name}' of experiment '{cfg.experiment.name}' is already running: {exc}") from None
         info = ray.get(actor.setup.remote())
@@ -146,5 +156,8 @@ class RayBackend:
             self.actors.clear()
             if self.owns_server and not self.cfg.experiment.attachable:
                 ray.kill(self.server, no_restart=True)
+            for r in self.reservations:  # an attachable server keeps its own (detached) bundles
+                r.release(servers=not self.cfg.experiment.attachable)
+            self.reservations.clear()
             if self.on_close is not None:
                 self.on_close()

@@ -141,7 +141,8 @@ class _Ray:
         from sharedsg.runtime.stream import stream_actor
 
         self.server = server_actor(cfg, run_dir, detached=False)
-        self.actors = [stream_actor(cfg, n, run_dir, gpus=0.0,
+        self.actors = [stream_actor(cfg, n, run_dir,
+                                    options={"num_cpus": float(cfg.resources.cpus_per_stream), "num_gpus": 0},
                                     actor_name=stream_actor_name(cfg.experiment.name, n)) for n in cfg.streams]
         ray.get([a.setup.remote() for a in self.actors])
         ray.get([a.run_steps.remote(warmup) for a in self.actors])

@@ -1,32 +1,32 @@
-"""Where the runtime's checkpoints live in a run directory; written with :mod:`sharedsg.checkpoint`.
+"""Where the runtime's checkpoints live in a run's storage location (a path or a URI,
+:mod:`sharedsg.storage`); written with :mod:`sharedsg.checkpoint`.
 
-Every path the SG service and the streams write comes from a function here, so the storage
-location can be swapped in one place.
+Every path the SG service and the streams write comes from a function here.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from sharedsg.checkpoint import load, save
+from sharedsg.storage import join
 
 __all__ = ["checkpoint_dir", "server_checkpoint", "group_checkpoint", "stream_checkpoint", "load", "save"]
 
 
-def checkpoint_dir(run_path: str | os.PathLike) -> Path:
-    return Path(run_path) / "checkpoints"
+def checkpoint_dir(run_path: str | os.PathLike) -> str:
+    return join(run_path, "checkpoints")
 
 
-def server_checkpoint(run_path: str | os.PathLike) -> Path:
+def server_checkpoint(run_path: str | os.PathLike) -> str:
     """The SG service's registry: its groups (name, model) and streams, and the push totals."""
-    return checkpoint_dir(run_path) / "server.pt"
+    return join(checkpoint_dir(run_path), "server.pt")
 
 
-def group_checkpoint(run_path: str | os.PathLike, group: str) -> Path:
+def group_checkpoint(run_path: str | os.PathLike, group: str) -> str:
     """One SG group actor: weights, optimiser, version, push ledgers, counters."""
-    return checkpoint_dir(run_path) / f"sg-{group}.pt"
+    return join(checkpoint_dir(run_path), f"sg-{group}.pt")
 
 
-def stream_checkpoint(run_path: str | os.PathLike, stream: str) -> Path:
-    return checkpoint_dir(run_path) / f"stream-{stream}.pt"
+def stream_checkpoint(run_path: str | os.PathLike, stream: str) -> str:
+    return join(checkpoint_dir(run_path), f"stream-{stream}.pt")

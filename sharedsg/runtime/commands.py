@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_attach)
 
-    p = sub.add_parser("status", help="experiments running on a Ray cluster: streams, versions, pushes, queue")
+    p = sub.add_parser("status", help="experiments running on a Ray cluster (streams, versions, pushes, queue) "
+                                      "and sweep jobs (progress)")
     p.add_argument("--experiment", default=None, help="only this experiment")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS)")
     p.add_argument("--json", action="store_true", help="print the servers' state as JSON")
@@ -37,11 +38,14 @@ def _attach(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from sharedsg.runtime import job
 
+    from sharedsg.runtime.sweep import format_jobs, job_states
+
     states = job.status(args.experiment, address=args.address)
+    sweeps = job_states() if args.experiment is None else {}  # Omniglot / MNIST jobs and their progress
     if args.json:
-        job.print_json(states)
+        job.print_json(dict(states, **({"sweeps": sweeps} if sweeps else {})))
     else:
-        print(job.format_status(states))
+        print("\n".join(t for t in (job.format_status(states), format_jobs(sweeps)) if t))
     return 0
 
 

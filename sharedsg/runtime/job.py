@@ -1,7 +1,9 @@
 """Launch, attach, status and stop: connecting to (or starting) Ray and finding experiments.
 
 - No ``--address`` and no ``RAY_ADDRESS``: start a Ray inside this command (the embedded
-  default: no dashboard, a small object store, enough logical CPUs for the streams and server).
+  default: no dashboard, a small object store, enough logical CPUs for the streams and server);
+  for an attachable experiment, start or join the local Ray that outlives the command
+  (:mod:`~sharedsg.runtime.local_head`), which ``attach``, ``status`` and ``stop`` then find.
 - Otherwise join that cluster (``host:port``, ``auto`` or ``ray://...``).
 
 Experiments are found by name: the server is ``sgserver:<experiment>`` in namespace ``sharedsg``.
@@ -13,12 +15,12 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import ray
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from sharedsg.config import Config, ConfigError, read_yaml_mapping, validate
@@ -27,7 +29,8 @@ from sharedsg.errors import UserError
 from sharedsg.harness.launcher import Launcher
 from sharedsg.harness.loop import train_loop
 from sharedsg.harness.runlog import RunLog
-from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, server_name, stream_actor_name
+from sharedsg.harness.stream import group_of
+from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, local_head, placement, server_name, stream_actor_name
 from sharedsg.runtime.backend import RayBackend
 from sharedsg.runtime.server import server_actor
 
@@ -46,28 +49,42 @@ def _reachable(address: str, timeout: float = 3.0) -> Optional[str]:
         return exc.strerror or str(exc)
 
 
+def _cpus_for(cfg: Optional[DictConfig], num_cpus: Optional[int]) -> int:
+    """Logical CPUs of a Ray started here: ``num_cpus``, else enough for ``cfg``'s streams and
+    server groups (at least the machine's cores)."""
+    need = 1.0
+    if cfg is not None:
+        groups = {group_of(cfg, n) for n in cfg.streams}
+        need = len(cfg.streams) * float(cfg.resources.cpus_per_stream) + len(groups) * float(cfg.resources.server_cpus)
+    return num_cpus if num_cpus is not None else max(int(os.cpu_count() or 1), int(need + 0.999))
+
+
 def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, embedded_ok: bool = True,
             num_cpus: Optional[int] = None) -> str:
     """Join the cluster at ``address`` (else ``$RAY_ADDRESS``), or start an embedded Ray; returns where.
 
-    The embedded Ray gets ``num_cpus`` logical CPUs when given, else enough for ``cfg``'s
-    streams and server (at least the machine's cores)."""
+    Without an address, an attachable ``cfg`` starts or joins the local Ray that outlives this
+    command; ``embedded_ok=False`` (attach, status, stop) joins that local Ray when it runs."""
     global _STARTED_HERE
     if ray.is_initialized():
         return "connected"
     address = address or os.environ.get("RAY_ADDRESS") or None
     quiet = dict(logging_level=logging.WARNING, log_to_driver=True, namespace=NAMESPACE)
+    head = None
+    if address is None and cfg is not None and cfg.experiment.attachable:
+        head = local_head.start(_cpus_for(cfg, num_cpus), int(cfg.resources.object_store_mb))
+    elif address is None and not embedded_ok:
+        head = local_head.running()
+        if head is None:
+            raise UserError("no Ray cluster given: pass --address HOST:PORT (or set RAY_ADDRESS) to reach the "
+                            "cluster that runs the experiment; on one machine, `sharedsg run CONFIG "
+                            "experiment.attachable=true` starts a local Ray that these commands find")
+    if head is not None:
+        local_head.use_token(head)
+        address = str(head["address"])
     if address is None:
-        if not embedded_ok:
-            raise UserError("no Ray cluster given: pass --address HOST:PORT (or set RAY_ADDRESS) "
-                            "to reach the cluster that runs the experiment")
-        need = 1.0
-        mb = 200
-        if cfg is not None:
-            # every stream, and at most one SG group actor per stream
-            need = len(cfg.streams) * (float(cfg.resources.cpus_per_stream) + float(cfg.resources.server_cpus))
-            mb = int(cfg.resources.object_store_mb)
-        cpus = num_cpus if num_cpus is not None else max(int(os.cpu_count() or 1), int(need + 0.999))
+        mb = int(cfg.resources.object_store_mb) if cfg is not None else 200
+        cpus = _cpus_for(cfg, num_cpus)
         # "local": a Ray of its own even when another runs on this machine (which a bare
         # ray.init() would join, and refuse num_cpus for)
         ray.init(address="local", include_dashboard=False, object_store_memory=mb * 1024 * 1024, num_cpus=cpus,
@@ -92,6 +109,14 @@ def disconnect() -> None:
     if ray.is_initialized():
         ray.shutdown()
     _STARTED_HERE = False
+
+
+def job_actors() -> List[str]:
+    """Names of the sweep job actors alive on the connected cluster."""
+    from sharedsg.runtime.sweep import JOB_PREFIX
+
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a.get("namespace") == NAMESPACE and a["name"].startswith(JOB_PREFIX)]
 
 
 def experiments() -> List[str]:
@@ -130,11 +155,17 @@ def ray_backend(cfg: DictConfig, log: RunLog, address: Optional[str] = None) -> 
         raise UserError(f"experiment '{cfg.experiment.name}' is already running in namespace '{NAMESPACE}' "
                         f"(run {run}); attach streams with `sharedsg attach --experiment {cfg.experiment.name}` "
                         f"or stop it with `sharedsg stop --experiment {cfg.experiment.name}`")
-    server = server_actor(cfg, str(Path(log.path).resolve()), detached=bool(cfg.experiment.attachable),
-                          node_id=_driver_node())
-    ray.get(server.ping.remote())
+    # everything the run needs, all or nothing, before any actor starts or anything is written
+    reservation = placement.reserve_run(cfg)
+    try:
+        server = server_actor(cfg, log.location, detached=bool(cfg.experiment.attachable), node_id=_driver_node())
+        # each SG group's actor goes into its own bundle of the reservation
+        ray.get([server.place.remote(g, reservation.server_options(g)) for g in reservation.server_bundles])
+    except BaseException:
+        reservation.release(servers=True)
+        raise
     log.config("server", cfg)
-    return RayBackend(cfg, log, server, owns_server=True)
+    return RayBackend(cfg, log, server, owns_server=True, reservation=reservation)
 
 
 # -- attach ------------------------------------------------------------------------------------
@@ -170,7 +201,7 @@ def attach(experiment: str, stream_config: str, overrides: List[str],
     server_cfg = ray.get(server.config.remote(), timeout=60)
     run_path = ray.get(server.state.remote(), timeout=60)["run_path"]
     cfg = attach_config(server_cfg, stream_config, overrides)
-    log = RunLog(Path(run_path))
+    log = RunLog(run_path)
     backend = RayBackend(cfg, log, server, owns_server=False)
     started = time.perf_counter()
     try:
@@ -209,6 +240,7 @@ def stop(experiment: str, address: Optional[str] = None) -> Dict[str, Any]:
     except ray.exceptions.RayError:
         pass
     ray.kill(server, no_restart=True)
+    placement.release_detached(experiment)  # the attachable server's bundles
     killed = []
     prefix = stream_actor_name(experiment, "")
     for a in ray.util.list_named_actors(all_namespaces=True):
@@ -218,7 +250,22 @@ def stop(experiment: str, address: Optional[str] = None) -> Dict[str, Any]:
                 killed.append(a["name"])
             except ValueError:
                 pass
-    return {"experiment": experiment, "stopped": True, "checkpoint": path, "streams_stopped": killed}
+    out = {"experiment": experiment, "stopped": True, "checkpoint": path, "streams_stopped": killed}
+    out.update(stop_idle_local_head(stopped=experiment))
+    return out
+
+
+def stop_idle_local_head(stopped: str) -> Dict[str, Any]:
+    """Stop the local Ray of attachable experiments (:mod:`.local_head`) once it runs none but
+    ``stopped`` (whose name may take a moment to go); what was stopped."""
+    head = local_head.running()
+    port = str(head["address"]).rsplit(":", 1)[1] if head is not None else None
+    if port is None or ray.get_runtime_context().gcs_address.rsplit(":", 1)[1] != port:
+        return {}
+    if [e for e in experiments() if e != stopped] or job_actors():
+        return {}
+    disconnect()
+    return {"local_ray_stopped": local_head.stop()}
 
 
 def format_status(states: Dict[str, Any]) -> str:
@@ -259,21 +306,26 @@ def print_json(obj: Any) -> None:
 
 
 # -- launcher for experiments ------------------------------------------------------------------
-def _job(fn, args):
-    torch.set_num_threads(1)
-    return fn(*args)
+def ray_launcher(address: Optional[str] = None, cfg: Optional[DictConfig] = None) -> Launcher:
+    """Streams as actors (an embedded Ray sized for the first backend's streams), jobs as named job
+    actors (``sharedsg status`` lists them) with ``cfg``'s ``resources.cpus_per_stream`` CPUs and
+    ``resources.gpus_per_job`` GPUs each."""
+    from sharedsg.runtime.sweep import map_jobs
 
-
-def ray_launcher(address: Optional[str] = None) -> Launcher:
-    """Streams as actors (an embedded Ray sized for the first backend's streams), jobs as Ray tasks."""
+    cpus = float(cfg.resources.cpus_per_stream) if cfg is not None else 1.0
+    gpus = float(cfg.resources.gpus_per_job) if cfg is not None else 0.0
+    require_cuda = bool(cfg.resources.require_cuda) if cfg is not None else True
 
     def backend(cfg: DictConfig, log: RunLog) -> RayBackend:
         connect(address, cfg)
         return ray_backend(cfg, log, address=address)
 
     def job_map(fn, args_list):
-        connect(address, None)
-        task = ray.remote(num_cpus=1, max_retries=2)(_job)
-        return ray.get([task.remote(fn, tuple(a)) for a in args_list])
+        connect(address, cfg)
+        sweep = f"{cfg.experiment.name}/{cfg.experiment.run_name}" if cfg is not None else "jobs"
+        every = float(cfg.experiment.progress_every_s) if cfg is not None else 30.0
+        return map_jobs(fn, [tuple(a) for a in args_list], sweep=sweep, cpus=cpus, gpus=gpus,
+                        require_cuda=require_cuda, progress_every_s=every,
+                        log=lambda m: print(m, file=sys.stderr, flush=True))
 
     return Launcher(backend=backend, map=job_map)

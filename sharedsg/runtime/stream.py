@@ -14,7 +14,8 @@ Transports (``sg.transport``):
   acknowledgement; with ``exact`` the group predicts only after training on every accepted push
   (with ``experiment.synchronous`` the run matches the in-process LocalBackend).
 
-The device is the one Ray assigned (``ray.get_gpu_ids()``); tensors cross the wire on the CPU.
+The device is the one Ray assigned (``ray.get_gpu_ids()``; a GPU that this torch cannot use is an
+error, :func:`assigned_device`); tensors cross the wire on the CPU.
 A checkpoint (learner, optimiser, sequence numbers) is written every
 ``resources.stream_checkpoint_every`` steps; when Ray restarts a crashed actor it resumes from it,
 or, without one, continues its sequence numbers after the group's (exactly once either way).
@@ -25,22 +26,35 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import ray
 import torch
 from omegaconf import OmegaConf
 
+from sharedsg import storage
+from sharedsg.errors import UserError
 from sharedsg.harness.stream import Stream
 from sharedsg.learn.types import SGState
 from sharedsg.runtime import NAMESPACE, checkpoint, with_defaults, server_name, was_reconstructed
 from sharedsg.runtime.client import SGClient
 
 
-def _device() -> str:
-    if ray.get_gpu_ids() and torch.cuda.is_available():
-        return "cuda"  # Ray set CUDA_VISIBLE_DEVICES to the assigned GPU(s)
-    return "cpu"
+def assigned_device(require_cuda: bool) -> Tuple[str, Optional[str]]:
+    """The device of the GPU(s) Ray assigned this actor (``cuda``; Ray sets CUDA_VISIBLE_DEVICES),
+    else ``cpu``; and an error when Ray assigned a GPU that this torch cannot use (a CPU-only
+    build, or no driver) and ``require_cuda`` (``resources.require_cuda``) forbids the CPU."""
+    gpus = ray.get_gpu_ids()
+    if not gpus:
+        return "cpu", None
+    if torch.cuda.is_available():
+        return "cuda", None
+    if require_cuda:
+        build = "a CPU-only torch build" if torch.version.cuda is None else f"torch {torch.__version__} sees no CUDA device"
+        return "cpu", (f"Ray gave this actor GPU {', '.join(map(str, gpus))} on {socket.gethostname()} but it runs "
+                       f"{build}; install the CUDA build of torch on the GPU nodes (see docs/clusters.md), or "
+                       f"set resources.gpus_per_stream=0 (resources.require_cuda=false computes on the CPU)")
+    return "cpu", None
 
 
 class StreamActor:
@@ -55,7 +69,14 @@ class StreamActor:
         self.rpc = self.cfg.sg.transport == "rpc"
         self.max_staleness = int(self.cfg.sg.max_staleness)
         self.ckpt_every = int(self.cfg.resources.stream_checkpoint_every)
-        self.device = _device()
+        self.device, self.error = assigned_device(bool(self.cfg.resources.require_cuda))
+        if self.error is None:
+            try:  # this node writes its checkpoints into the run's storage
+                storage.check_writable(run_path)
+            except UserError as exc:
+                self.error = str(exc)
+        if self.error is not None:  # setup() reports it; nothing registered with the server
+            return
         self.stream = Stream(self.cfg, name, device=self.device)
         self.learner = self.stream.learner
         self.ckpt_path = checkpoint.stream_checkpoint(run_path, name)
@@ -73,7 +94,7 @@ class StreamActor:
                            OmegaConf.to_container(self.cfg.model, resolve=True), info,
                            start_seq=start_seq, max_inflight=int(self.cfg.sg.max_inflight_pushes),
                            wire_dtype=str(self.cfg.sg.wire_dtype))
-        self.error: Optional[str] = self.sg.error
+        self.error = self.sg.error
         if self.error is None:
             self.group = self.sg.group
             if saved is None or self.learner.sg_version != self.sg.known_version:
@@ -149,11 +170,11 @@ class StreamActor:
         return self.stream.predict(x, steps)
 
 
-def stream_actor(cfg, name: str, run_path: str, *, gpus: float, actor_name: str):
-    """Start ``StreamActor`` for ``name`` with ``resources.cpus_per_stream`` CPUs and ``gpus`` GPUs."""
-    cpus = float(cfg.resources.cpus_per_stream)
-    options: Dict[str, Any] = dict(name=actor_name, namespace=NAMESPACE, num_cpus=cpus, num_gpus=gpus,
-                                   max_restarts=int(cfg.resources.max_restarts), max_task_retries=-1)
+def stream_actor(cfg, name: str, run_path: str, *, options: Dict[str, Any], actor_name: str):
+    """Start ``StreamActor`` for ``name`` with the Ray ``options`` of its placement
+    (:meth:`~sharedsg.runtime.placement.Reservation.stream_options`: CPUs, GPUs, its bundle)."""
+    opts: Dict[str, Any] = dict(name=actor_name, namespace=NAMESPACE, max_restarts=int(cfg.resources.max_restarts),
+                                max_task_retries=-1, **options)
     plain = OmegaConf.to_container(cfg, resolve=True)
-    return ray.remote(StreamActor).options(**options).remote(plain, name, str(run_path),
-                                                             max(1, int(cpus)))
+    return ray.remote(StreamActor).options(**opts).remote(plain, name, str(run_path),
+                                                          max(1, int(opts.get("num_cpus", 1))))

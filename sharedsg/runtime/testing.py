@@ -22,7 +22,7 @@ TINY = [
 
 
 def tiny_config(run_dir: str | os.PathLike, *overrides: str, two_streams: bool = True) -> DictConfig:
-    extra: List[str] = list(TINY) + [f"experiment.run_dir={run_dir}"]
+    extra: List[str] = list(TINY) + [f"experiment.storage={run_dir}"]
     if two_streams:
         extra.append("streams.pedestrian.data_class=pedestrian")
     return load_config(None, extra + list(overrides))
@@ -32,7 +32,7 @@ def tiny_yaml(path: str | os.PathLike, run_dir: str | os.PathLike, name: str = "
               streams: str = "cyclist: {data_class: cyclist}\n  pedestrian: {data_class: pedestrian}",
               extra: str = "") -> Path:
     """A YAML config equal to :func:`tiny_config` (for CLI tests)."""
-    text = f"""experiment: {{name: {name}, iterations: 6, eval_every: 3, eval_batches: 1, run_dir: {run_dir}, progress: false}}
+    text = f"""experiment: {{name: {name}, iterations: 6, eval_every: 3, eval_batches: 1, storage: {run_dir}, progress: false}}
 model: {{slot_width: 8, encoder_hidden: 8}}
 sg: {{hidden: 8}}
 learner: {{batch_size: 8}}
@@ -45,9 +45,10 @@ streams:
 
 
 @contextlib.contextmanager
-def local_ray(num_cpus: int = 4, object_store_mb: int = 150) -> Iterator[None]:
-    """A small Ray in this process (no dashboard); shut down afterwards."""
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+def local_ray(num_cpus: int = 4, object_store_mb: int = 150, num_gpus: int = 0) -> Iterator[None]:
+    """A small Ray in this process (no dashboard); shut down afterwards. ``num_gpus=0`` unless a
+    test is about GPUs (then Ray declares that many, which need not exist)."""
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
              object_store_memory=object_store_mb * 1024 * 1024, namespace=NAMESPACE, logging_level=logging.WARNING)
     try:
         yield
