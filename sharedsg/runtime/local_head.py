@@ -94,9 +94,12 @@ def start(num_cpus: int, object_store_mb: int) -> Dict[str, object]:
     token = secrets.token_hex(32)
     log = cache_dir() / "local-ray.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    # ports of its own: another Ray on this machine may hold the default ones
+    ports = [f"--{name}-port={_free_port()}" for name in ("dashboard-agent-listen", "dashboard-agent-grpc",
+                                                            "runtime-env-agent", "metrics-export", "ray-client-server")]
     command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
                "--node-ip-address=127.0.0.1", "--include-dashboard=false", f"--num-cpus={num_cpus}",
-               f"--object-store-memory={object_store_mb * 1024 * 1024}", "--disable-usage-stats"]
+               f"--object-store-memory={object_store_mb * 1024 * 1024}", "--disable-usage-stats", *ports]
     with open(log, "ab") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token),
