@@ -172,7 +172,7 @@ class ExperimentConfig:
     # waiting for its push (LocalBackend's order; with sg.transport=rpc the losses match --local)
     synchronous: bool = False
     progress: bool = True
-    progress_every_s: float = 30.0  # seconds between the progress tables of a sweep's (or meta-test's) running jobs
+    progress_every_s: float = bounded(30.0, gt=0)  # seconds between the progress tables of a sweep's (or meta-test's) running jobs
 
 
 @dataclass

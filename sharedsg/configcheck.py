@@ -196,3 +196,8 @@ def check_values(cfg: DictConfig, schema: type) -> None:
     for key, value, tp, meta in _leaves(cfg, schema, ""):
         _check_leaf(key, value, tp, meta)
 
+
+
+def choices_of(schema: type, name: str) -> Tuple[Any, ...]:
+    """The choices field ``name`` of ``schema`` declares (code that dispatches on a choice reads them here)."""
+    return next(f for f in dataclasses.fields(schema) if f.name == name).metadata["choices"]

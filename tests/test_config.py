@@ -181,7 +181,7 @@ def test_every_bound_and_choice_is_enforced():
     ("fewshot.ways=1", "fewshot.ways: must be at least 2, got 1"),
     ("fewshot.test_adapt_steps=-2", "fewshot.test_adapt_steps: must be -1 or >= 0, got -2"),
     ("streams.cyclist.seed=-5", "streams.cyclist.seed: must be -1 or >= 0, got -5"),
-    ("resources.gpus_per_stream=-0.5", "resources.gpus_per_stream: must be -1 or >= 0, got -0.5"),
+    ("resources.gpus_per_stream=-0.5", "resources.gpus_per_stream: '-0.5' must be auto or a number of GPUs >= 0"),
     ("experiment.seeds=[0,-1]", "experiment.seeds[1]: must be non-negative, got -1"),
     ("fewshot.maml_order=3", "fewshot.maml_order: '3' is not one of 1, 2"),
     ("rare.methods=[proposed,maml]", "rare.methods: 'maml' is not one of proposed, baseline"),

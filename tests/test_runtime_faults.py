@@ -1,5 +1,7 @@
 """Faults on a real local Ray: an SG group actor, the registry or a stream actor killed mid-run."""
 
+from pathlib import Path
+
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -91,7 +93,7 @@ def test_stream_killed_without_checkpoint_continues_after_the_servers_watermark(
         for it in range(12):
             if it == 7:
                 backend.flush()
-                checkpoint.stream_checkpoint(log.path, "cyclist").unlink()
+                Path(checkpoint.stream_checkpoint(log.path, "cyclist")).unlink()
                 ray.kill(backend.actors["cyclist"], no_restart=False)
             backend.train(list(cfg.streams), it)
         backend.flush()

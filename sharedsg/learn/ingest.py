@@ -14,8 +14,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Deque, List, Optional
 
-from sharedsg.config import SG_POLICIES as POLICIES
+from sharedsg.config import SGConfig
+from sharedsg.configcheck import choices_of
 from sharedsg.learn.types import SGTargets
+
+POLICIES = choices_of(SGConfig, "policy")  # exact | buffered
 
 
 @dataclass
