@@ -109,5 +109,7 @@ def test_jobs_show_progress_and_status_lists_them(tmp_path, capsys):
     assert job["job"] == "5w1s-proposed" and job["status"] == "running" and job["device"] == "cpu"
     assert seen["text"].startswith("sweep omniglot_5w1s/main: 1 jobs running\n  job 5w1s-proposed: running")
     err = capsys.readouterr().err
-    assert "jobs done; the others:" in err and "5w1s-proposed: running  5w1s-proposed: iteration" in err, err[-2000:]
+    # the table printed while the job ran (which line it caught depends on the timing; the job's own
+    # iteration messages were read from its actor above)
+    assert "jobs done; the others:" in err and "5w1s-proposed: running" in err, err[-2000:]
     assert job_states() == {}  # the job actor is gone with its sweep
