@@ -296,7 +296,7 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
             ray.shutdown()
     out["floors"] = _floors(out, 16)
     if not getattr(args, "json", False):  # the rows side by side instead of one long dict
-        return {"table": "\n" + format_table(out), "floors": out["floors"]}
+        return {"table": "\n" + format_table(out), "floors": out["floors"], "wire_quality": out.get("wire_quality")}
     return out
 
 
