@@ -146,10 +146,12 @@ def _record(cfg, n: int):
     return records, learner.dims, SGLearner(cfg.model, cfg.sg).state().weights
 
 
-def wire_quality(cfg, records: List[Any], wire: np.dtype, updates: int = 60) -> Dict[str, float]:
+def wire_quality(cfg, records: List[Any], wire: np.dtype, updates: int = 300) -> Dict[str, float]:
     """The SG quality with targets rounded to ``wire`` and back: two SGLearners from the same seed
     train on the same recorded sets (all but the last two), one on the rounded copies; the SG
-    loss (Eq. 11) of each on the two held-out sets, per controller and summed."""
+    loss (Eq. 11) of each on the two held-out sets, summed over the controllers, beside a zero
+    predictor's; and the relative rounding error of the true gradients and the fraction of them
+    below the narrow dtype's smallest normal number."""
     from sharedsg.learn.sg import SGLearner
     from sharedsg.learn.types import SGTargets
     from sharedsg.model.synthetic import sg_loss
@@ -162,7 +164,14 @@ def wire_quality(cfg, records: List[Any], wire: np.dtype, updates: int = 60) -> 
         return SGTargets({c: r(v) for c, v in t.h.items()}, r(t.y), {c: r(v) for c, v in t.g.items()})
 
     train, held = records[:-2], records[-2:]
-    out: Dict[str, float] = {}
+    g = torch.cat([t.g[c].flatten() for t in records for c in t.g])
+    out: Dict[str, float] = {
+        "g_rel_rounding_error": float((g.to(low).float() - g).norm() / g.norm()),
+        "g_frac_below_normal": float((g.abs() < torch.finfo(low).tiny).float().mean()),
+        # a predictor of zeros: what the trained ones must beat
+        "sg_loss_heldout_zero": sum(sg_loss(torch.zeros_like(t.g[c]), t.g[c]).item()
+                                    for t in held for c in t.g) / len(held),
+    }
     for name, data in (("float32", train), (wire.name, [rounded(t) for t in train])):
         sg = SGLearner(cfg.model, cfg.sg, seed=0)
         for i in range(updates):
@@ -287,7 +296,7 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
             ray.shutdown()
     out["floors"] = _floors(out, 16)
     if not getattr(args, "json", False):  # the rows side by side instead of one long dict
-        return {"table": "\n" + format_table(out), "floors": out["floors"]}
+        return {"table": "\n" + format_table(out), "floors": out["floors"], "wire_quality": out.get("wire_quality")}
     return out
 
 

@@ -98,7 +98,12 @@ class SGRegistry:
             self.models[group] = dict(model)
             self.groups[group] = self._start(group, model)
         actor = self.groups[group]
-        reply = await actor.register.remote(stream, dims, info)
+        try:
+            reply = await actor.register.remote(stream, dims, info)
+        except ray.exceptions.ActorDiedError:  # adopted while it was going away (a registry restart)
+            await asyncio.sleep(0.5)
+            actor = self.groups[group] = self._start(group, self.models[group])
+            reply = await actor.register.remote(stream, dims, info)
         if "error" in reply:
             return reply
         if self.streams.get(stream) != group:
