@@ -216,6 +216,7 @@ class FewShotConfig:
     test_adapt_steps: int = -1  # MAML's inner steps at test time; -1: adapt_steps
     maml_order: int = 2  # 2: second-order MAML; 1: first order
     maml_order_20way: int = 1  # order used when ways >= 20 (first order allowed there)
+    maml_train_queries: int = 1  # MAML's query images per class in its meta-training episodes (Finn et al.: 1)
     maml_conv_blocks: int = 4  # MAML's and the prototypical network's conv blocks (4 x 64 filters: 28x28 -> 64-d)
     protonet_train_ways: int = 20  # the prototypical network's meta-training episodes have max(this, N) ways
     # The NMN memory learner: a support item enters with its own one-hot label (own) or with the
@@ -399,7 +400,7 @@ def _validate_fewshot_rare(cfg: DictConfig) -> None:
     _choice(cfg, "metatest.maml_decoder_init", ("zero", "default"))
     for key in ("fewshot.ways", "fewshot.shots", "fewshot.adapt_steps", "fewshot.inner_lr", "fewshot.meta_lr",
                 "fewshot.meta_batch", "fewshot.checkpoint_every", "fewshot.log_every", "fewshot.val_episodes",
-                "fewshot.maml_conv_blocks", "fewshot.protonet_train_ways", "fewshot.mann_reads",
+                "fewshot.maml_conv_blocks", "fewshot.maml_train_queries", "fewshot.protonet_train_ways", "fewshot.mann_reads",
                 "fewshot.mann_controller", "fewshot.mann_slots", "fewshot.mann_width",
                 "rare.period", "rare.rare_batch", "rare.test_every", "rare.checkpoint_every", "rare.test_context"):
         _positive(cfg, key)
