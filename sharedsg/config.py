@@ -258,15 +258,16 @@ class MetaTestConfig:
         default_factory=lambda: ["proposed", "baseline", "maml2", "maml1", "supervised"]
     )  # proposed: NMN with sum mixing; baseline: NMN bp_only; maml2/maml1: MAML second/first order; supervised: LSTM enc-dec
     seq2seq_hidden: int = 30  # the supervised LSTM encoder-decoder (stand-in for [50]) and MAML's network
-    # SGD step size of MAML's inner loop. The encoder-decoder sums 50 predicted displacements, so the
-    # support loss's curvature along the output bias is ~ sum_t t^2 / T: SGD is stable only below ~2e-3
-    # (0.05 diverged: README, "Trajectory MAML")
-    maml_inner_lr: float = 0.001
+    maml_inner_lr: float = 0.05  # SGD step size of MAML's inner loop (stable with maml_offsets; README, "Trajectory MAML")
     maml_inner_steps: int = 1
     maml_tasks: int = 2  # tasks per meta-batch; a task = support + query sets of adapt_examples windows
     # zero: MAML's network starts with a zero output layer (predict "stay at the last observed position");
     # default: PyTorch's init, whose per-step displacements add up over 50 frames to an initial MSE ~35
     maml_decoder_init: str = "zero"
+    # true: MAML's network predicts each future frame as an offset from the last observed one
+    # (model/offset_seq2seq.py); false: the Seq2Seq's cumulative displacements, whose loss is so stiff
+    # along the output layer that SGD diverges above a rate of ~2e-3 and Adam 1e-3 drifts (README)
+    maml_offsets: bool = True
 
 
 @dataclass
