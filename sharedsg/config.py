@@ -198,7 +198,7 @@ class FewShotConfig:
     shots: int = 1  # K support images per class
     queries: int = 5  # Q query images per class (meta-training and test)
     settings: List[str] = field(default_factory=list)  # sweep: e.g. [5w1s, 20w5s]; empty: the one (ways, shots)
-    methods: List[str] = field(default_factory=lambda: ["proposed", "baseline", "maml", "protonet"])  # of FEWSHOT_METHODS
+    methods: List[str] = field(default_factory=lambda: ["proposed", "baseline", "maml"])  # of FEWSHOT_METHODS (also mann, protonet)
     seeds: List[int] = field(default_factory=list)  # training seeds, one job '<setting>-<method>-s<seed>' each; empty: experiment.seed, job '<setting>-<method>'
     meta_lr: float = 1e-3  # Adam learning rate of every method's meta-weights (Finn et al. and Snell et al.: 1e-3)
     meta_batch: int = 4  # episodes per meta-update, for a method not in meta_batches
