@@ -217,7 +217,7 @@ class FewShotConfig:
     shots: int = bounded(1, ge=1)  # K support images per class
     queries: int = bounded(5, ge=0)  # Q query images per class (meta-training and test)
     settings: List[str] = field(default_factory=list)  # sweep: e.g. [5w1s, 20w5s]; empty: the one (ways, shots)
-    methods: List[str] = choice(*FEWSHOT_METHODS, factory=lambda: ["proposed", "baseline", "maml", "protonet"])
+    methods: List[str] = choice(*FEWSHOT_METHODS, factory=lambda: ["proposed", "baseline", "maml"])  # also mann, protonet
     # training seeds, one job '<setting>-<method>-s<seed>' each; empty: experiment.seed, job '<setting>-<method>'
     seeds: List[int] = bounded(factory=list, ge=0)
     meta_lr: float = bounded(1e-3, gt=0)  # Adam learning rate of every method's meta-weights (Finn et al. and Snell et al.: 1e-3)
@@ -236,6 +236,7 @@ class FewShotConfig:
     test_adapt_steps: int = bounded(-1, ge=0, also=(-1,))  # MAML's inner steps at test time; -1: adapt_steps
     maml_order: int = choice(1, 2, default=2)  # 2: second-order MAML; 1: first order
     maml_order_20way: int = choice(1, 2)  # order used when ways >= 20 (first order allowed there)
+    maml_train_queries: int = bounded(1, ge=1)  # MAML's query images per class in its meta-training episodes (Finn et al.: 1)
     maml_conv_blocks: int = bounded(4, ge=1)  # MAML's and the prototypical network's conv blocks (4 x 64 filters: 28x28 -> 64-d)
     protonet_train_ways: int = bounded(20, ge=2)  # the prototypical network's meta-training episodes have max(this, N) ways
     # The NMN memory learner: a support item enters with its own one-hot label (own) or with the
@@ -275,15 +276,16 @@ class MetaTestConfig:
         factory=lambda: ["proposed", "baseline", "maml2", "maml1", "supervised"],
     )  # proposed: NMN with sum mixing; baseline: NMN bp_only; maml2/maml1: MAML second/first order; supervised: LSTM enc-dec
     seq2seq_hidden: int = bounded(30, ge=1)  # the supervised LSTM encoder-decoder (stand-in for [50]) and MAML's network
-    # SGD step size of MAML's inner loop. The encoder-decoder sums 50 predicted displacements, so the
-    # support loss's curvature along the output bias is ~ sum_t t^2 / T: SGD is stable only below ~2e-3
-    # (0.05 diverged: README, "Trajectory MAML")
-    maml_inner_lr: float = bounded(0.001, gt=0)
+    maml_inner_lr: float = bounded(0.05, gt=0)  # SGD step size of MAML's inner loop (stable with maml_offsets; README, "Trajectory MAML")
     maml_inner_steps: int = bounded(1, ge=1)
     maml_tasks: int = bounded(2, ge=1)  # tasks per meta-batch; a task = support + query sets of adapt_examples windows
     # zero: MAML's network starts with a zero output layer (predict "stay at the last observed position");
     # default: PyTorch's init, whose per-step displacements add up over 50 frames to an initial MSE ~35
     maml_decoder_init: str = choice("zero", "default")
+    # true: MAML's network predicts each future frame as an offset from the last observed one
+    # (model/offset_seq2seq.py); false: the Seq2Seq's cumulative displacements, whose loss is so stiff
+    # along the output layer that SGD diverges above a rate of ~2e-3 and Adam 1e-3 drifts (README)
+    maml_offsets: bool = True
 
 
 @dataclass

@@ -49,6 +49,7 @@ def test_trajectory_maml_inner_rate_limit_on_real_windows():
     from sharedsg.config import load_config
     from sharedsg.data.sources import make_source
     from sharedsg.learn.maml import adapt, task_loss
+    from sharedsg.model.offset_seq2seq import OffsetSeq2Seq
     from sharedsg.model.seq2seq import Seq2Seq
 
     cfg = load_config(str(REPO / "configs" / "trajectory_metatest.yaml"), [])
@@ -65,3 +66,11 @@ def test_trajectory_maml_inner_rate_limit_on_real_windows():
     after = {lr: float(task_loss(net, adapt(net, params, F.mse_loss, b.x, b.y, 1, lr, 1, {"steps": steps}),
                                  F.mse_loss, b.x, b.y, {"steps": steps})) for lr in (0.05, 0.001)}
     assert after[0.05] > 10 * before and after[0.001] <= before
+    # MAML's network predicts offsets from the last observed frame: the old rate 0.05 is stable there
+    off = OffsetSeq2Seq(30)
+    torch.nn.init.zeros_(off.out.weight)
+    torch.nn.init.zeros_(off.out.bias)
+    p_off = {k: v.detach() for k, v in off.named_parameters()}
+    start = float(task_loss(off, p_off, F.mse_loss, b.x, b.y, {"steps": steps}))
+    stepped = adapt(off, p_off, F.mse_loss, b.x, b.y, 5, 0.05, 1, {"steps": steps})
+    assert float(task_loss(off, stepped, F.mse_loss, b.x, b.y, {"steps": steps})) < start

@@ -144,3 +144,11 @@ def test_seed_summary_is_mean_and_std_over_seeds():
 def test_mean_ci95():
     mean, ci = mean_ci95([0.0, 1.0] * 500)
     assert mean == pytest.approx(0.5) and ci == pytest.approx(1.96 * np.std([0.0, 1.0] * 500, ddof=1) / np.sqrt(1000))
+
+
+def test_maml_meta_trains_on_one_query_per_class_and_tests_on_the_setting(data):
+    job = FewShotJob(_cfg("fewshot.queries=3", "fewshot.maml_train_queries=1", "fewshot.meta_batches={maml: 2}"),
+                     "5w1s-maml")
+    eps = job.train_episodes(0)
+    assert len(eps) == 2 and all(len(e.query_y) == 5 for e in eps)
+    assert len(job.episodes.episode("test", 0).query_y) == 15

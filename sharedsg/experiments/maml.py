@@ -9,7 +9,8 @@ Inner loop: ``adapt_steps`` SGD steps of size ``inner_lr`` on the support loss (
 authors: 1 step of 0.4 for 5-way, 5 steps of 0.1 for 20-way; the setting configs set
 them). Outer loop: :func:`sharedsg.learn.maml.meta_gradient` (the project's one MAML
 meta-gradient; second order, or first order with ``maml_order``), the episodes of a
-meta-batch as one ``vmap``; Adam on the meta-weights. Test: ``test_adapt_steps`` steps.
+meta-batch as one ``vmap``; Adam on the meta-weights. Meta-training episodes have
+``maml_train_queries`` queries per class (Finn et al.: 1). Test: ``test_adapt_steps`` steps.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class MamlMethod:
         self.net = MamlNet(cfg.model.conv_channels, fs.maml_conv_blocks, cfg.model.image_size, ways, seed)
         self.order = int(fs.maml_order_20way if ways >= 20 else fs.maml_order)
         self.steps, self.lr = int(fs.adapt_steps), float(fs.inner_lr)
+        self.train_queries = int(fs.maml_train_queries)
         self.test_steps = int(fs.test_adapt_steps if fs.test_adapt_steps >= 0 else fs.adapt_steps)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=float(fs.meta_lr))
 

@@ -41,6 +41,7 @@ from sharedsg.experiments.summary import auc, spread
 from sharedsg.learn.maml import meta_gradient
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
+from sharedsg.model.offset_seq2seq import OffsetSeq2Seq
 from sharedsg.model.seq2seq import Seq2Seq
 
 METHODS = ("proposed", "baseline", "maml2", "maml1", "supervised")
@@ -92,8 +93,9 @@ def _nmn(cfg: DictConfig, method: str, seed: int, cyclists, adapt: Batch, held: 
 def _seq2seq(cfg: DictConfig, method: str, seed: int, cyclists, adapt: Batch, held: Batch, fig5: Batch) -> dict:
     torch.manual_seed(seed)
     steps = held.y.shape[1]
-    net = Seq2Seq(int(cfg.metatest.seq2seq_hidden))
-    if method != "supervised" and cfg.metatest.maml_decoder_init == "zero":
+    maml = method != "supervised"
+    net = (OffsetSeq2Seq if maml and cfg.metatest.maml_offsets else Seq2Seq)(int(cfg.metatest.seq2seq_hidden))
+    if maml and cfg.metatest.maml_decoder_init == "zero":
         nn.init.zeros_(net.out.weight)  # MAML starts at "stay at the last observed position" (README)
         nn.init.zeros_(net.out.bias)
     opt = torch.optim.Adam(net.parameters(), lr=float(cfg.learner.lr))

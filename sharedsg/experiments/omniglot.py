@@ -86,12 +86,14 @@ class OmniglotEpisodes:
         self.seed = int(cfg.experiment.seed)
         self.train_seed = self.seed if train_seed is None else int(train_seed)
 
-    def episode(self, stream: str, index: int, ways: Optional[int] = None) -> Episode:
-        """Episode ``index`` of stream 'train', 'val' or 'test' (``ways`` overrides N, for training only)."""
+    def episode(self, stream: str, index: int, ways: Optional[int] = None, queries: Optional[int] = None) -> Episode:
+        """Episode ``index`` of stream 'train', 'val' or 'test' (``ways``, ``queries`` override N and Q,
+        for a method's training episodes)."""
         ways = self.ways if ways is None else ways
+        queries = self.queries if queries is None else queries
         pool = "train" if stream == "train" else "test"
         seed = self.train_seed if stream == "train" else self.seed
-        sampler = EpisodeSampler(self.pools[pool], ways, self.shots, self.queries,
+        sampler = EpisodeSampler(self.pools[pool], ways, self.shots, queries,
                                  seed=[seed, POOL_SALTS[stream], ways, self.shots, index])
         return sampler.sample()
 
@@ -130,6 +132,7 @@ class FewShotJob:
         torch.manual_seed(self.seed)
         self.impl = make_method(cfg, self.method, self.ways, self.seed)
         self.train_ways = int(getattr(self.impl, "train_ways", self.ways))
+        self.train_queries = int(getattr(self.impl, "train_queries", fs.queries))
         self.meta_batch = int(fs.meta_batches.get(self.method, fs.meta_batch))
         self.cpu_budget = float(fs.cpu_s.get(self.method, math.inf))
         self.episodes = OmniglotEpisodes(cfg, self.ways, self.shots, train_seed=self.seed)
@@ -141,7 +144,8 @@ class FewShotJob:
 
     def train_episodes(self, iteration: int) -> List[Episode]:
         mb = self.meta_batch
-        return [self.episodes.episode("train", iteration * mb + j, self.train_ways) for j in range(mb)]
+        return [self.episodes.episode("train", iteration * mb + j, self.train_ways, self.train_queries)
+                for j in range(mb)]
 
     def state(self) -> Dict[str, object]:
         return {"method": self.impl.state_dict(), "iteration": self.iteration, "tested": self.tested,
@@ -223,7 +227,7 @@ class FewShotJob:
         out = {"job": self.name, "setting": self.setting, "method": self.method, "seed": self.seed,
                "ways": self.ways, "shots": self.shots, "queries": int(fs.queries), "accuracy": acc, "ci95": ci,
                "test_episodes": len(self.accuracies), "meta_iterations": self.iteration,
-               "meta_batch": self.meta_batch, "train_ways": self.train_ways,
+               "meta_batch": self.meta_batch, "train_ways": self.train_ways, "train_queries": self.train_queries,
                "train_episodes": self.iteration * self.meta_batch,
                "cpu_budget_s": None if math.isinf(self.cpu_budget) else self.cpu_budget,
                "train_cpu_s": self.train_cpu_s, "train_wall_s": self.train_s, "test_wall_s": self.test_s, "scalars": self.scalars}
