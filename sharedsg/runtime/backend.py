@@ -104,9 +104,8 @@ class RayBackend:
         return ray.get(self.server.state.remote())
 
     def flush(self) -> None:
-        """Every stream's pushes acknowledged, and every SG group trained on what it accepted."""
+        """Every stream's pushes acknowledged, and its SG group trained on what it accepted."""
         ray.get([a.flush.remote() for a in self.actors.values()])
-        ray.get(self.server.drain.remote())
 
     def _log_server(self, iteration: int, force: bool = False) -> None:
         """Server scalars (``server/``): pushes, updates, coalesced pushes, push rate, versions, queue,

@@ -126,12 +126,6 @@ class SGRegistry:
         states = await self._group_states()
         return {g: s["version"] for g, s in states.items() if "error" not in s}
 
-    async def drain(self) -> Dict[str, int]:
-        """Wait until every group has trained on every push it accepted; their versions."""
-        names = list(self.groups)
-        versions = await asyncio.gather(*[self.groups[g].drain.remote() for g in names])
-        return dict(zip(names, versions))
-
     async def _group_states(self) -> Dict[str, Dict[str, Any]]:
         names = list(self.groups)
         replies = await asyncio.gather(*[_get(self.groups[g].state.remote()) for g in names],

@@ -124,6 +124,7 @@ class SGGroupServer:
         self._work = threading.Condition(self._lock)  # the learner waits here for targets
         self._model_lock = threading.Lock()  # the SGLearner: update, predict, state_dict
         self._learning = 0  # target sets in the update that runs now
+        self._busy = False  # the learner is between taking a batch and its checkpoint / notification
         self._stopping = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._changed: Optional[asyncio.Event] = None  # set (on the loop) after every update
@@ -157,7 +158,7 @@ class SGGroupServer:
 
     def _idle(self) -> bool:
         with self._lock:
-            return len(self.ingest) == 0 and self._learning == 0
+            return len(self.ingest) == 0 and not self._busy
 
     async def register(self, stream: str, dims: Dict[str, int], info: Optional[Dict[str, Any]] = None
                        ) -> Dict[str, Any]:
@@ -281,10 +282,13 @@ class SGGroupServer:
                     return
                 batch = self.ingest.take(self._room())
                 self._learning = len(batch)
+                self._busy = True
             if batch:
                 self._update(batch)
             if self._due():
                 self._checkpoint()
+            with self._lock:
+                self._busy = False
             self._notify()
 
     def _update(self, batch: List[Pending]) -> None:

@@ -155,8 +155,11 @@ class StreamActor:
         return {"steps": n, "wall_s": wall, "step_s": wall / max(n, 1), "version_lag": sum(lags) / max(n, 1)}
 
     def flush(self) -> Dict[str, Any]:
-        """Wait for every push in flight; the stream's info."""
+        """Wait for every push in flight to be acknowledged and the group to have trained on all it
+        accepted (``buffered``: taken or evicted); the stream's info."""
         self.sg.flush()
+        if self.error is None:
+            ray.get(self.sg.actor.drain.remote())
         return self.info()
 
     def save(self) -> str:
