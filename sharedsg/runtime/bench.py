@@ -44,7 +44,8 @@ BENCH_OVERRIDES = [
 STREAMS = {"pedestrian": "pedestrian", "cyclist2": "cyclist", "pedestrian2": "pedestrian"}  # beside cyclist
 
 
-def _cpu_seconds(pids: List[int]) -> float:
+def cpu_seconds(pids: List[int]) -> float:
+    """User + system CPU seconds of the processes ``pids`` (those still alive)."""
     total = 0.0
     for pid in pids:
         try:
@@ -156,11 +157,11 @@ class _Ray:
         import ray
 
         before = ray.get(self.server.state.remote())
-        cpu0 = _cpu_seconds(self.server_pids)
+        cpu0 = cpu_seconds(self.server_pids)
         t0 = time.perf_counter()
         results = ray.get([a.run_steps.remote(steps) for a in self.actors[:streams]])
         wall = time.perf_counter() - t0
-        cpu = _cpu_seconds(self.server_pids) - cpu0
+        cpu = cpu_seconds(self.server_pids) - cpu0
         ray.get([a.flush.remote() for a in self.actors[:streams]])
         after = ray.get(self.server.state.remote())
         pushes = max(after["pushes"] - before["pushes"], 1)

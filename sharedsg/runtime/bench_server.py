@@ -30,8 +30,9 @@ import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-import psutil
 import torch
+
+from sharedsg.runtime.bench import cpu_seconds
 
 DEMO_OVERRIDES = [  # configs/knowledge_sharing.yaml's model and data shape, on the bundled real SDD sample
     "model.encoder_hidden=30", "model.slots=10", "model.slot_width=32", "data.obs_len=50", "data.pred_len=50",
@@ -182,17 +183,6 @@ def wire_quality(cfg, records: List[Any], wire: np.dtype, updates: int = 300) ->
     return out
 
 
-def _cpu(pids: List[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
-
-
 def _pct(values: List[float], q: float) -> Optional[float]:
     if not values:
         return None
@@ -205,10 +195,10 @@ def _row(pushers: List[Any], target: Any, counts, pids, n: int, seconds: float, 
     import ray
 
     ray.get([p.run.remote(warmup) for p in pushers[:n]])
-    before, cpu0, t0 = counts(), _cpu(pids()), time.perf_counter()
+    before, cpu0, t0 = counts(), cpu_seconds(pids()), time.perf_counter()
     seen = ray.get([p.run.remote(seconds) for p in pushers[:n]])
     wall = time.perf_counter() - t0
-    cpu1 = _cpu(pids())
+    cpu1 = cpu_seconds(pids())
     after = counts()
     lags = [x for s in seen for x in s["lags"]]
     pulls = [x for s in seen for x in s["pulls"]]
