@@ -16,16 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-# The suite's Rays (in this process and in the CLI subprocesses it starts) see no real GPU, so a
-# GPU CI box runs the same placements as a CPU one; tests about GPUs declare fake ones
-# (ray.init(num_gpus=...), Cluster.add_node(num_gpus=...)). `make gpu-check` is the GPU test.
-os.environ["CUDA_VISIBLE_DEVICES"] = ""
-
-from sharedsg.config import data_root, load_config  # noqa: E402
-from sharedsg.data.errors import DataError, how_to_enable  # noqa: E402
-from sharedsg.data.mnist import FILES, find_idx  # noqa: E402
-from sharedsg.data.omniglot import detect_layout  # noqa: E402
-from sharedsg.data.sdd import annotation_files  # noqa: E402
+from sharedsg.config import data_root, load_config
+from sharedsg.data.errors import DataError, how_to_enable
+from sharedsg.data.mnist import FILES, find_idx
+from sharedsg.data.omniglot import detect_layout
+from sharedsg.data.sdd import annotation_files
 
 SMALL = [
     "model.slot_width=8", "model.slots=4", "model.encoder_hidden=8",
