@@ -115,7 +115,9 @@ def test_streams_on_the_gpu_worker_server_where_server_gpus_says(cluster, tmp_pa
         backend.train(list(cfg.streams), 0)
         actors = {a["Name"]: a for a in ray_state.actors().values() if a["State"] == "ALIVE"}
         nodes = {name: a["Address"]["NodeID"] for name, a in actors.items() if name}
-        assert nodes["sgserver:placed"] == worker  # server_gpus > 0: on the GPU node
+        # server_gpus > 0: the SG group's actor (the one that trains) on the GPU node; the registry
+        # takes no resources and stays beside the driver
+        assert nodes["sggroup:placed:shared"] == worker
         assert nodes["stream:placed:cyclist"] == worker and nodes["stream:placed:pedestrian"] == worker
         (pg,) = run_pgs()
         assert sorted(b.get("GPU", 0.0) for b in pg["bundles"].values()) == [0.25, 0.25, 0.5]
