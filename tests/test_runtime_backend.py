@@ -27,8 +27,7 @@ def ray_backend(cfg):
 
 def steps(backend, cfg, iterations):
     """Per-stream train losses and SG versions seen, stepping every stream every iteration."""
-    for name, s in cfg.streams.items():
-        backend.add_stream(name, s)
+    backend.add_streams(cfg.streams)
     losses = {n: [] for n in cfg.streams}
     versions = {n: [] for n in cfg.streams}
     for it in range(iterations):

@@ -22,8 +22,7 @@ def ray_session():
 def start(cfg):
     log = RunLog(run_path(cfg))
     backend = RayBackend(cfg, log, server_actor(cfg, str(log.path), detached=False))
-    for name, s in cfg.streams.items():
-        backend.add_stream(name, s)
+    backend.add_streams(cfg.streams)
     return backend, log
 
 

@@ -52,8 +52,7 @@ def test_attach_status_stop(cluster, tmp_path):
     cfg = tiny_config(tmp_path / "runs", f"experiment.name={EXPERIMENT}", "experiment.attachable=true")
     log = RunLog(run_path(cfg))
     backend = job.ray_backend(cfg, log, address=cluster.address)
-    for name, s in cfg.streams.items():
-        backend.add_stream(name, s)
+    backend.add_streams(cfg.streams)
     for it in range(3):
         backend.train(list(cfg.streams), it)
 

@@ -110,8 +110,7 @@ def test_streams_on_the_gpu_worker_server_where_server_gpus_says(cluster, tmp_pa
     log = RunLog(run_path(cfg))
     backend = job.ray_backend(cfg, log)
     try:
-        for name, s in cfg.streams.items():
-            backend.add_stream(name, s)
+        backend.add_streams(cfg.streams)
         backend.train(list(cfg.streams), 0)
         actors = {a["Name"]: a for a in ray_state.actors().values() if a["State"] == "ALIVE"}
         nodes = {name: a["Address"]["NodeID"] for name, a in actors.items() if name}

@@ -136,8 +136,7 @@ def test_shared_and_separate_groups_land_on_their_own_actors(tmp_path):
         log = RunLog(run_path(cfg))
         backend = RayBackend(cfg, log, server_actor(cfg, str(log.path), detached=False))
         try:
-            for name, s in cfg.streams.items():
-                backend.add_stream(name, s)
+            backend.add_streams(cfg.streams)
             for it in range(3):
                 backend.train(list(cfg.streams), it)
             backend.flush()

@@ -6,7 +6,7 @@ actors. Both hold the same :class:`~sharedsg.harness.stream.Stream` objects.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Protocol
+from typing import Dict, List, Mapping, Optional, Protocol
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -16,7 +16,9 @@ from sharedsg.learn.sg import SGLearner
 
 
 class Backend(Protocol):
-    def add_stream(self, name: str, stream_cfg: DictConfig) -> None: ...
+    def add_streams(self, streams: Mapping[str, DictConfig]) -> None:
+        """Start these streams (name -> stream config), all together; a stream the run's config does
+        not list joins it (attach)."""
 
     def train(self, names: List[str], iteration: int) -> Dict[str, Dict[str, float]]:
         """One scheduled step of each named stream (in order); metrics per stream."""
@@ -29,7 +31,8 @@ class Backend(Protocol):
     def groups_of(self) -> Dict[str, str]:
         """stream -> its SG group."""
 
-    def sg_versions(self) -> Dict[str, int]: ...
+    def sg_versions(self) -> Dict[str, int]:
+        """SG group -> its version, once it has trained on every push made so far."""
 
     def close(self) -> None: ...
 
@@ -42,16 +45,17 @@ class LocalBackend:
         self.streams: Dict[str, Stream] = {}
         self.groups: Dict[str, SGLearner] = {}
 
-    def add_stream(self, name: str, stream_cfg: DictConfig) -> None:
-        if name not in self.cfg.streams:  # attach-style: a stream the config did not list
-            self.cfg = OmegaConf.merge(self.cfg, {"streams": {name: stream_cfg}})
-        stream = Stream(self.cfg, name)
-        if stream.group not in self.groups:
-            self.groups[stream.group] = SGLearner(self.cfg.model, self.cfg.sg, seed=self.cfg.experiment.seed)
-        sg = self.groups[stream.group]
-        sg.check_dims(stream.learner.dims)
-        stream.learner.load_sg(sg.state())
-        self.streams[name] = stream
+    def add_streams(self, streams: Mapping[str, DictConfig]) -> None:
+        for name, stream_cfg in streams.items():
+            if name not in self.cfg.streams:  # attach-style: a stream the config did not list
+                self.cfg = OmegaConf.merge(self.cfg, {"streams": {name: stream_cfg}})
+            stream = Stream(self.cfg, name)
+            if stream.group not in self.groups:
+                self.groups[stream.group] = SGLearner(self.cfg.model, self.cfg.sg, seed=self.cfg.experiment.seed)
+            sg = self.groups[stream.group]
+            sg.check_dims(stream.learner.dims)
+            stream.learner.load_sg(sg.state())
+            self.streams[name] = stream
 
     def train(self, names: List[str], iteration: int) -> Dict[str, Dict[str, float]]:
         out: Dict[str, Dict[str, float]] = {}

@@ -21,8 +21,8 @@ History = Dict[str, Dict[str, List[float]]]
 
 def train_loop(cfg: DictConfig, backend: Backend, log: RunLog, desc: str = "") -> History:
     """Add ``cfg.streams`` to the backend and run ``experiment.iterations`` iterations of their schedules."""
-    for name, stream_cfg in cfg.streams.items():
-        backend.add_stream(name, stream_cfg)
+    backend.add_streams(cfg.streams)
+    for name in cfg.streams:
         log.config(name, cfg)
     history: History = {n: {"iteration": [], "loss/eval": [], "updates": []} for n in cfg.streams}
     bar = tqdm(range(cfg.experiment.iterations), desc=desc or cfg.experiment.name,

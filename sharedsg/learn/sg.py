@@ -8,6 +8,7 @@ from typing import Dict, Iterable, List
 import torch
 from omegaconf import DictConfig
 
+from sharedsg.learn.adam import Adam
 from sharedsg.learn.tasks import make_task
 from sharedsg.learn.types import SGState, SGTargets
 from sharedsg.model.controllers import CONTROLLERS
@@ -42,7 +43,7 @@ class SGLearner:
         self.device = torch.device(device)
         self.modules = build_sg_modules(model, sg, make_task(model).target_dim).to(self.device)
         # model.impl=fast: Adam's multi-tensor (foreach) form, the same arithmetic in fewer kernels
-        self.optimizer = torch.optim.Adam(self.modules.parameters(), lr=sg.lr, foreach=model.impl == "fast")
+        self.optimizer = Adam(self.modules.parameters(), lr=sg.lr, form="foreach" if model.impl == "fast" else "single")
         self.updates_per_push = int(sg.updates_per_push)
         self.version = 0
 

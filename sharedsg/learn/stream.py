@@ -44,6 +44,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from sharedsg.data.batch import Batch
+from sharedsg.learn.adam import Adam
 from sharedsg.learn.fastpath import fast_gradients
 from sharedsg.learn.tasks import Task, make_task
 from sharedsg.learn.types import SGState, SGTargets, StepResult
@@ -118,7 +119,7 @@ class StreamLearner:
         self.sg.requires_grad_(False)
         self.sg_version = 0
         # model.impl=fast: Adam's multi-tensor (foreach) form, the same arithmetic in fewer kernels
-        self.optimizer = torch.optim.Adam(self.nmn.parameters(), lr=learner.lr, foreach=model.impl == "fast")
+        self.optimizer = Adam(self.nmn.parameters(), lr=learner.lr, form="foreach" if model.impl == "fast" else "single")
         self.params = dict(self.nmn.named_parameters())  # by name, listed once (the module walk costs ~1 ms)
         self.steps = 0
 

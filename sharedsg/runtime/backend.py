@@ -15,7 +15,7 @@ theirs together, all or nothing.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import ray
 import torch
@@ -59,21 +59,32 @@ class RayBackend:
         return extra.stream_options(name)
 
     # -- Backend protocol ------------------------------------------------------------------
-    def add_stream(self, name: str, stream_cfg: DictConfig) -> None:
-        if name not in self.cfg.streams:  # attach and tests may add a stream not in the config
-            self.cfg = OmegaConf.merge(self.cfg, {"streams": {name: stream_cfg}})
-        cfg = self.cfg = OmegaConf.merge(self.cfg, {"streams": {name: {"group": group_of(self.cfg, name)}}})
+    def add_streams(self, streams: Mapping[str, DictConfig]) -> None:
+        """Start every stream's actor at once, then wait for all their setups: the processes start in
+        parallel. If one is refused, none of them stays (its one-line reason is raised)."""
+        for name, stream_cfg in streams.items():
+            if name not in self.cfg.streams:  # attach and tests may add a stream not in the config
+                self.cfg = OmegaConf.merge(self.cfg, {"streams": {name: stream_cfg}})
+        self.cfg = OmegaConf.merge(self.cfg, {"streams": {n: {"group": group_of(self.cfg, n)} for n in streams}})
+        started: Dict[str, Any] = {}
         try:
-            actor = stream_actor(cfg, name, self.run_path, options=self._options(name),
-                                 actor_name=stream_actor_name(cfg.experiment.name, name))
-        except ValueError as exc:  # the name is taken
-            raise UserError(f"stream '{name}' of experiment '{cfg.experiment.name}' is already running: {exc}") from None
-        info = ray.get(actor.setup.remote())
-        if info.get("error"):
-            ray.kill(actor, no_restart=True)
-            raise UserError(info["error"])
-        self.actors[name] = actor
-        self.groups[name] = info["group"]
+            for name in streams:
+                try:
+                    started[name] = stream_actor(self.cfg, name, self.run_path, options=self._options(name),
+                                                 actor_name=stream_actor_name(self.cfg.experiment.name, name))
+                except ValueError as exc:  # the name is taken
+                    raise UserError(f"stream '{name}' of experiment '{self.cfg.experiment.name}' is already "
+                                    f"running: {exc}") from None
+            infos = dict(zip(started, ray.get([a.setup.remote() for a in started.values()])))
+            refused = [info["error"] for info in infos.values() if info.get("error")]
+            if refused:
+                raise UserError(refused[0])
+        except BaseException:
+            for actor in started.values():
+                ray.kill(actor, no_restart=True)
+            raise
+        self.actors.update(started)
+        self.groups.update({n: info["group"] for n, info in infos.items()})
 
     def train(self, names: List[str], iteration: int) -> Dict[str, Dict[str, float]]:
         if self.cfg.experiment.synchronous:
@@ -94,6 +105,7 @@ class RayBackend:
         return dict(self.groups)
 
     def sg_versions(self) -> Dict[str, int]:
+        self.flush()  # the versions once every push made so far is trained on (not a race with them)
         return ray.get(self.server.versions.remote())
 
     # -- extras ----------------------------------------------------------------------------

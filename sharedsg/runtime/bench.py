@@ -118,7 +118,7 @@ class _Local:
 
         self.backend = LocalBackend(cfg)
         self.name = next(iter(cfg.streams))
-        self.backend.add_stream(self.name, cfg.streams[self.name])
+        self.backend.add_streams({self.name: cfg.streams[self.name]})
         self.it = 0
         self.block(warmup)
 

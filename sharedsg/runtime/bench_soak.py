@@ -66,8 +66,7 @@ def run_soak_bench(args: argparse.Namespace) -> Dict[str, Any]:
             server = server_actor(cfg, run_dir, detached=False)
             backend = RayBackend(cfg, None, server)
             names = list(cfg.streams)
-            for name in names:
-                backend.add_stream(name, cfg.streams[name])
+            backend.add_streams(cfg.streams)
             group = lambda: ray.get_actor(group_actor_name("soak", "shared"), namespace=NAMESPACE)  # noqa: E731
 
             def pids() -> Dict[str, int]:

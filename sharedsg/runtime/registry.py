@@ -85,9 +85,13 @@ class SGRegistry:
                                          "restarts": self.restarts, "pushes": self.pushes})
 
     def place(self, group: str, options: Dict[str, Any]) -> None:
-        """Ray options (a placement group's ``scheduling_strategy``, ``num_gpus``) for ``group``'s actor,
-        used when it starts (call before its first stream registers)."""
+        """Start ``group``'s actor with these Ray options (a placement group's ``scheduling_strategy``,
+        ``num_gpus``) and the run's model, without waiting for it: its process boots while the streams'
+        do (call before the group's first stream registers)."""
         self.placed[group] = dict(options)
+        if group not in self.groups:
+            self.models[group] = OmegaConf.to_container(self.cfg.model, resolve=True)
+            self.groups[group] = self._start(group, self.models[group])
 
     async def register(self, stream: str, group: str, dims: Dict[str, int], model: Dict[str, Any],
                        info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
