@@ -93,12 +93,20 @@ def _arrow(loc: str) -> Tuple[object, str]:
         raise UserError(f"experiment.storage: cannot open {loc}: {first}") from None
 
 
+def _has_folders(fs: object) -> bool:
+    """Whether ``fs`` needs a folder made before a file is written in it: a local filesystem does;
+    an object store (S3, GCS) has only keys, and pyarrow's ``create_dir`` would put an empty
+    marker object per level on every write."""
+    return getattr(fs, "type_name", "") not in ("s3", "gcs")
+
+
 def write_bytes(loc: str | os.PathLike, data: bytes) -> str:
     """Write ``data`` at ``loc``, all or nothing (a local write goes through a temporary file)."""
     loc = location(loc)
     if is_uri(loc):
         fs, path = _arrow(loc)
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        if _has_folders(fs):
+            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         with fs.open_output_stream(path) as f:  # an object store replaces an object in one put
             f.write(data)
         return loc
@@ -133,18 +141,28 @@ def check_writable(loc: str | os.PathLike) -> None:
     """One line (UserError) when this process cannot write at ``loc``; creates nothing that was not there."""
     loc = location(loc)
     host = socket.gethostname()
-    if is_uri(loc):
-        probe = join(loc, f".sharedsg-probe-{host}-{os.getpid()}")
-        fs, path = _arrow(probe)
-        try:
-            with fs.open_output_stream(path) as f:
-                f.write(b"ok")
-            fs.delete_file(path)
-        except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UserError(f"experiment.storage: {loc} is not writable from {host}: {first}") from None
+    if not is_uri(loc):
+        _check_folder(Path(loc), loc, host)
         return
-    path = Path(loc)
+    fs, path = _arrow(loc)
+    if getattr(fs, "type_name", "") == "local":  # file://: a folder that may not exist yet, checked as a path
+        _check_folder(Path(path), loc, host)
+    else:  # an object store: a probe key, deleted at once
+        _check_store(fs, f"{path.rstrip('/')}/.sharedsg-probe-{host}-{os.getpid()}", loc, host)
+
+
+def _check_store(fs: object, probe: str, loc: str, host: str) -> None:
+    try:
+        with fs.open_output_stream(probe) as f:
+            f.write(b"ok")
+        fs.delete_file(probe)
+    except Exception as exc:  # no such bucket, access denied, endpoint unreachable, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"experiment.storage: {loc} is not writable from {host}: {first} (the bucket, its "
+                        f"credentials and endpoint: docs/clusters.md)") from None
+
+
+def _check_folder(path: Path, loc: str, host: str) -> None:
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -172,5 +190,6 @@ def upload_dir(local: Path, loc: str) -> None:
     from pyarrow import fs as pafs
 
     fs, path = _arrow(loc)
-    fs.create_dir(path, recursive=True)
+    if _has_folders(fs):
+        fs.create_dir(path, recursive=True)
     pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
