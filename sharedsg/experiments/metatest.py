@@ -226,6 +226,7 @@ def run_metatest(cfg: DictConfig, launcher: Launcher, log: RunLog) -> Dict[str, 
         "adapt_iterations": int(cfg.metatest.adapt_iterations),
         "adapt_examples": int(cfg.metatest.adapt_examples), "mse": mse, "curves": curves,
         "maml_meta_curves": {m: [by[(m, s)]["meta_curve"] for s in seeds] for m in maml},
+        "devices": {m: [by[(m, s)]["device"] for s in seeds] for m in methods},  # where each job computed
         "wall_time_s": time.perf_counter() - started,
     }
     if "proposed" in mse and "baseline" in mse:
