@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sharedsg.config import Config
-from sharedsg.data.batch import Batch
+from sharedsg.data.batch import Batch, BatchSource
 from sharedsg.data.sources import make_source
 from sharedsg.errors import UserError
 from sharedsg.experiments import figures
@@ -55,7 +55,7 @@ FIG5_WINDOWS = 4
 class OnDevice:
     """A training source whose batches are moved to ``device`` (the data are drawn on the CPU, as everywhere)."""
 
-    def __init__(self, source, device: torch.device) -> None:
+    def __init__(self, source: BatchSource, device: torch.device) -> None:
         self.source, self.device = source, device
 
     def next_batch(self, size: int) -> Batch:
