@@ -10,7 +10,7 @@ previous incarnation wrote, and nothing lands in a node's temporary folders:
   ``pyarrow.fs`` as Ray Train's ``storage_path`` is (pyarrow is optional: without it a URI is a
   one-line error). Checkpoints go to the URI directly; the driver writes its TensorBoard
   events, figures and ``results.json`` into a local staging folder (:func:`staging_dir`) and
-  uploads it on every flush (:func:`upload_dir`).
+  uploads what changed in it on every flush (:func:`upload_dir`).
 
 A relative path is resolved once, on the driver (:func:`resolve_root`): against the current
 directory, except inside a ``ray job submit --working-dir`` package (Ray deletes it with the
@@ -22,10 +22,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from sharedsg.errors import UserError
 
@@ -185,11 +186,26 @@ def staging_dir(loc: str, cache: Path) -> Path:
     return cache / "staging" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', loc)[-60:]}-{digest}"
 
 
-def upload_dir(local: Path, loc: str) -> None:
-    """Copy the local folder ``local`` to URI ``loc`` (files already there are replaced)."""
-    from pyarrow import fs as pafs
+# (local folder, URI) -> {relative path: (size, mtime_ns)} of the files this process uploaded there
+_UPLOADED: Dict[Tuple[str, str], Dict[str, Tuple[int, int]]] = {}
 
+
+def upload_dir(local: Path, loc: str) -> None:
+    """Copy the files of the local folder ``local`` to URI ``loc`` (replacing those there), except
+    those this process already uploaded there unchanged (same size and modification time): a
+    run's log is uploaded on every flush, and most of its files (figures, finished event files)
+    do not change between two."""
     fs, path = _arrow(loc)
-    if _has_folders(fs):
-        fs.create_dir(path, recursive=True)
-    pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    done = _UPLOADED.setdefault((str(local), loc), {})
+    for file in sorted(p for p in Path(local).rglob("*") if p.is_file()):
+        rel = file.relative_to(local).as_posix()
+        st = file.stat()  # before reading: a file that grows meanwhile is uploaded again next time
+        stamp = (st.st_size, st.st_mtime_ns)
+        if done.get(rel) == stamp:
+            continue
+        dest = f"{path.rstrip('/')}/{rel}"
+        if _has_folders(fs):
+            fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+        with open(file, "rb") as src, fs.open_output_stream(dest) as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        done[rel] = stamp
