@@ -7,6 +7,7 @@ SDK reads: ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`
 writes its TensorBoard events, checkpoint, validation curve and ``results.json`` into the
 bucket; they are read back from S3 (events downloaded, then read with EventAccumulator), and the
 same command on a machine without the first run's local files resumes from the S3 checkpoint.
+A short trajectory run (``sharedsg run --local``) writes its events and ``results.json`` there too.
 """
 
 from __future__ import annotations
@@ -108,6 +109,20 @@ def test_a_job_writes_events_checkpoint_and_results_to_s3_and_resumes_from_there
     assert again["accuracy"] == job["accuracy"] and again["meta_iterations"] == 3
     assert again["train_wall_s"] == pytest.approx(job["train_wall_s"], abs=0.05)  # not trained again
     assert _objects(s3, run)["5w1s-baseline/checkpoint.pt"].mtime >= first_ckpt
+
+
+def test_a_trajectory_run_writes_its_events_and_results_to_s3(s3, local, tmp_path, capsys):
+    args = ["run", str(REPO / "configs/local_small.yaml"), "--local", f"experiment.storage=s3://{BUCKET}/runs",
+            "experiment.iterations=3", "experiment.eval_every=3", "experiment.run_name=r", "experiment.progress=false",
+            *local]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"results: s3://{BUCKET}/runs/local_small/r/results.json" in out
+    run = f"{BUCKET}/runs/local_small/r"
+    with s3.open_input_stream(f"{run}/results.json") as f:
+        assert json.loads(f.read())["streams"]["cyclist"]["steps"] == 3
+    ev = _events(s3, f"{run}/cyclist", tmp_path / "events")
+    assert [s for s, _ in ev["loss/train"]] == [0, 1, 2], sorted(ev)
 
 
 def test_a_bucket_that_does_not_exist_is_one_line_and_writes_nothing(s3, local, tmp_path, capsys):
