@@ -119,6 +119,7 @@ def test_jobs_show_progress_and_status_lists_them(tmp_path, capsys):
     assert seen, "no job reported an iteration while the sweep ran"
     (job,) = seen["states"]["omniglot_5w1s/main"]
     assert job["job"] == "5w1s-proposed" and job["status"] == "running" and job["device"] == "cpu"
+    assert job["gpu_ids"] == []  # the job asked for no GPU (resources.gpus_per_job=0)
     assert seen["text"].startswith("sweep omniglot_5w1s/main: 1 jobs running\n  job 5w1s-proposed: running")
     err = capsys.readouterr().err
     # the table printed while the job ran (which line it caught depends on the timing; the job's own
