@@ -10,7 +10,7 @@ previous incarnation wrote, and nothing lands in a node's temporary folders:
   ``pyarrow.fs`` as Ray Train's ``storage_path`` is (pyarrow is optional: without it a URI is a
   one-line error). Checkpoints go to the URI directly; the driver writes its TensorBoard
   events, figures and ``results.json`` into a local staging folder (:func:`staging_dir`) and
-  uploads it on every flush (:func:`upload_dir`).
+  uploads what changed in it on every flush (:func:`upload_dir`).
 
 A relative path is resolved once, on the driver (:func:`resolve_root`): against the current
 directory, except inside a ``ray job submit --working-dir`` package (Ray deletes it with the
@@ -22,10 +22,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from sharedsg.errors import UserError
 
@@ -93,12 +94,20 @@ def _arrow(loc: str) -> Tuple[object, str]:
         raise UserError(f"experiment.storage: cannot open {loc}: {first}") from None
 
 
+def _has_folders(fs: object) -> bool:
+    """Whether ``fs`` needs a folder made before a file is written in it: a local filesystem does;
+    an object store (S3, GCS) has only keys, and pyarrow's ``create_dir`` would put an empty
+    marker object per level on every write."""
+    return getattr(fs, "type_name", "") not in ("s3", "gcs")
+
+
 def write_bytes(loc: str | os.PathLike, data: bytes) -> str:
     """Write ``data`` at ``loc``, all or nothing (a local write goes through a temporary file)."""
     loc = location(loc)
     if is_uri(loc):
         fs, path = _arrow(loc)
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        if _has_folders(fs):
+            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         with fs.open_output_stream(path) as f:  # an object store replaces an object in one put
             f.write(data)
         return loc
@@ -133,18 +142,28 @@ def check_writable(loc: str | os.PathLike) -> None:
     """One line (UserError) when this process cannot write at ``loc``; creates nothing that was not there."""
     loc = location(loc)
     host = socket.gethostname()
-    if is_uri(loc):
-        probe = join(loc, f".sharedsg-probe-{host}-{os.getpid()}")
-        fs, path = _arrow(probe)
-        try:
-            with fs.open_output_stream(path) as f:
-                f.write(b"ok")
-            fs.delete_file(path)
-        except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UserError(f"experiment.storage: {loc} is not writable from {host}: {first}") from None
+    if not is_uri(loc):
+        _check_folder(Path(loc), loc, host)
         return
-    path = Path(loc)
+    fs, path = _arrow(loc)
+    if getattr(fs, "type_name", "") == "local":  # file://: a folder that may not exist yet, checked as a path
+        _check_folder(Path(path), loc, host)
+    else:  # an object store: a probe key, deleted at once
+        _check_store(fs, f"{path.rstrip('/')}/.sharedsg-probe-{host}-{os.getpid()}", loc, host)
+
+
+def _check_store(fs: object, probe: str, loc: str, host: str) -> None:
+    try:
+        with fs.open_output_stream(probe) as f:
+            f.write(b"ok")
+        fs.delete_file(probe)
+    except Exception as exc:  # no such bucket, access denied, endpoint unreachable, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"experiment.storage: {loc} is not writable from {host}: {first} (the bucket, its "
+                        f"credentials and endpoint: docs/clusters.md)") from None
+
+
+def _check_folder(path: Path, loc: str, host: str) -> None:
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -167,10 +186,26 @@ def staging_dir(loc: str, cache: Path) -> Path:
     return cache / "staging" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', loc)[-60:]}-{digest}"
 
 
-def upload_dir(local: Path, loc: str) -> None:
-    """Copy the local folder ``local`` to URI ``loc`` (files already there are replaced)."""
-    from pyarrow import fs as pafs
+# (local folder, URI) -> {relative path: (size, mtime_ns)} of the files this process uploaded there
+_UPLOADED: Dict[Tuple[str, str], Dict[str, Tuple[int, int]]] = {}
 
+
+def upload_dir(local: Path, loc: str) -> None:
+    """Copy the files of the local folder ``local`` to URI ``loc`` (replacing those there), except
+    those this process already uploaded there unchanged (same size and modification time): a
+    run's log is uploaded on every flush, and most of its files (figures, finished event files)
+    do not change between two."""
     fs, path = _arrow(loc)
-    fs.create_dir(path, recursive=True)
-    pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    done = _UPLOADED.setdefault((str(local), loc), {})
+    for file in sorted(p for p in Path(local).rglob("*") if p.is_file()):
+        rel = file.relative_to(local).as_posix()
+        st = file.stat()  # before reading: a file that grows meanwhile is uploaded again next time
+        stamp = (st.st_size, st.st_mtime_ns)
+        if done.get(rel) == stamp:
+            continue
+        dest = f"{path.rstrip('/')}/{rel}"
+        if _has_folders(fs):
+            fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+        with open(file, "rb") as src, fs.open_output_stream(dest) as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        done[rel] = stamp

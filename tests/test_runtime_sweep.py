@@ -1,4 +1,14 @@
-"""``sharedsg sweep`` on a real local Ray (one Ray for this module): Omniglot and MNIST jobs as actors."""
+"""``sharedsg sweep`` on a real local Ray (one Ray for this module): Omniglot and MNIST jobs as actors.
+
+The module's Ray declares one GPU, which does not exist here, for the tests of the jobs' device
+(the other tests ask for none). With ``resources.gpus_per_job=1`` Ray hands a job actor GPU 0.
+The driver's config there says ``learner.device=cuda:0`` (this machine has no CUDA), so a job
+that kept the driver's device instead of the one its actor was assigned fails: with
+``resources.require_cuda=false`` the assigned device of a CPU-only torch is ``cpu``, and the
+results record it with Ray's GPU ids. With ``require_cuda=true`` (the default) the job stops
+with one line instead of computing on the CPU. On a real GPU the assigned device is ``cuda``:
+the same code, not run here (no GPU).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 ray = pytest.importorskip("ray")
 
@@ -14,11 +25,12 @@ from sharedsg.cli import main  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["model.conv_channels=4", "model.slot_width=8", "sg.hidden=8", "experiment.progress=false"]
+FAKE_GPU = ["resources.gpus_per_job=1", "resources.require_cuda=false", "learner.device=cuda:0"]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, object_store_memory=100 * 1024 ** 2,
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, object_store_memory=100 * 1024 ** 2,
              namespace="sharedsg",
              logging_level=logging.WARNING)
     yield
@@ -107,9 +119,48 @@ def test_jobs_show_progress_and_status_lists_them(tmp_path, capsys):
     assert seen, "no job reported an iteration while the sweep ran"
     (job,) = seen["states"]["omniglot_5w1s/main"]
     assert job["job"] == "5w1s-proposed" and job["status"] == "running" and job["device"] == "cpu"
+    assert job["gpu_ids"] == []  # the job asked for no GPU (resources.gpus_per_job=0)
     assert seen["text"].startswith("sweep omniglot_5w1s/main: 1 jobs running\n  job 5w1s-proposed: running")
     err = capsys.readouterr().err
     # the table printed while the job ran (which line it caught depends on the timing; the job's own
     # iteration messages were read from its actor above)
     assert "jobs done; the others:" in err and "5w1s-proposed: running" in err, err[-2000:]
     assert job_states() == {}  # the job actor is gone with its sweep
+
+
+# -- the jobs' device ----------------------------------------------------------------------------
+ASSIGNED = "cuda" if torch.cuda.is_available() else "cpu"  # what Ray's GPU 0 is to this torch
+ONE_JOB = ["fewshot.methods=[baseline]", "fewshot.meta_iterations=2", "fewshot.meta_batch=1", "fewshot.queries=2",
+           "fewshot.test_episodes=2", "fewshot.checkpoint_every=1", *SMALL]
+
+
+@pytest.mark.needs_data("omniglot")
+def test_a_sweep_job_on_a_gpu_records_and_uses_its_assigned_device(tmp_path):
+    args = ["sweep", str(REPO / "configs/omniglot/5w1s.yaml"), f"experiment.storage={tmp_path}", *ONE_JOB, *FAKE_GPU]
+    assert main(args) == 0
+    job = json.loads((tmp_path / "omniglot_5w1s" / "main" / "results.json").read_text())["jobs"]["5w1s-baseline"]
+    assert job["gpu_ids"] == ["0"] and job["device"] == ASSIGNED
+    assert job["test_episodes"] == 2 and 0.0 <= job["accuracy"] <= 1.0
+
+
+@pytest.mark.needs_data("omniglot")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="about a CPU-only torch")
+def test_a_gpu_job_on_a_cpu_only_torch_stops_with_one_line(tmp_path, capsys):
+    args = ["sweep", str(REPO / "configs/omniglot/5w1s.yaml"), f"experiment.storage={tmp_path}", *ONE_JOB,
+            "resources.gpus_per_job=1"]
+    assert main(args) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sharedsg: error:")]
+    assert len(err) == 1 and "job 5w1s-baseline: Ray gave this actor GPU 0" in err[0], err
+    assert "CPU-only torch" in err[0] and "resources.require_cuda=false" in err[0]
+
+
+def test_meta_test_jobs_get_their_assigned_device(tmp_path):
+    args = ["run", str(REPO / "configs/trajectory_metatest.yaml"), "data.format=sample", "data.obs_len=6",
+            "data.pred_len=6", "model.slot_width=8", "model.slots=4", "model.encoder_hidden=8", "sg.hidden=16",
+            "learner.batch_size=4", "metatest.pretrain_iterations=2", "metatest.adapt_iterations=2",
+            "metatest.eval_windows=8", "metatest.adapt_examples=4", "metatest.seq2seq_hidden=8",
+            "metatest.methods=[supervised]", "experiment.seeds=[0]", f"experiment.storage={tmp_path}",
+            "experiment.run_name=r", *FAKE_GPU]
+    assert main(args) == 0
+    res = json.loads((tmp_path / "trajectory_metatest" / "r" / "results.json").read_text())
+    assert res["devices"] == {"supervised": [ASSIGNED]}

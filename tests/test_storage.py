@@ -86,3 +86,23 @@ def test_file_uri_through_pyarrow(tmp_path):
     log.scalars("cyclist", 0, {"loss/train": 1.0})
     log.close()
     assert list((tmp_path / "store" / "exp" / "r" / "cyclist").glob("events.*"))
+
+
+def test_a_run_log_uploads_only_what_changed(tmp_path):
+    """``upload_dir`` (a URI run log's flush): new and changed files go up, unchanged ones do not."""
+    pytest.importorskip("pyarrow")
+    local, remote = tmp_path / "staging", tmp_path / "store"
+    (local / "a").mkdir(parents=True)
+    (local / "a" / "events").write_bytes(b"1")
+    (local / "fig.png").write_bytes(b"png")
+    uri = f"file://{remote}/run"
+    storage.upload_dir(local, uri)
+    assert (remote / "run" / "a" / "events").read_bytes() == b"1" and (remote / "run" / "fig.png").read_bytes() == b"png"
+    (remote / "run" / "fig.png").write_bytes(b"marked")  # would be overwritten by a second upload of fig.png
+    with open(local / "a" / "events", "ab") as f:  # an event file that grew
+        f.write(b"2")
+    (local / "results.json").write_text("{}")
+    storage.upload_dir(local, uri)
+    assert (remote / "run" / "a" / "events").read_bytes() == b"12"
+    assert (remote / "run" / "results.json").read_text() == "{}"
+    assert (remote / "run" / "fig.png").read_bytes() == b"marked"  # unchanged here: not sent again

@@ -8,6 +8,7 @@ import os
 
 import torch
 
+from sharedsg import storage
 from sharedsg.commands.sweep import run_plan
 from sharedsg.config import check_device, load_config
 from sharedsg.experiments.registry import get_kind
@@ -49,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         log.close()
     print(kind.table(results) if kind.table else json.dumps(_summary(results), indent=2))
-    print(f"results: {log.path / 'results.json'}")
-    print(f"TensorBoard: tensorboard --logdir {cfg.experiment.run_dir} --host 127.0.0.1")
+    print(f"results: {storage.join(log.location, 'results.json')}")
+    logdir = log.path if storage.is_uri(log.location) else cfg.experiment.run_dir  # a URI: this machine's copy
+    print(f"TensorBoard: tensorboard --logdir {logdir} --host 127.0.0.1")
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional
 
 from omegaconf import DictConfig
 
-from sharedsg.config import ConfigError, load_config
+from sharedsg.config import ConfigError, check_device, load_config
 from sharedsg.experiments.registry import finish_plan, job_plan
 from sharedsg.harness.jobs import run_jobs, sweep_path
 
@@ -38,6 +38,8 @@ def run_plan(cfgs: List[DictConfig], name: Optional[str] = None, local: bool = F
     specs = job_plan(cfgs)
     path = sweep_path(cfgs, name)
     if local:
+        for cfg in cfgs:
+            check_device(cfg.learner.device)  # the jobs compute on learner.device
         return run_jobs(specs, path, log=log, finish=finish_plan)
     from sharedsg.runtime.sweep import run_sweep  # only the runtime imports ray
 

@@ -48,6 +48,11 @@ class Episode:
     char_ids: torch.Tensor
     rotations: torch.Tensor
 
+    def to(self, device: str | torch.device) -> "Episode":
+        """Images and labels on ``device``; ``char_ids`` and ``rotations`` (bookkeeping) stay where they are."""
+        return Episode(self.support_x.to(device), self.support_y.to(device), self.query_x.to(device),
+                       self.query_y.to(device), self.char_ids, self.rotations)
+
 
 class EpisodeSampler:
     """Seedable sampler of ``ways``-way ``shots``-shot episodes with ``queries`` queries per class."""

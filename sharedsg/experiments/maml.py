@@ -53,7 +53,8 @@ class MamlMethod:
 
     def __init__(self, cfg: DictConfig, ways: int, seed: int) -> None:
         fs = cfg.fewshot
-        self.net = MamlNet(cfg.model.conv_channels, fs.maml_conv_blocks, cfg.model.image_size, ways, seed)
+        self.net = MamlNet(cfg.model.conv_channels, fs.maml_conv_blocks, cfg.model.image_size, ways,
+                           seed).to(cfg.learner.device)
         self.order = int(fs.maml_order_20way if ways >= 20 else fs.maml_order)
         self.steps, self.lr = int(fs.adapt_steps), float(fs.inner_lr)
         self.train_queries = int(fs.maml_train_queries)

@@ -16,13 +16,15 @@ others) and ``supervised`` (the LSTM encoder-decoder, our stand-in for [50], pre
 and fine-tuned with Adam). Every method uses Adam with ``learner.lr`` for pre-training
 (MAML: its outer loop) and for adaptation.
 
-Each (method, seed) is one job: on Ray the jobs run as parallel tasks.
+Each (method, seed) is one job: on Ray the jobs run as parallel job actors, each computing on
+the device Ray gave it (``resources.gpus_per_job``); ``--local`` jobs on ``learner.device``.
+A job's networks, its adaptation and held-out batches and every cyclist batch live there.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -31,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sharedsg.config import Config
-from sharedsg.data.batch import Batch
+from sharedsg.data.batch import Batch, BatchSource
 from sharedsg.data.sources import make_source
 from sharedsg.errors import UserError
 from sharedsg.experiments import figures
@@ -50,28 +52,46 @@ LABELS = {"proposed": "proposed NMN", "baseline": "baseline NMN", "maml2": "MAML
 FIG5_WINDOWS = 4
 
 
-def _data(cfg: DictConfig, seed: int):
-    """Cyclist training source, the adaptation set, the held-out pedestrian set and 4 Fig. 5 windows."""
-    cyclists = make_source(cfg.data, "cyclist", "train", seed)
+class OnDevice:
+    """A training source whose batches are moved to ``device`` (the data are drawn on the CPU, as everywhere)."""
+
+    def __init__(self, source: BatchSource, device: torch.device) -> None:
+        self.source, self.device = source, device
+
+    def next_batch(self, size: int) -> Batch:
+        return self.source.next_batch(size).to(self.device)
+
+
+def _data(cfg: DictConfig, seed: int, device: torch.device):
+    """Cyclist training source, the adaptation set, the held-out pedestrian set (all on ``device``)
+    and 4 Fig. 5 windows (on the CPU: their inputs go into results.json)."""
+    cyclists = OnDevice(make_source(cfg.data, "cyclist", "train", seed), device)
     adapt = make_source(cfg.data, "pedestrian", "train", seed).next_batch(int(cfg.metatest.adapt_examples))
     test_src = make_source(cfg.data, "pedestrian", "test", 0)
     n = int(cfg.metatest.eval_windows)
     held = list(test_src.eval_batches(n, 1))[0]
     g = torch.Generator().manual_seed(1234)
     pick = torch.randperm(len(held), generator=g)[:FIG5_WINDOWS]
-    return cyclists, adapt, held, Batch(held.x[pick], held.y[pick])
+    return cyclists, adapt.to(device), held.to(device), Batch(held.x[pick], held.y[pick])
 
 
 def _mse(predict, batch: Batch) -> float:
     with torch.no_grad():
-        return float(F.mse_loss(predict(batch.x), batch.y))
+        y_hat = predict(batch.x)
+        return float(F.mse_loss(y_hat, batch.y.to(y_hat.device)))
 
 
-def _nmn(cfg: DictConfig, method: str, seed: int, cyclists, adapt: Batch, held: Batch, fig5: Batch) -> dict:
+def _nmn_learners(cfg: DictConfig, method: str, seed: int, device: torch.device):
+    """The NMN stream learner and its SG learner, on ``device``."""
     cfg = cfg.copy()
     cfg.learner.mixing = "sum" if method == "proposed" else "bp_only"
-    learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=seed)
-    sg = SGLearner(cfg.model, cfg.sg, seed=seed)
+    return (StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=seed, device=device),
+            SGLearner(cfg.model, cfg.sg, seed=seed, device=device))
+
+
+def _nmn(cfg: DictConfig, method: str, seed: int, device: torch.device, cyclists, adapt: Batch, held: Batch,
+         fig5: Batch) -> dict:
+    learner, sg = _nmn_learners(cfg, method, seed, device)
     steps = held.y.shape[1]
 
     def step(batch: Batch) -> None:
@@ -90,14 +110,22 @@ def _nmn(cfg: DictConfig, method: str, seed: int, cyclists, adapt: Batch, held: 
     return {"curve": curve, "fig5": predict(fig5.x).numpy().tolist()}
 
 
-def _seq2seq(cfg: DictConfig, method: str, seed: int, cyclists, adapt: Batch, held: Batch, fig5: Batch) -> dict:
+def _seq2seq_net(cfg: DictConfig, method: str, seed: int, device: torch.device) -> nn.Module:
+    """The LSTM encoder-decoder of MAML and ``supervised``, initialised on the CPU (the same
+    weights on every device), on ``device``."""
     torch.manual_seed(seed)
-    steps = held.y.shape[1]
     maml = method != "supervised"
     net = (OffsetSeq2Seq if maml and cfg.metatest.maml_offsets else Seq2Seq)(int(cfg.metatest.seq2seq_hidden))
     if maml and cfg.metatest.maml_decoder_init == "zero":
         nn.init.zeros_(net.out.weight)  # MAML starts at "stay at the last observed position" (README)
         nn.init.zeros_(net.out.bias)
+    return net.to(device)
+
+
+def _seq2seq(cfg: DictConfig, method: str, seed: int, device: torch.device, cyclists, adapt: Batch, held: Batch,
+             fig5: Batch) -> dict:
+    steps = held.y.shape[1]
+    net = _seq2seq_net(cfg, method, seed, device)
     opt = torch.optim.Adam(net.parameters(), lr=float(cfg.learner.lr))
     k = int(cfg.metatest.adapt_examples)
     meta_curve = []  # MAML: the mean query loss at the adapted weights, per meta-iteration
@@ -128,17 +156,19 @@ def _seq2seq(cfg: DictConfig, method: str, seed: int, cyclists, adapt: Batch, he
         fine.step()
         curve.append(_mse(predict, held))
     with torch.no_grad():
-        return {"curve": curve, "fig5": predict(fig5.x).numpy().tolist(), "meta_curve": meta_curve}
+        return {"curve": curve, "fig5": predict(fig5.x.to(device)).cpu().numpy().tolist(), "meta_curve": meta_curve}
 
 
-def run_job(cfg_yaml: str, method: str, seed: int) -> dict:
-    """One (method, seed): pre-training, adaptation, the held-out curve. Runs anywhere (no Ray)."""
+def run_job(cfg_yaml: str, method: str, seed: int, device: Optional[str] = None) -> dict:
+    """One (method, seed): pre-training, adaptation, the held-out curve, on ``device`` (a job
+    actor's assigned device; default ``learner.device``). Runs anywhere (no Ray)."""
     cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(cfg_yaml))
+    dev = torch.device(device if device is not None else cfg.learner.device)
     started = time.perf_counter()
-    cyclists, adapt, held, fig5 = _data(cfg, seed)
+    cyclists, adapt, held, fig5 = _data(cfg, seed, dev)
     fn = _nmn if method in ("proposed", "baseline") else _seq2seq
-    out = fn(cfg, method, seed, cyclists, adapt, held, fig5)
-    out.update({"method": method, "seed": seed, "wall_time_s": time.perf_counter() - started})
+    out = fn(cfg, method, seed, dev, cyclists, adapt, held, fig5)
+    out.update({"method": method, "seed": seed, "device": str(dev), "wall_time_s": time.perf_counter() - started})
     if seed == int(cfg.experiment.seeds[0]):
         out["fig5_inputs"] = {"observed": fig5.x.numpy().tolist(), "future": fig5.y.numpy().tolist()}
     return out
@@ -196,6 +226,7 @@ def run_metatest(cfg: DictConfig, launcher: Launcher, log: RunLog) -> Dict[str, 
         "adapt_iterations": int(cfg.metatest.adapt_iterations),
         "adapt_examples": int(cfg.metatest.adapt_examples), "mse": mse, "curves": curves,
         "maml_meta_curves": {m: [by[(m, s)]["meta_curve"] for s in seeds] for m in maml},
+        "devices": {m: [by[(m, s)]["device"] for s in seeds] for m in methods},  # where each job computed
         "wall_time_s": time.perf_counter() - started,
     }
     if "proposed" in mse and "baseline" in mse:

@@ -21,6 +21,9 @@ Logged per iteration (TensorBoard, ``<job>/``): ``grad_norm/oc/synthetic`` and
 outputs, mean L2 norm per item: Fig. 6's spikes), ``loss/train``, ``schedule/rare`` (1 at rare
 iterations, 0 elsewhere); and ``accuracy/rare_test`` every ``rare.test_every`` iterations and
 right after each rare one.
+
+The job computes on ``learner.device`` (the GPU a job actor was given, or ``--local``'s
+setting): its model, every training batch, the test context and the test images live there.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def _episode(x: torch.Tensor, y: torch.Tensor, support: int) -> Episode:
 def rare_scores(logits: torch.Tensor, y: torch.Tensor) -> Dict[str, float]:
     """10-way accuracy, accuracy among the logits of classes 5-9 only, mean rank of the true class (1 = top)."""
     rank = 1 + (logits > logits.gather(1, y[:, None])).sum(1).float()
-    among = torch.tensor(RARE)[logits[:, list(RARE)].argmax(-1)]
+    among = torch.tensor(RARE, device=logits.device)[logits[:, list(RARE)].argmax(-1)]
     return {"accuracy": float((logits.argmax(-1) == y).float().mean()),
             "accuracy_among_rare": float((among == y).float().mean()), "mean_rank": float(rank.mean())}
 
@@ -72,6 +75,7 @@ class RareJob:
 
     def __init__(self, cfg: DictConfig, name: str) -> None:
         self.cfg, self.name, self.method = cfg, name, name
+        self.device = torch.device(cfg.learner.device)
         rare = cfg.rare
         self.schedule = RareClassSchedule(period=int(rare.period), rare_batch=int(rare.rare_batch))
         seed = int(cfg.experiment.seed)
@@ -84,14 +88,16 @@ class RareJob:
         order = np.random.default_rng([int(cfg.data.split_seed), 7919]).permutation(len(held.images))
         if int(rare.test_images) > 0:
             order = order[: int(rare.test_images)]
-        self.test_x, self.test_y = _x(held.images[order]), torch.from_numpy(held.labels[order].astype(np.int64))
+        self.test_x = _x(held.images[order]).to(self.device)
+        self.test_y = torch.from_numpy(held.labels[order].astype(np.int64)).to(self.device)
         self.full_test = held
         common = self.pools["common"]
         rng = np.random.default_rng([int(cfg.data.split_seed), 104729])
         pick = np.concatenate([rng.choice(np.flatnonzero(common.labels == c), int(rare.test_context), replace=False)
                                for c in range(5)])
         pick = pick[rng.permutation(len(pick))]
-        self.context_x, self.context_y = _x(common.images[pick]), torch.from_numpy(common.labels[pick].astype(np.int64))
+        self.context_x = _x(common.images[pick]).to(self.device)
+        self.context_y = torch.from_numpy(common.labels[pick].astype(np.int64)).to(self.device)
         self.iteration = 0
         self.scalars: List[Scalar] = []
         self.train_s = 0.0
@@ -102,19 +108,22 @@ class RareJob:
         pool = self.pools["rare" if rare else "common"]
         size = self.schedule.batch_size(iteration, int(self.cfg.learner.batch_size))
         idx = np.random.default_rng([self.seed, iteration]).choice(len(pool.images), size=size, replace=False)
-        return Batch(_x(pool.images[idx]), torch.from_numpy(pool.labels[idx].astype(np.int64))[:, None]), rare
+        batch = Batch(_x(pool.images[idx]), torch.from_numpy(pool.labels[idx].astype(np.int64))[:, None])
+        return batch.to(self.device), rare
 
     def test_logits(self, x: torch.Tensor, chunk: int = 500) -> torch.Tensor:
         """Logits (n, 10) of test images, each a query after the common-class context."""
         out = []
         for s in range(0, len(x), chunk):
-            ep = Episode(self.context_x, self.context_y, x[s:s + chunk], torch.zeros(len(x[s:s + chunk]), dtype=torch.long),
+            queries = x[s:s + chunk].to(self.device)
+            ep = Episode(self.context_x, self.context_y, queries,
+                         torch.zeros(len(queries), dtype=torch.long, device=self.device),
                          torch.arange(CLASSES), torch.zeros(CLASSES, dtype=torch.long))
             out.append(self.learner.query_logits([ep])[0])
         return torch.cat(out)
 
     def test_accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        return rare_scores(self.test_logits(x), y)["accuracy"]
+        return rare_scores(self.test_logits(x), y.to(self.device))["accuracy"]
 
     def state(self) -> Dict[str, object]:
         return {"learner": self.learner.state_dict(), "iteration": self.iteration,
@@ -157,7 +166,7 @@ class RareJob:
 
     def results(self) -> Dict[str, object]:
         full_x = _x(self.full_test.images)
-        full_y = torch.from_numpy(self.full_test.labels.astype(np.int64))
+        full_y = torch.from_numpy(self.full_test.labels.astype(np.int64)).to(self.device)
         series: Dict[str, Dict[int, float]] = {}
         for tag, step, value in self.scalars:
             series.setdefault(tag, {})[step] = value

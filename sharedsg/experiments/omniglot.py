@@ -85,6 +85,7 @@ class OmniglotEpisodes:
         self.ways, self.shots, self.queries = ways, shots, int(cfg.fewshot.queries)
         self.seed = int(cfg.experiment.seed)
         self.train_seed = self.seed if train_seed is None else int(train_seed)
+        self.device = torch.device(cfg.learner.device)  # the job's device: its episodes are made there
 
     def episode(self, stream: str, index: int, ways: Optional[int] = None, queries: Optional[int] = None) -> Episode:
         """Episode ``index`` of stream 'train', 'val' or 'test' (``ways``, ``queries`` override N and Q,
@@ -95,7 +96,7 @@ class OmniglotEpisodes:
         seed = self.train_seed if stream == "train" else self.seed
         sampler = EpisodeSampler(self.pools[pool], ways, self.shots, queries,
                                  seed=[seed, POOL_SALTS[stream], ways, self.shots, index])
-        return sampler.sample()
+        return sampler.sample().to(self.device)
 
 
 # ---------------------------------------------------------------------------------------

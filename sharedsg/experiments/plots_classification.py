@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -10,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sharedsg import checkpoint  # noqa: E402
+from sharedsg import checkpoint, storage  # noqa: E402
 
 
 def _series(scalars: List[Tuple[str, int, float]]) -> Dict[str, Dict[int, float]]:
@@ -97,6 +98,7 @@ def fewshot_curve(path: Path, name: str, scalars: List[Tuple[str, int, float]]) 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    png = io.BytesIO()  # the job's folder may be a storage URI (s3://...): written through sharedsg.storage
+    fig.savefig(png, format="png", dpi=90)
     plt.close(fig)
-    return str(path)
+    return storage.write_bytes(path, png.getvalue())

@@ -35,7 +35,8 @@ class ProtoNetMethod:
     def __init__(self, cfg: DictConfig, ways: int, seed: int) -> None:
         torch.manual_seed(seed)
         fs = cfg.fewshot
-        self.encoder = ConvEncoder(cfg.model.conv_channels, fs.maml_conv_blocks, cfg.model.image_size)
+        self.encoder = ConvEncoder(cfg.model.conv_channels, fs.maml_conv_blocks,
+                                   cfg.model.image_size).to(cfg.learner.device)
         self.train_ways = int(fs.protonet_train_ways)
         self.optimizer = torch.optim.Adam(self.encoder.parameters(), lr=float(fs.meta_lr))
 

@@ -18,7 +18,8 @@ BackendFactory = Callable[[DictConfig, RunLog], Backend]
 """(config, run log) -> a backend running that config's streams."""
 
 JobMap = Callable[[Callable[..., Any], Sequence[tuple]], List[Any]]
-"""(fn, [args, ...]) -> [fn(*args), ...]; fn must be a picklable module-level function."""
+"""(fn, [args, ...]) -> [fn(*args), ...]; fn must be a picklable module-level function with a
+``device`` keyword (None: the config's ``learner.device``), which a Ray job actor sets to its GPU."""
 
 
 @dataclass

@@ -76,7 +76,7 @@ class FewShotNMNMethod:
         """``train_sg`` (default: ``fast``): keep SG predictors trained by Eq. 11 even when the fast
         path is off (the MNIST ablation logs what the baseline's SG would have said)."""
         self.ways, self.fast = ways, fast
-        self.model = FewShotNMN(cfg.model, ways, str(cfg.fewshot.label_input), seed)
+        self.model = FewShotNMN(cfg.model, ways, str(cfg.fewshot.label_input), seed).to(cfg.learner.device)
         self.alpha = float(cfg.learner.fast_lr)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(cfg.fewshot.meta_lr))
         k = int(cfg.model.slot_width)
@@ -84,7 +84,7 @@ class FewShotNMNMethod:
         if fast if train_sg is None else train_sg:
             torch.manual_seed(seed + 1)
             self.sg = nn.ModuleDict({c: SGPredictor(k, ways, int(cfg.sg.hidden), str(cfg.sg.kind))
-                                     for c in FAST_CONTROLLERS})
+                                     for c in FAST_CONTROLLERS}).to(cfg.learner.device)
             self.sg_optimizer = torch.optim.Adam(self.sg.parameters(), lr=float(cfg.sg.lr))
 
     def synthetic(self, sp: SupportPass, labels: torch.Tensor) -> Dict[str, torch.Tensor]:

@@ -25,7 +25,7 @@ class MannMethod:
         size = int(cfg.model.image_size)
         self.ways = ways
         self.model = Mann(size * size, ways, int(fs.mann_controller), int(fs.mann_slots), int(fs.mann_width),
-                          int(fs.mann_reads))
+                          int(fs.mann_reads)).to(cfg.learner.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(fs.meta_lr))
 
     def logits(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:

@@ -64,7 +64,7 @@ class Mann(nn.Module):
     def start(self, batch: int, like: torch.Tensor) -> MannState:
         z = like.new_zeros
         usage = z(batch, self.slots)
-        memory = torch.full((batch, self.slots, self.width), 1e-6, dtype=like.dtype)
+        memory = torch.full((batch, self.slots, self.width), 1e-6, dtype=like.dtype, device=like.device)
         return MannState(z(batch, self.controller.hidden_size), z(batch, self.controller.hidden_size), memory,
                          z(batch, self.reads, self.slots), usage, least_used(usage, self.reads))
 

@@ -15,6 +15,11 @@ its last progress line (iteration, test accuracy so far); the driver prints a pr
 every ``experiment.progress_every_s`` seconds, and ``sharedsg status`` (:func:`job_states`) lists the
 jobs of every sweep running on the cluster.
 
+Device: a job computes on the device Ray assigned its actor (:func:`assigned_device`: ``cuda``
+when ``resources.gpus_per_job`` gave it a GPU, else ``cpu``): ``run`` sets ``learner.device`` to
+it, ``call`` passes it as the job function's ``device`` keyword. The actor's progress state and
+the job's results record it with the GPU ids Ray gave (``device``, ``gpu_ids``).
+
 The job classes come with the plan (the experiment registry makes it), so this module never
 imports the experiments.
 """
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import ray
 import torch
@@ -57,27 +62,34 @@ class JobActor:
         print(msg, flush=True)
         self.state.update(status="running", message=msg, updated=time.time())
 
+    def _device(self, require_cuda: bool) -> Tuple[str, Optional[str]]:
+        """The assigned device (recorded in the progress state with Ray's GPU ids), or an error."""
+        device, error = assigned_device(require_cuda)
+        self.state.update(device=device, gpu_ids=[str(g) for g in ray.get_gpu_ids()])
+        if error is not None:
+            self.state.update(status="failed", message=error)
+        return device, error
+
     def run(self, job: type, cfg: Dict[str, Any], directory: str) -> Dict[str, object]:
         # merged over the structured defaults, so keys added to config.py since the driver started exist
         c = with_defaults(cfg)
-        device, error = assigned_device(bool(c.resources.require_cuda))
+        device, error = self._device(bool(c.resources.require_cuda))
         if error is not None:
-            self.state.update(status="failed", message=error)
             return {"error": error}
-        c.learner.device = device
-        self.state.update(status="running", device=device)
+        c.learner.device = device  # the job builds its model, batches and evaluation there
+        self.state.update(status="running")
         out = job(c, self.name).run(Path(directory), progress=self._progress)
         self.state.update(status="done", updated=time.time())
-        return out
+        return {**out, "device": device, "gpu_ids": self.state["gpu_ids"]}
 
     def call(self, require_cuda: bool, fn: Callable[..., Any], args: tuple) -> Any:
-        """A launcher job (``Launcher.map``: e.g. one meta-test method and seed): ``fn(*args)``."""
-        _, error = assigned_device(require_cuda)
+        """A launcher job (``Launcher.map``: e.g. one meta-test method and seed):
+        ``fn(*args, device=<the assigned device>)``."""
+        device, error = self._device(require_cuda)
         if error is not None:
-            self.state.update(status="failed", message=error)
             return {"error": error}
         self.state.update(status="running", message=f"{getattr(fn, '__name__', 'job')} started")
-        out = fn(*args)
+        out = fn(*args, device=device)
         self.state.update(status="done", updated=time.time())
         return out
 
@@ -166,8 +178,9 @@ def run_sweep(specs: List[JobSpec], path: str, address: Optional[str] = None, nu
 
 def map_jobs(fn: Callable[..., Any], args_list: List[tuple], *, sweep: str, cpus: float, gpus: float,
              require_cuda: bool, progress_every_s: float, log: Callable[[str], None] = print) -> List[Any]:
-    """``[fn(*args) ...]`` as named job actors (``status`` lists them), each with ``cpus``/``gpus``;
-    a line per finished job and the progress table every ``progress_every_s`` seconds."""
+    """``[fn(*args, device=...) ...]`` as named job actors (``status`` lists them), each with
+    ``cpus``/``gpus`` and computing on the device Ray assigned it; a line per finished job and the
+    progress table every ``progress_every_s`` seconds."""
     actors: Dict[str, Any] = {}
     refs: Dict[Any, int] = {}
     try:
