@@ -229,88 +229,83 @@ def core_backward(tr: Trace, dh_direct: Dict[str, Optional[torch.Tensor]],
     """Back-propagates the gradients arriving at the outputs (``dh_direct``: controller -> (T, B, k)
     time-major or None; the attention, the final memory and final controller states) through
     Eq. 7 .. 2, one reverse sweep. Every per-step view is taken before the sweep, so the sweep
-    is only arithmetic (about 50 small kernels per step)."""
+    is only arithmetic, 29 small kernels per step:
+
+    - the SG targets G (3, T, B, k) start as the direct gradients and collect the rest in place
+      (the recurrent dpre_{t+1} W_hh and WC's input gradient into OC's G by ``addmm_``);
+    - the three controllers' dL/dc_{t-1} = dc_t f_t in one kernel per step.
+
+    (A batched 1 x l matmul for z^T dL/dM_t or u^T K costs more than a multiply and a sum here.)"""
     fac = tr.factors()
     t_len, b, k = tr.h["ic"].shape[0] - 1, tr.h["ic"].shape[1], tr.h["ic"].shape[2]
     ref = tr.h["oc"]
-    g = {c: torch.empty(t_len, b, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
-    dpre = {c: torch.empty(t_len, b, 4, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
-    steps = {c: _StepViews(fac[n], g[c], dpre[c], dh_direct.get(c)) for n, c in enumerate(CONTROLLERS)}
+    opts = {"dtype": ref.dtype, "device": ref.device}
+    ic, oc, wc = range(len(CONTROLLERS))  # CONTROLLERS order, as in the factors
+    g = torch.zeros(len(CONTROLLERS), t_len, b, k, **opts)
+    for n, c in enumerate(CONTROLLERS):
+        if dh_direct.get(c) is not None:
+            g[n].copy_(dh_direct[c])
+        if (dh_last or {}).get(c) is not None:
+            g[n, -1].add_(dh_last[c])
+    dpre = torch.empty(len(CONTROLLERS), t_len, b, 4, k, **opts)
+    # per-step views, [controller][t]
+    gs = [v.unbind(0) for v in g.unbind(0)]
+    e, do, ifg = ([v.unbind(0) for v in x.unbind(0)] for x in (fac.e, fac.do, fac.ifg))
+    dpre_ifg = [v[:, :, :3].unbind(0) for v in dpre.unbind(0)]
+    dpre_o = [v[:, :, 3].unbind(0) for v in dpre.unbind(0)]
+    flat = [v.view(t_len, b, 4 * k).unbind(0) for v in dpre.unbind(0)]
+    f_steps = fac.f.unbind(1)  # (3, B, k) per step
+    dc = torch.empty(len(CONTROLLERS), b, k, **opts)  # dL/dc_t of this step
+    dc_rec = torch.zeros_like(dc)  # dL/dc_t through c_{t+1}
+    for n, c in enumerate(CONTROLLERS):
+        if (dc_last or {}).get(c) is not None:
+            dc_rec[n].copy_(dc_last[c])
+    dcs, dc_recs = dc.unbind(0), dc_rec.unbind(0)
+    w_ih = {n: tr.cells[c][0] for n, c in enumerate(CONTROLLERS)}
+    w_hh = {n: tr.cells[c][1] for n, c in enumerate(CONTROLLERS)}
     dz_steps = dz_direct.unsqueeze(-1).unbind(0) if dz_direct is not None else None
-    # d(input) and d(h_{t-1}) of a step in one matmul: dpre [W_ih | W_hh]
-    w_cat = {c: torch.cat([tr.cells[c][0], tr.cells[c][1]], dim=1) for c in ("oc", "wc")}
-    w_hh_ic = tr.cells["ic"][1]
-    dh_rec = {c: (dh_last or {}).get(c) for c in CONTROLLERS}
-    dc_rec = {c: (dc_last or {}).get(c) for c in CONTROLLERS}
     d_mem = dmem_last if dmem_last is not None else torch.zeros_like(tr.mem[-1])
     z3_steps = tr.z.unsqueeze(3).unbind(0)
     addr = tr.addressing_factors()
     softmax_bw = torch.ops.aten._softmax_backward_data
+    dh0: Dict[str, torch.Tensor] = {}
+
+    def lstm(n: int, t: int) -> None:
+        """Controller n's gate gradients at step t from its complete G; dc[n] = dL/dc_t; the
+        recurrent gradient into G_{t-1} (or dh0)."""
+        gt, dc_n = gs[n][t], dcs[n]
+        torch.addcmul(dc_recs[n], gt, e[n][t], out=dc_n)
+        torch.mul(dc_n.unsqueeze(1), ifg[n][t], out=dpre_ifg[n][t])
+        torch.mul(gt, do[n][t], out=dpre_o[n][t])
+        if t:
+            gs[n][t - 1].addmm_(flat[n][t], w_hh[n])
+        else:
+            dh0[CONTROLLERS[n]] = flat[n][0] @ w_hh[n]
 
     for t in range(t_len - 1, -1, -1):
         mem, z3 = tr.mem[t], z3_steps[t]
-        # Eq. 7: M_t = M_{t-1} + z (m'_t - M_{t-1})
-        dm_write = (d_mem * z3).sum(1)
-        dz_write = d_mem * tr.diff[t]
+        # Eq. 7: M_t = M_{t-1} + z (m'_t - M_{t-1}); dL/dm'_t = z^T dL/dM_t
+        gs[wc][t].add_((d_mem * z3).sum(1))
+        dz = d_mem * tr.diff[t]
         d_prev = torch.addcmul(d_mem, z3, d_mem, value=-1.0)
-        # Eq. 6: write controller
-        gw = steps["wc"].total(t, dm_write, dh_rec["wc"])
-        dc_rec["wc"] = steps["wc"].backward(t, gw, dc_rec["wc"])
-        d_in = steps["wc"].flat[t] @ w_cat["wc"]
-        dh_rec["wc"] = d_in[:, k:]
-        # Eq. 5: output controller (its output also feeds the decoder and WC)
-        go = steps["oc"].total(t, d_in[:, :k], dh_rec["oc"])
-        dc_rec["oc"] = steps["oc"].backward(t, go, dc_rec["oc"])
-        d_in = steps["oc"].flat[t] @ w_cat["oc"]
-        dh_rec["oc"] = d_in[:, k:]
-        dm_bar1 = d_in[:, :k].unsqueeze(1)
+        lstm(wc, t)  # Eq. 6
+        gs[oc][t].addmm_(flat[wc][t], w_ih[wc])  # WC's input is m_t
+        lstm(oc, t)  # Eq. 5
+        dm_bar1 = (flat[oc][t] @ w_ih[oc]).unsqueeze(1)
         # Eq. 4: m_bar = z M_{t-1}
-        dz = dz_write.addcmul_(mem, dm_bar1).sum(-1, keepdim=True)  # (B, l, 1)
+        dz = dz.addcmul_(mem, dm_bar1).sum(-1, keepdim=True)  # (B, l, 1)
         if dz_steps is not None:
             dz = dz + dz_steps[t]
         d_prev.addcmul_(z3, dm_bar1)
-        # Eq. 3: z = softmax(a)
+        # Eq. 3: z = softmax(a); a = q^T M_i (dot) or strength q^T M_i / (|q| |M_i| + 1e-8) (cosine)
         da = softmax_bw(dz, z3, 1, z3.dtype)
-        # a = q^T M_i (dot) or strength q^T M_i / (|q| |M_i| + 1e-8) (cosine)
         u3 = da if addr["a"] is None else da * addr["a"][t]
-        dq = (u3 * addr["k"][t]).sum(1)
+        gs[ic][t].add_((u3 * addr["k"][t]).sum(1))  # dL/dq_t
         d_prev.addcmul_(u3, addr["j"][t])
-        # Eq. 2: input controller
-        gi = steps["ic"].total(t, dq, dh_rec["ic"])
-        dc_rec["ic"] = steps["ic"].backward(t, gi, dc_rec["ic"])
-        dh_rec["ic"] = steps["ic"].flat[t] @ w_hh_ic
+        lstm(ic, t)  # Eq. 2
+        torch.mul(dc, f_steps[t], out=dc_rec)
         d_mem = d_prev
-    params = {c: param_grads(dpre[c], tr.inputs[c], tr.h[c][:-1]) for c in CONTROLLERS}
-    dx = (dpre["ic"].reshape(t_len * b, 4 * k) @ tr.cells["ic"][0]).view(t_len, b, -1)
-    return CoreGrads(g=g, params=params, dx=dx, dmem0=d_mem, dh0=dh_rec, dc0=dc_rec)
-
-
-class _StepViews:
-    """One controller's per-step views for the reverse sweep (lists: indexing costs no kernel)."""
-
-    def __init__(self, fac: LSTMFactors, g: torch.Tensor, dpre: torch.Tensor, direct: Optional[torch.Tensor]) -> None:
-        t_len, b, _, k = dpre.shape
-        self.fac = fac.steps(0)
-        self.g = g.unbind(0)
-        self.dpre_ifg, self.dpre_o = dpre[:, :, :3].unbind(0), dpre[:, :, 3].unbind(0)
-        self.flat = dpre.view(t_len, b, 4 * k).unbind(0)
-        self.direct = direct.unbind(0) if direct is not None else None
-
-    def total(self, t: int, first: torch.Tensor, rec: Optional[torch.Tensor]) -> torch.Tensor:
-        """G = dL/dh_t: the sum of the gradients arriving at h_t, written into the SG targets."""
-        out = self.g[t]
-        if rec is None:
-            out.copy_(first)
-        else:
-            torch.add(first, rec, out=out)
-        if self.direct is not None:
-            out.add_(self.direct[t])
-        return out
-
-    def backward(self, t: int, g: torch.Tensor, dc_rec: Optional[torch.Tensor]) -> torch.Tensor:
-        """:func:`lstm_step_backward` on the precomputed views."""
-        fac = self.fac
-        dc = g * fac.e[t] if dc_rec is None else torch.addcmul(dc_rec, g, fac.e[t])
-        torch.mul(dc.unsqueeze(1), fac.ifg[t], out=self.dpre_ifg[t])
-        torch.mul(g, fac.do[t], out=self.dpre_o[t])
-        return dc * fac.f[t]
+    params = {c: param_grads(dpre[n], tr.inputs[c], tr.h[c][:-1]) for n, c in enumerate(CONTROLLERS)}
+    dx = (dpre[ic].reshape(t_len * b, 4 * k) @ w_ih[ic]).view(t_len, b, -1)
+    return CoreGrads(g={c: g[n] for n, c in enumerate(CONTROLLERS)}, params=params, dx=dx, dmem0=d_mem, dh0=dh0,
+                     dc0={c: dc_rec[n] for n, c in enumerate(CONTROLLERS)})
