@@ -44,7 +44,7 @@ class SGLearner:
         fast = model.impl == "fast"
         # model.impl=fast: Adam's fused form (one kernel for all parameters, the same arithmetic) and, for
         # LSTM predictors on a CPU, the gradients without autograd (SGPredictor.loss_gradients)
-        self.optimizer = torch.optim.Adam(self.modules.parameters(), lr=sg.lr, fused=fast or None)
+        self.optimizer = torch.optim.Adam(self.modules.parameters(), lr=sg.lr, fused=fast or None, foreach=fast and None)
         self.fused = fast and fusable(self.modules, self.device)
         self.updates_per_push = int(sg.updates_per_push)
         self.version = 0

@@ -118,7 +118,8 @@ class StreamLearner:
         self.sg.requires_grad_(False)
         self.sg_version = 0
         # model.impl=fast: Adam's fused form, the same arithmetic in one kernel for all parameters
-        self.optimizer = torch.optim.Adam(self.nmn.parameters(), lr=learner.lr, fused=model.impl == "fast" or None)
+        fast = model.impl == "fast"
+        self.optimizer = torch.optim.Adam(self.nmn.parameters(), lr=learner.lr, fused=fast or None, foreach=fast and None)
         self.params = dict(self.nmn.named_parameters())  # by name, listed once (the module walk costs ~1 ms)
         self.steps = 0
 
