@@ -151,6 +151,7 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
     # the attention is kept as (B, l, 1) throughout, so no step needs a squeeze or unsqueeze
     qn = torch.linalg.vector_norm(q_all, dim=-1, keepdim=True).unsqueeze(-1) if cosine else None  # (T, B, 1, 1)
     qn_steps = (qn / strength).unbind(0) if cosine else ()
+    eps = torch.full((), 1e-8 / strength, dtype=mem0.dtype, device=mem0.device)  # a tensor: no scalar copy per step
     mem_all = torch.empty(t_len + 1, *mem0.shape, dtype=mem0.dtype, device=mem0.device)  # M_0 .. M_T
     mem_all[0] = mem0
     mems = mem_all.unbind(0)
@@ -165,7 +166,7 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
         dot = torch.bmm(mem, q_steps[t])  # q_t^T M_{t-1}: (B, l, 1)
         if cosine:  # strength * sim = dot / ((|q| |M_i| + 1e-8) / strength)
             m_norm = torch.linalg.vector_norm(mem, dim=-1, keepdim=True)
-            den = (qn_steps[t] * m_norm).add_(1e-8 / strength)
+            den = torch.addcmul(eps, qn_steps[t], m_norm)
             sim = dot / den
             z = torch.softmax(sim, dim=1)
             sims.append(sim), dens.append(den), norms.append(m_norm)
