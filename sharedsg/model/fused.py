@@ -56,27 +56,30 @@ class LSTMFactors:
 
 
 def controller_factors(tr: "Trace") -> LSTMFactors:
-    """The three controllers' factors stacked, (3, T, B, ...) in ``CONTROLLERS`` order: their gates
-    for all steps from the recorded inputs and h_{t-1} (two matmuls each), one activation pass, the
-    input controller's cell states rebuilt by the scan c_t = f c_{t-1} + i g (its ``torch.lstm``
-    does not return them), then each factor one fused elementwise kernel for all three."""
-    t_len, b, k = tr.h["oc"].shape[0] - 1, tr.h["oc"].shape[1], tr.h["oc"].shape[2]
-    ref = tr.h["oc"]
-    pre = torch.empty(len(CONTROLLERS), t_len * b, 4 * k, dtype=ref.dtype, device=ref.device)
-    for n, c in enumerate(CONTROLLERS):
-        w_ih, w_hh, b_ih, b_hh = tr.cells[c]
-        torch.addmm(b_ih + b_hh, tr.inputs[c].reshape(t_len * b, -1), w_ih.t(), out=pre[n])
-        pre[n].addmm_(tr.h[c][:-1].reshape(t_len * b, k), w_hh.t())
-    act = pre.view(-1, t_len, b, 4, k).sigmoid()
-    act[..., 2, :] = pre.view(-1, t_len, b, 4, k)[..., 2, :].tanh()
-    cs = torch.empty(len(CONTROLLERS), t_len + 1, b, k, dtype=ref.dtype, device=ref.device)
-    cs[1], cs[2] = tr.cs["oc"], tr.cs["wc"]
-    cs[0, 0] = tr.c0["ic"]
+    """The three controllers' factors stacked, (3, T, B, ...) in ``CONTROLLERS`` order. OC's and WC's
+    gate activations and cell states come from :func:`core_forward`; the input controller's
+    (its ``torch.lstm`` returns neither) are rebuilt here: its gates for all steps from the
+    recorded inputs and h_{t-1} (two matmuls, one activation pass), its cell states by the scan
+    c_t = f c_{t-1} + i g. Then each factor is one fused elementwise kernel for all three."""
+    t_len, b, k = tr.h["ic"].shape[0] - 1, tr.h["ic"].shape[1], tr.h["ic"].shape[2]
+    w_ih, w_hh, b_ih, b_hh = tr.cells["ic"]
+    act, cs = tr.gates, tr.cs
+    pre = act[0].view(t_len * b, 4 * k)
+    torch.addmm(b_ih + b_hh, tr.inputs["ic"].reshape(t_len * b, -1), w_ih.t(), out=pre)
+    pre.addmm_(tr.h["ic"][:-1].reshape(t_len * b, k), w_hh.t())
+    _activate(act[0])
     ig, f = act[0, :, :, 0] * act[0, :, :, 2], act[0, :, :, 1]
     c_steps, ig_steps, f_steps = cs[0].unbind(0), ig.unbind(0), f.unbind(0)
     for t in range(t_len):
         torch.addcmul(ig_steps[t], f_steps[t], c_steps[t], out=c_steps[t + 1])
     return lstm_factors_from_gates(act, cs, time_dim=1)
+
+
+def _activate(gates: torch.Tensor) -> None:
+    """LSTM gate activations in place on pre-activations (..., 4, k) in torch's (i, f, g, o) order."""
+    gates[..., :2, :].sigmoid_()
+    gates[..., 2, :].tanh_()
+    gates[..., 3, :].sigmoid_()
 
 
 def lstm_factors_from_gates(act: torch.Tensor, cs: torch.Tensor, time_dim: int = 1) -> LSTMFactors:
@@ -95,14 +98,16 @@ def lstm_factors_from_gates(act: torch.Tensor, cs: torch.Tensor, time_dim: int =
 
 @dataclass
 class Trace:
-    """One forward of the memory module, time-major. ``h[c]`` and ``cs[c]`` are (T + 1, B, k)
-    with the start state at index 0; ``inputs[c]`` (T, B, in_c) are x_t, m_bar_t, m_t."""
+    """One forward of the memory module, time-major. ``h[c]`` is (T + 1, B, k) with the start
+    state at index 0; ``inputs[c]`` (T, B, in_c) are x_t, m_bar_t, m_t; ``gates`` and ``cs`` hold
+    the three controllers' gate activations and cell states in ``CONTROLLERS`` order (the input
+    controller's filled in by :func:`controller_factors`)."""
 
     cells: Dict[str, Cell]
     inputs: Dict[str, torch.Tensor]
     h: Dict[str, torch.Tensor]
-    cs: Dict[str, torch.Tensor]  # oc, wc (ic's are rebuilt by controller_factors)
-    c0: Dict[str, torch.Tensor]
+    gates: torch.Tensor  # (3, T, B, 4, k), gates i, f, g, o activated
+    cs: torch.Tensor  # (3, T + 1, B, k): c_0 .. c_T
     c_last: Dict[str, torch.Tensor]
     mem: List[torch.Tensor]  # T + 1 views (B, l, k) of mem_all: M_0 .. M_T
     mem_all: torch.Tensor  # (T + 1, B, l, k)
@@ -139,10 +144,40 @@ class Trace:
         return self.h[c][1:]
 
 
+class _Cell:
+    """One controller stepped by hand (Eq. 5 or 6), writing its gate activations, cell state and
+    output of every step into the trace's buffers: the bias is added to all steps' gates before the
+    loop, so a step is two in-place matmuls and six elementwise kernels."""
+
+    def __init__(self, cell: Cell, gates: torch.Tensor, cs: torch.Tensor, h: torch.Tensor) -> None:
+        w_ih, w_hh, b_ih, b_hh = cell
+        t_len, b, _, k = gates.shape
+        gates.copy_((b_ih + b_hh).view(4, k).expand(t_len, b, 4, k))
+        self.w_ih, self.w_hh = w_ih.t(), w_hh.t()
+        self.flat = gates.view(t_len, b, 4 * k).unbind(0)
+        self.i, self.f, self.g, self.o = (v.unbind(0) for v in gates.unbind(2))
+        self.if_ = gates[:, :, :2].unbind(0)
+        self.c, self.h = cs.unbind(0), h.unbind(0)
+
+    def step(self, t: int, inp: torch.Tensor) -> torch.Tensor:
+        """h_t from the input u_t and the stored h_{t-1}, c_{t-1} (every view taken in advance)."""
+        pre = self.flat[t]
+        pre.addmm_(inp, self.w_ih)
+        pre.addmm_(self.h[t], self.w_hh)
+        self.if_[t].sigmoid_()
+        g = self.g[t].tanh_()
+        o = self.o[t].sigmoid_()
+        c = torch.mul(self.i[t], g, out=self.c[t + 1])
+        c.addcmul_(self.f[t], self.c[t])
+        return torch.mul(o, c.tanh(), out=self.h[t + 1])
+
+
 def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor], c0: Dict[str, torch.Tensor],
                  cells: Dict[str, Cell], addressing: str, strength: float) -> Trace:
     """Eq. 2-7 for all T steps of x (B, T, in) from the state (mem0, h0, c0); no autograd graph."""
     b, t_len, _ = x.shape
+    k = h0["oc"].shape[-1]
+    opts = {"dtype": mem0.dtype, "device": mem0.device}
     xt = x.transpose(0, 1).contiguous()
     q_all, _, c_ic_last = torch.lstm(xt, (h0["ic"].unsqueeze(0), c0["ic"].unsqueeze(0)), list(cells["ic"]),
                                      True, 1, 0.0, False, False, False)
@@ -151,17 +186,26 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
     # the attention is kept as (B, l, 1) throughout, so no step needs a squeeze or unsqueeze
     qn = torch.linalg.vector_norm(q_all, dim=-1, keepdim=True).unsqueeze(-1) if cosine else None  # (T, B, 1, 1)
     qn_steps = (qn / strength).unbind(0) if cosine else ()
-    eps = torch.full((), 1e-8 / strength, dtype=mem0.dtype, device=mem0.device)  # a tensor: no scalar copy per step
-    mem_all = torch.empty(t_len + 1, *mem0.shape, dtype=mem0.dtype, device=mem0.device)  # M_0 .. M_T
+    eps = torch.full((), 1e-8 / strength, **opts)  # a tensor: no scalar copy per step
+    mem_all = torch.empty(t_len + 1, *mem0.shape, **opts)  # M_0 .. M_T
     mem_all[0] = mem0
     mems = mem_all.unbind(0)
-    mem, diffs, zs, mbars = mems[0], [], [], []
+    gates = torch.empty(len(CONTROLLERS), t_len, b, 4, k, **opts)
+    cs = torch.empty(len(CONTROLLERS), t_len + 1, b, k, **opts)
+    h = {"ic": torch.cat([h0["ic"].unsqueeze(0), q_all])}
+    for n, c in enumerate(CONTROLLERS):
+        cs[n, 0] = c0[c]
+        if c != "ic":
+            h[c] = torch.empty(t_len + 1, b, k, **opts)
+            h[c][0] = h0[c]
+    oc = _Cell(cells["oc"], gates[1], cs[1], h["oc"])
+    wc = _Cell(cells["wc"], gates[2], cs[2], h["wc"])
+    mbars = torch.empty(t_len, b, k, **opts)
+    mbar_steps = mbars.unbind(0)
+    mem, diffs, zs = mems[0], [], []
     sims: List[torch.Tensor] = []
     dens: List[torch.Tensor] = []
     norms: List[torch.Tensor] = []
-    hc = {c: (h0[c], c0[c]) for c in ("oc", "wc")}
-    hs: Dict[str, List[torch.Tensor]] = {"oc": [h0["oc"]], "wc": [h0["wc"]]}
-    cs: Dict[str, List[torch.Tensor]] = {"oc": [c0["oc"]], "wc": [c0["wc"]]}
     for t in range(t_len):
         dot = torch.bmm(mem, q_steps[t])  # q_t^T M_{t-1}: (B, l, 1)
         if cosine:  # strength * sim = dot / ((|q| |M_i| + 1e-8) / strength)
@@ -172,21 +216,14 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
             sims.append(sim), dens.append(den), norms.append(m_norm)
         else:
             z = torch.softmax(dot, dim=1)  # Eq. 3
-        m_bar = (mem * z).sum(1)  # Eq. 4 (a batched 1 x l matmul is slower here)
-        hc["oc"] = torch.lstm_cell(m_bar, hc["oc"], *cells["oc"])  # Eq. 5
-        hc["wc"] = torch.lstm_cell(hc["oc"][0], hc["wc"], *cells["wc"])  # Eq. 6
-        diff = hc["wc"][0].unsqueeze(1) - mem
+        m_bar = torch.sum(mem * z, 1, out=mbar_steps[t])  # Eq. 4 (a batched 1 x l matmul is slower here)
+        m_write = wc.step(t, oc.step(t, m_bar))  # Eq. 5, 6
+        diff = m_write.unsqueeze(1) - mem
         mem = torch.addcmul(mem, z, diff, out=mems[t + 1])  # Eq. 7: (1 - z_i) M_i + z_i m'_t
-        for c in ("oc", "wc"):
-            hs[c].append(hc[c][0])
-            cs[c].append(hc[c][1])
-        diffs.append(diff), zs.append(z), mbars.append(m_bar)
-    h = {"ic": torch.cat([h0["ic"].unsqueeze(0), q_all])}
-    h.update({c: torch.stack(hs[c]) for c in ("oc", "wc")})
-    c_stack = {c: torch.stack(cs[c]) for c in ("oc", "wc")}
-    inputs = {"ic": xt, "oc": torch.stack(mbars), "wc": h["oc"][1:]}
-    return Trace(cells=cells, inputs=inputs, h=h, cs=c_stack, c0=dict(c0),
-                 c_last={"ic": c_ic_last[0], "oc": hc["oc"][1], "wc": hc["wc"][1]},
+        diffs.append(diff), zs.append(z)
+    inputs = {"ic": xt, "oc": mbars, "wc": h["oc"][1:]}
+    return Trace(cells=cells, inputs=inputs, h=h, gates=gates, cs=cs,
+                 c_last={"ic": c_ic_last[0], "oc": cs[1, -1].clone(), "wc": cs[2, -1].clone()},  # cs changes later
                  mem=list(mems), mem_all=mem_all, diff=diffs, z=torch.stack(zs).squeeze(-1),
                  cosine={"sim": sims, "den": dens, "norm": norms, "qn": qn} if cosine else None,
                  strength=strength)
