@@ -4,10 +4,11 @@
 10 x 32 memory), not by arithmetic, so this module records no autograd graph per step:
 
 - forward (:func:`core_forward`): the input controller, whose input x_t does not depend on
-  the memory, runs as one fused ``torch.lstm`` over the sequence; OC and WC are one
-  ``torch.lstm_cell`` each per step; addressing (Eq. 3, or cosine), read (Eq. 4) and
-  write (Eq. 7) are a handful of batched ops. Everything the backward needs is kept,
-  time-major.
+  the memory, runs as one fused ``torch.lstm`` over the sequence; OC and WC are stepped by
+  hand (:class:`_Cell`: two in-place matmuls and seven elementwise kernels, their gate
+  activations and cell states written straight into the trace); addressing (Eq. 3, or
+  cosine), read (Eq. 4) and write (Eq. 7) are a handful of batched ops. Everything the
+  backward needs is kept, time-major.
 - backward (:func:`core_backward`): one reverse sweep through Eq. 7, 6, 5, 4, 3, 2 that
   produces, on the way, the total derivative dL/dh_c,t of every controller output (the SG
   targets) and the gate pre-activation gradients; every parameter gradient is then one
@@ -46,9 +47,6 @@ class LSTMFactors:
     do: torch.Tensor  # tanh(c_t) o (1 - o): dpre_o = G do
     ifg: torch.Tensor  # (..., T, B, 3, k): [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)]: dpre_ifg = dc ifg
     f: torch.Tensor  # forget gate: dc_{t-1} = dc f
-
-    def __getitem__(self, i: int) -> "LSTMFactors":
-        return LSTMFactors(self.e[i], self.do[i], self.ifg[i], self.f[i])
 
     def steps(self, dim: int) -> "LSTMFactors":
         """Per-step views along ``dim`` as lists (indexing a list launches no kernel)."""
@@ -147,7 +145,7 @@ class Trace:
 class _Cell:
     """One controller stepped by hand (Eq. 5 or 6), writing its gate activations, cell state and
     output of every step into the trace's buffers: the bias is added to all steps' gates before the
-    loop, so a step is two in-place matmuls and six elementwise kernels."""
+    loop, so a step is two in-place matmuls and seven elementwise kernels."""
 
     def __init__(self, cell: Cell, gates: torch.Tensor, cs: torch.Tensor, h: torch.Tensor) -> None:
         w_ih, w_hh, b_ih, b_hh = cell
