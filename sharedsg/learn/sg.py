@@ -12,7 +12,7 @@ from sharedsg.learn.adam import Adam
 from sharedsg.learn.tasks import make_task
 from sharedsg.learn.types import SGState, SGTargets
 from sharedsg.model.controllers import CONTROLLERS
-from sharedsg.model.synthetic import build_sg_modules, sg_loss
+from sharedsg.model.synthetic import build_sg_modules, fusable, sg_loss
 
 
 def _concatenate(batches: List[SGTargets]) -> List[SGTargets]:
@@ -42,8 +42,11 @@ class SGLearner:
         torch.manual_seed(seed + 7919)
         self.device = torch.device(device)
         self.modules = build_sg_modules(model, sg, make_task(model).target_dim).to(self.device)
-        # model.impl=fast: Adam's multi-tensor (foreach) form, the same arithmetic in fewer kernels
-        self.optimizer = Adam(self.modules.parameters(), lr=sg.lr, form="foreach" if model.impl == "fast" else "single")
+        fast = model.impl == "fast"
+        # model.impl=fast: Adam's fused form (one kernel for all parameters, the same arithmetic) and, for
+        # LSTM predictors on a CPU, the gradients without autograd (SGPredictor.loss_gradients)
+        self.optimizer = Adam(self.modules.parameters(), lr=sg.lr, form="fused" if fast else "single")
+        self.fused = fast and fusable(self.modules, self.device)
         self.updates_per_push = int(sg.updates_per_push)
         self.version = 0
 
@@ -76,6 +79,8 @@ class SGLearner:
     def _step(self, chunks: List[SGTargets], total_n: int) -> torch.Tensor:
         """One optimiser step by autograd through the three predictors; their losses (3,), on the device."""
         self.optimizer.zero_grad(set_to_none=True)
+        if self.fused:
+            return self._step_fused(chunks, total_n)
         per_c = {c: torch.zeros((), device=self.device) for c in CONTROLLERS}
         for chunk in chunks:
             pred = self.modules(chunk.h, chunk.y)
@@ -86,6 +91,27 @@ class SGLearner:
         loss.sum().backward()
         self.optimizer.step()
         return loss.detach()
+
+    @torch.no_grad()
+    def _step_fused(self, chunks: List[SGTargets], total_n: int) -> torch.Tensor:
+        """:meth:`_step` with each predictor's loss and gradients from :meth:`SGPredictor.loss_gradients`."""
+        losses = []
+        for c in CONTROLLERS:
+            pred = self.modules.predictors[c]
+            params, loss = list(pred.parameters()), None
+            for chunk in chunks:
+                part, grads = pred.loss_gradients(chunk.h[c], chunk.y, chunk.g[c], chunk.batch_size / total_n)
+                if loss is None:
+                    loss = part
+                    for p, grad in zip(params, grads):
+                        p.grad = grad
+                else:
+                    loss = loss + part
+                    for p, grad in zip(params, grads):
+                        p.grad.add_(grad)
+            losses.append(loss)
+        self.optimizer.step()
+        return torch.stack(losses)
 
     @torch.no_grad()
     def predict(self, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:

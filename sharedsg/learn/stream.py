@@ -118,8 +118,9 @@ class StreamLearner:
         self.sg = build_sg_modules(model, sg, self.task.target_dim).to(self.device)
         self.sg.requires_grad_(False)
         self.sg_version = 0
-        # model.impl=fast: Adam's multi-tensor (foreach) form, the same arithmetic in fewer kernels
-        self.optimizer = Adam(self.nmn.parameters(), lr=learner.lr, form="foreach" if model.impl == "fast" else "single")
+        # model.impl=fast: Adam's fused form, the same arithmetic in one kernel for all parameters
+        fast = model.impl == "fast"
+        self.optimizer = Adam(self.nmn.parameters(), lr=learner.lr, form="fused" if fast else "single")
         self.params = dict(self.nmn.named_parameters())  # by name, listed once (the module walk costs ~1 ms)
         self.steps = 0
 

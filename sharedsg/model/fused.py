@@ -4,10 +4,11 @@
 10 x 32 memory), not by arithmetic, so this module records no autograd graph per step:
 
 - forward (:func:`core_forward`): the input controller, whose input x_t does not depend on
-  the memory, runs as one fused ``torch.lstm`` over the sequence; OC and WC are one
-  ``torch.lstm_cell`` each per step; addressing (Eq. 3, or cosine), read (Eq. 4) and
-  write (Eq. 7) are a handful of batched ops. Everything the backward needs is kept,
-  time-major.
+  the memory, runs as one fused ``torch.lstm`` over the sequence; OC and WC are stepped by
+  hand (:class:`_Cell`: two in-place matmuls and seven elementwise kernels, their gate
+  activations and cell states written straight into the trace); addressing (Eq. 3, or
+  cosine), read (Eq. 4) and write (Eq. 7) are a handful of batched ops. Everything the
+  backward needs is kept, time-major.
 - backward (:func:`core_backward`): one reverse sweep through Eq. 7, 6, 5, 4, 3, 2 that
   produces, on the way, the total derivative dL/dh_c,t of every controller output (the SG
   targets) and the gate pre-activation gradients; every parameter gradient is then one
@@ -47,36 +48,36 @@ class LSTMFactors:
     ifg: torch.Tensor  # (..., T, B, 3, k): [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)]: dpre_ifg = dc ifg
     f: torch.Tensor  # forget gate: dc_{t-1} = dc f
 
-    def __getitem__(self, i: int) -> "LSTMFactors":
-        return LSTMFactors(self.e[i], self.do[i], self.ifg[i], self.f[i])
-
     def steps(self, dim: int) -> "LSTMFactors":
         """Per-step views along ``dim`` as lists (indexing a list launches no kernel)."""
         return LSTMFactors(*(v.unbind(dim) for v in (self.e, self.do, self.ifg, self.f)))
 
 
 def controller_factors(tr: "Trace") -> LSTMFactors:
-    """The three controllers' factors stacked, (3, T, B, ...) in ``CONTROLLERS`` order: their gates
-    for all steps from the recorded inputs and h_{t-1} (two matmuls each), one activation pass, the
-    input controller's cell states rebuilt by the scan c_t = f c_{t-1} + i g (its ``torch.lstm``
-    does not return them), then each factor one fused elementwise kernel for all three."""
-    t_len, b, k = tr.h["oc"].shape[0] - 1, tr.h["oc"].shape[1], tr.h["oc"].shape[2]
-    ref = tr.h["oc"]
-    pre = torch.empty(len(CONTROLLERS), t_len * b, 4 * k, dtype=ref.dtype, device=ref.device)
-    for n, c in enumerate(CONTROLLERS):
-        w_ih, w_hh, b_ih, b_hh = tr.cells[c]
-        torch.addmm(b_ih + b_hh, tr.inputs[c].reshape(t_len * b, -1), w_ih.t(), out=pre[n])
-        pre[n].addmm_(tr.h[c][:-1].reshape(t_len * b, k), w_hh.t())
-    act = pre.view(-1, t_len, b, 4, k).sigmoid()
-    act[..., 2, :] = pre.view(-1, t_len, b, 4, k)[..., 2, :].tanh()
-    cs = torch.empty(len(CONTROLLERS), t_len + 1, b, k, dtype=ref.dtype, device=ref.device)
-    cs[1], cs[2] = tr.cs["oc"], tr.cs["wc"]
-    cs[0, 0] = tr.c0["ic"]
+    """The three controllers' factors stacked, (3, T, B, ...) in ``CONTROLLERS`` order. OC's and WC's
+    gate activations and cell states come from :func:`core_forward`; the input controller's
+    (its ``torch.lstm`` returns neither) are rebuilt here: its gates for all steps from the
+    recorded inputs and h_{t-1} (two matmuls, one activation pass), its cell states by the scan
+    c_t = f c_{t-1} + i g. Then each factor is one fused elementwise kernel for all three."""
+    t_len, b, k = tr.h["ic"].shape[0] - 1, tr.h["ic"].shape[1], tr.h["ic"].shape[2]
+    w_ih, w_hh, b_ih, b_hh = tr.cells["ic"]
+    act, cs = tr.gates, tr.cs
+    pre = act[0].view(t_len * b, 4 * k)
+    torch.addmm(b_ih + b_hh, tr.inputs["ic"].reshape(t_len * b, -1), w_ih.t(), out=pre)
+    pre.addmm_(tr.h["ic"][:-1].reshape(t_len * b, k), w_hh.t())
+    _activate(act[0])
     ig, f = act[0, :, :, 0] * act[0, :, :, 2], act[0, :, :, 1]
     c_steps, ig_steps, f_steps = cs[0].unbind(0), ig.unbind(0), f.unbind(0)
     for t in range(t_len):
         torch.addcmul(ig_steps[t], f_steps[t], c_steps[t], out=c_steps[t + 1])
     return lstm_factors_from_gates(act, cs, time_dim=1)
+
+
+def _activate(gates: torch.Tensor) -> None:
+    """LSTM gate activations in place on pre-activations (..., 4, k) in torch's (i, f, g, o) order."""
+    gates[..., :2, :].sigmoid_()
+    gates[..., 2, :].tanh_()
+    gates[..., 3, :].sigmoid_()
 
 
 def lstm_factors_from_gates(act: torch.Tensor, cs: torch.Tensor, time_dim: int = 1) -> LSTMFactors:
@@ -95,14 +96,16 @@ def lstm_factors_from_gates(act: torch.Tensor, cs: torch.Tensor, time_dim: int =
 
 @dataclass
 class Trace:
-    """One forward of the memory module, time-major. ``h[c]`` and ``cs[c]`` are (T + 1, B, k)
-    with the start state at index 0; ``inputs[c]`` (T, B, in_c) are x_t, m_bar_t, m_t."""
+    """One forward of the memory module, time-major. ``h[c]`` is (T + 1, B, k) with the start
+    state at index 0; ``inputs[c]`` (T, B, in_c) are x_t, m_bar_t, m_t; ``gates`` and ``cs`` hold
+    the three controllers' gate activations and cell states in ``CONTROLLERS`` order (the input
+    controller's filled in by :func:`controller_factors`)."""
 
     cells: Dict[str, Cell]
     inputs: Dict[str, torch.Tensor]
     h: Dict[str, torch.Tensor]
-    cs: Dict[str, torch.Tensor]  # oc, wc (ic's are rebuilt by controller_factors)
-    c0: Dict[str, torch.Tensor]
+    gates: torch.Tensor  # (3, T, B, 4, k), gates i, f, g, o activated
+    cs: torch.Tensor  # (3, T + 1, B, k): c_0 .. c_T
     c_last: Dict[str, torch.Tensor]
     mem: List[torch.Tensor]  # T + 1 views (B, l, k) of mem_all: M_0 .. M_T
     mem_all: torch.Tensor  # (T + 1, B, l, k)
@@ -139,10 +142,40 @@ class Trace:
         return self.h[c][1:]
 
 
+class _Cell:
+    """One controller stepped by hand (Eq. 5 or 6), writing its gate activations, cell state and
+    output of every step into the trace's buffers: the bias is added to all steps' gates before the
+    loop, so a step is two in-place matmuls and seven elementwise kernels."""
+
+    def __init__(self, cell: Cell, gates: torch.Tensor, cs: torch.Tensor, h: torch.Tensor) -> None:
+        w_ih, w_hh, b_ih, b_hh = cell
+        t_len, b, _, k = gates.shape
+        gates.copy_((b_ih + b_hh).view(4, k).expand(t_len, b, 4, k))
+        self.w_ih, self.w_hh = w_ih.t(), w_hh.t()
+        self.flat = gates.view(t_len, b, 4 * k).unbind(0)
+        self.i, self.f, self.g, self.o = (v.unbind(0) for v in gates.unbind(2))
+        self.if_ = gates[:, :, :2].unbind(0)
+        self.c, self.h = cs.unbind(0), h.unbind(0)
+
+    def step(self, t: int, inp: torch.Tensor) -> torch.Tensor:
+        """h_t from the input u_t and the stored h_{t-1}, c_{t-1} (every view taken in advance)."""
+        pre = self.flat[t]
+        pre.addmm_(inp, self.w_ih)
+        pre.addmm_(self.h[t], self.w_hh)
+        self.if_[t].sigmoid_()
+        g = self.g[t].tanh_()
+        o = self.o[t].sigmoid_()
+        c = torch.mul(self.i[t], g, out=self.c[t + 1])
+        c.addcmul_(self.f[t], self.c[t])
+        return torch.mul(o, c.tanh(), out=self.h[t + 1])
+
+
 def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor], c0: Dict[str, torch.Tensor],
                  cells: Dict[str, Cell], addressing: str, strength: float) -> Trace:
     """Eq. 2-7 for all T steps of x (B, T, in) from the state (mem0, h0, c0); no autograd graph."""
     b, t_len, _ = x.shape
+    k = h0["oc"].shape[-1]
+    opts = {"dtype": mem0.dtype, "device": mem0.device}
     xt = x.transpose(0, 1).contiguous()
     q_all, _, c_ic_last = torch.lstm(xt, (h0["ic"].unsqueeze(0), c0["ic"].unsqueeze(0)), list(cells["ic"]),
                                      True, 1, 0.0, False, False, False)
@@ -151,41 +184,44 @@ def core_forward(x: torch.Tensor, mem0: torch.Tensor, h0: Dict[str, torch.Tensor
     # the attention is kept as (B, l, 1) throughout, so no step needs a squeeze or unsqueeze
     qn = torch.linalg.vector_norm(q_all, dim=-1, keepdim=True).unsqueeze(-1) if cosine else None  # (T, B, 1, 1)
     qn_steps = (qn / strength).unbind(0) if cosine else ()
-    mem_all = torch.empty(t_len + 1, *mem0.shape, dtype=mem0.dtype, device=mem0.device)  # M_0 .. M_T
+    eps = torch.full((), 1e-8 / strength, **opts)  # a tensor: no scalar copy per step
+    mem_all = torch.empty(t_len + 1, *mem0.shape, **opts)  # M_0 .. M_T
     mem_all[0] = mem0
     mems = mem_all.unbind(0)
-    mem, diffs, zs, mbars = mems[0], [], [], []
+    gates = torch.empty(len(CONTROLLERS), t_len, b, 4, k, **opts)
+    cs = torch.empty(len(CONTROLLERS), t_len + 1, b, k, **opts)
+    h = {"ic": torch.cat([h0["ic"].unsqueeze(0), q_all])}
+    for n, c in enumerate(CONTROLLERS):
+        cs[n, 0] = c0[c]
+        if c != "ic":
+            h[c] = torch.empty(t_len + 1, b, k, **opts)
+            h[c][0] = h0[c]
+    oc = _Cell(cells["oc"], gates[1], cs[1], h["oc"])
+    wc = _Cell(cells["wc"], gates[2], cs[2], h["wc"])
+    mbars = torch.empty(t_len, b, k, **opts)
+    mbar_steps = mbars.unbind(0)
+    mem, diffs, zs = mems[0], [], []
     sims: List[torch.Tensor] = []
     dens: List[torch.Tensor] = []
     norms: List[torch.Tensor] = []
-    hc = {c: (h0[c], c0[c]) for c in ("oc", "wc")}
-    hs: Dict[str, List[torch.Tensor]] = {"oc": [h0["oc"]], "wc": [h0["wc"]]}
-    cs: Dict[str, List[torch.Tensor]] = {"oc": [c0["oc"]], "wc": [c0["wc"]]}
     for t in range(t_len):
         dot = torch.bmm(mem, q_steps[t])  # q_t^T M_{t-1}: (B, l, 1)
         if cosine:  # strength * sim = dot / ((|q| |M_i| + 1e-8) / strength)
             m_norm = torch.linalg.vector_norm(mem, dim=-1, keepdim=True)
-            den = (qn_steps[t] * m_norm).add_(1e-8 / strength)
+            den = torch.addcmul(eps, qn_steps[t], m_norm)
             sim = dot / den
             z = torch.softmax(sim, dim=1)
             sims.append(sim), dens.append(den), norms.append(m_norm)
         else:
             z = torch.softmax(dot, dim=1)  # Eq. 3
-        m_bar = (mem * z).sum(1)  # Eq. 4 (a batched 1 x l matmul is slower here)
-        hc["oc"] = torch.lstm_cell(m_bar, hc["oc"], *cells["oc"])  # Eq. 5
-        hc["wc"] = torch.lstm_cell(hc["oc"][0], hc["wc"], *cells["wc"])  # Eq. 6
-        diff = hc["wc"][0].unsqueeze(1) - mem
+        m_bar = torch.sum(mem * z, 1, out=mbar_steps[t])  # Eq. 4 (a batched 1 x l matmul is slower here)
+        m_write = wc.step(t, oc.step(t, m_bar))  # Eq. 5, 6
+        diff = m_write.unsqueeze(1) - mem
         mem = torch.addcmul(mem, z, diff, out=mems[t + 1])  # Eq. 7: (1 - z_i) M_i + z_i m'_t
-        for c in ("oc", "wc"):
-            hs[c].append(hc[c][0])
-            cs[c].append(hc[c][1])
-        diffs.append(diff), zs.append(z), mbars.append(m_bar)
-    h = {"ic": torch.cat([h0["ic"].unsqueeze(0), q_all])}
-    h.update({c: torch.stack(hs[c]) for c in ("oc", "wc")})
-    c_stack = {c: torch.stack(cs[c]) for c in ("oc", "wc")}
-    inputs = {"ic": xt, "oc": torch.stack(mbars), "wc": h["oc"][1:]}
-    return Trace(cells=cells, inputs=inputs, h=h, cs=c_stack, c0=dict(c0),
-                 c_last={"ic": c_ic_last[0], "oc": hc["oc"][1], "wc": hc["wc"][1]},
+        diffs.append(diff), zs.append(z)
+    inputs = {"ic": xt, "oc": mbars, "wc": h["oc"][1:]}
+    return Trace(cells=cells, inputs=inputs, h=h, gates=gates, cs=cs,
+                 c_last={"ic": c_ic_last[0], "oc": cs[1, -1].clone(), "wc": cs[2, -1].clone()},  # cs changes later
                  mem=list(mems), mem_all=mem_all, diff=diffs, z=torch.stack(zs).squeeze(-1),
                  cosine={"sim": sims, "den": dens, "norm": norms, "qn": qn} if cosine else None,
                  strength=strength)
@@ -229,88 +265,83 @@ def core_backward(tr: Trace, dh_direct: Dict[str, Optional[torch.Tensor]],
     """Back-propagates the gradients arriving at the outputs (``dh_direct``: controller -> (T, B, k)
     time-major or None; the attention, the final memory and final controller states) through
     Eq. 7 .. 2, one reverse sweep. Every per-step view is taken before the sweep, so the sweep
-    is only arithmetic (about 50 small kernels per step)."""
+    is only arithmetic, 29 small kernels per step:
+
+    - the SG targets G (3, T, B, k) start as the direct gradients and collect the rest in place
+      (the recurrent dpre_{t+1} W_hh and WC's input gradient into OC's G by ``addmm_``);
+    - the three controllers' dL/dc_{t-1} = dc_t f_t in one kernel per step.
+
+    (A batched 1 x l matmul for z^T dL/dM_t or u^T K costs more than a multiply and a sum here.)"""
     fac = tr.factors()
     t_len, b, k = tr.h["ic"].shape[0] - 1, tr.h["ic"].shape[1], tr.h["ic"].shape[2]
     ref = tr.h["oc"]
-    g = {c: torch.empty(t_len, b, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
-    dpre = {c: torch.empty(t_len, b, 4, k, dtype=ref.dtype, device=ref.device) for c in CONTROLLERS}
-    steps = {c: _StepViews(fac[n], g[c], dpre[c], dh_direct.get(c)) for n, c in enumerate(CONTROLLERS)}
+    opts = {"dtype": ref.dtype, "device": ref.device}
+    ic, oc, wc = range(len(CONTROLLERS))  # CONTROLLERS order, as in the factors
+    g = torch.zeros(len(CONTROLLERS), t_len, b, k, **opts)
+    for n, c in enumerate(CONTROLLERS):
+        if dh_direct.get(c) is not None:
+            g[n].copy_(dh_direct[c])
+        if (dh_last or {}).get(c) is not None:
+            g[n, -1].add_(dh_last[c])
+    dpre = torch.empty(len(CONTROLLERS), t_len, b, 4, k, **opts)
+    # per-step views, [controller][t]
+    gs = [v.unbind(0) for v in g.unbind(0)]
+    e, do, ifg = ([v.unbind(0) for v in x.unbind(0)] for x in (fac.e, fac.do, fac.ifg))
+    dpre_ifg = [v[:, :, :3].unbind(0) for v in dpre.unbind(0)]
+    dpre_o = [v[:, :, 3].unbind(0) for v in dpre.unbind(0)]
+    flat = [v.view(t_len, b, 4 * k).unbind(0) for v in dpre.unbind(0)]
+    f_steps = fac.f.unbind(1)  # (3, B, k) per step
+    dc = torch.empty(len(CONTROLLERS), b, k, **opts)  # dL/dc_t of this step
+    dc_rec = torch.zeros_like(dc)  # dL/dc_t through c_{t+1}
+    for n, c in enumerate(CONTROLLERS):
+        if (dc_last or {}).get(c) is not None:
+            dc_rec[n].copy_(dc_last[c])
+    dcs, dc_recs = dc.unbind(0), dc_rec.unbind(0)
+    w_ih = {n: tr.cells[c][0] for n, c in enumerate(CONTROLLERS)}
+    w_hh = {n: tr.cells[c][1] for n, c in enumerate(CONTROLLERS)}
     dz_steps = dz_direct.unsqueeze(-1).unbind(0) if dz_direct is not None else None
-    # d(input) and d(h_{t-1}) of a step in one matmul: dpre [W_ih | W_hh]
-    w_cat = {c: torch.cat([tr.cells[c][0], tr.cells[c][1]], dim=1) for c in ("oc", "wc")}
-    w_hh_ic = tr.cells["ic"][1]
-    dh_rec = {c: (dh_last or {}).get(c) for c in CONTROLLERS}
-    dc_rec = {c: (dc_last or {}).get(c) for c in CONTROLLERS}
     d_mem = dmem_last if dmem_last is not None else torch.zeros_like(tr.mem[-1])
     z3_steps = tr.z.unsqueeze(3).unbind(0)
     addr = tr.addressing_factors()
     softmax_bw = torch.ops.aten._softmax_backward_data
+    dh0: Dict[str, torch.Tensor] = {}
+
+    def lstm(n: int, t: int) -> None:
+        """Controller n's gate gradients at step t from its complete G; dc[n] = dL/dc_t; the
+        recurrent gradient into G_{t-1} (or dh0)."""
+        gt, dc_n = gs[n][t], dcs[n]
+        torch.addcmul(dc_recs[n], gt, e[n][t], out=dc_n)
+        torch.mul(dc_n.unsqueeze(1), ifg[n][t], out=dpre_ifg[n][t])
+        torch.mul(gt, do[n][t], out=dpre_o[n][t])
+        if t:
+            gs[n][t - 1].addmm_(flat[n][t], w_hh[n])
+        else:
+            dh0[CONTROLLERS[n]] = flat[n][0] @ w_hh[n]
 
     for t in range(t_len - 1, -1, -1):
         mem, z3 = tr.mem[t], z3_steps[t]
-        # Eq. 7: M_t = M_{t-1} + z (m'_t - M_{t-1})
-        dm_write = (d_mem * z3).sum(1)
-        dz_write = d_mem * tr.diff[t]
+        # Eq. 7: M_t = M_{t-1} + z (m'_t - M_{t-1}); dL/dm'_t = z^T dL/dM_t
+        gs[wc][t].add_((d_mem * z3).sum(1))
+        dz = d_mem * tr.diff[t]
         d_prev = torch.addcmul(d_mem, z3, d_mem, value=-1.0)
-        # Eq. 6: write controller
-        gw = steps["wc"].total(t, dm_write, dh_rec["wc"])
-        dc_rec["wc"] = steps["wc"].backward(t, gw, dc_rec["wc"])
-        d_in = steps["wc"].flat[t] @ w_cat["wc"]
-        dh_rec["wc"] = d_in[:, k:]
-        # Eq. 5: output controller (its output also feeds the decoder and WC)
-        go = steps["oc"].total(t, d_in[:, :k], dh_rec["oc"])
-        dc_rec["oc"] = steps["oc"].backward(t, go, dc_rec["oc"])
-        d_in = steps["oc"].flat[t] @ w_cat["oc"]
-        dh_rec["oc"] = d_in[:, k:]
-        dm_bar1 = d_in[:, :k].unsqueeze(1)
+        lstm(wc, t)  # Eq. 6
+        gs[oc][t].addmm_(flat[wc][t], w_ih[wc])  # WC's input is m_t
+        lstm(oc, t)  # Eq. 5
+        dm_bar1 = (flat[oc][t] @ w_ih[oc]).unsqueeze(1)
         # Eq. 4: m_bar = z M_{t-1}
-        dz = dz_write.addcmul_(mem, dm_bar1).sum(-1, keepdim=True)  # (B, l, 1)
+        dz = dz.addcmul_(mem, dm_bar1).sum(-1, keepdim=True)  # (B, l, 1)
         if dz_steps is not None:
             dz = dz + dz_steps[t]
         d_prev.addcmul_(z3, dm_bar1)
-        # Eq. 3: z = softmax(a)
+        # Eq. 3: z = softmax(a); a = q^T M_i (dot) or strength q^T M_i / (|q| |M_i| + 1e-8) (cosine)
         da = softmax_bw(dz, z3, 1, z3.dtype)
-        # a = q^T M_i (dot) or strength q^T M_i / (|q| |M_i| + 1e-8) (cosine)
         u3 = da if addr["a"] is None else da * addr["a"][t]
-        dq = (u3 * addr["k"][t]).sum(1)
+        gs[ic][t].add_((u3 * addr["k"][t]).sum(1))  # dL/dq_t
         d_prev.addcmul_(u3, addr["j"][t])
-        # Eq. 2: input controller
-        gi = steps["ic"].total(t, dq, dh_rec["ic"])
-        dc_rec["ic"] = steps["ic"].backward(t, gi, dc_rec["ic"])
-        dh_rec["ic"] = steps["ic"].flat[t] @ w_hh_ic
+        lstm(ic, t)  # Eq. 2
+        torch.mul(dc, f_steps[t], out=dc_rec)
         d_mem = d_prev
-    params = {c: param_grads(dpre[c], tr.inputs[c], tr.h[c][:-1]) for c in CONTROLLERS}
-    dx = (dpre["ic"].reshape(t_len * b, 4 * k) @ tr.cells["ic"][0]).view(t_len, b, -1)
-    return CoreGrads(g=g, params=params, dx=dx, dmem0=d_mem, dh0=dh_rec, dc0=dc_rec)
-
-
-class _StepViews:
-    """One controller's per-step views for the reverse sweep (lists: indexing costs no kernel)."""
-
-    def __init__(self, fac: LSTMFactors, g: torch.Tensor, dpre: torch.Tensor, direct: Optional[torch.Tensor]) -> None:
-        t_len, b, _, k = dpre.shape
-        self.fac = fac.steps(0)
-        self.g = g.unbind(0)
-        self.dpre_ifg, self.dpre_o = dpre[:, :, :3].unbind(0), dpre[:, :, 3].unbind(0)
-        self.flat = dpre.view(t_len, b, 4 * k).unbind(0)
-        self.direct = direct.unbind(0) if direct is not None else None
-
-    def total(self, t: int, first: torch.Tensor, rec: Optional[torch.Tensor]) -> torch.Tensor:
-        """G = dL/dh_t: the sum of the gradients arriving at h_t, written into the SG targets."""
-        out = self.g[t]
-        if rec is None:
-            out.copy_(first)
-        else:
-            torch.add(first, rec, out=out)
-        if self.direct is not None:
-            out.add_(self.direct[t])
-        return out
-
-    def backward(self, t: int, g: torch.Tensor, dc_rec: Optional[torch.Tensor]) -> torch.Tensor:
-        """:func:`lstm_step_backward` on the precomputed views."""
-        fac = self.fac
-        dc = g * fac.e[t] if dc_rec is None else torch.addcmul(dc_rec, g, fac.e[t])
-        torch.mul(dc.unsqueeze(1), fac.ifg[t], out=self.dpre_ifg[t])
-        torch.mul(g, fac.do[t], out=self.dpre_o[t])
-        return dc * fac.f[t]
+    params = {c: param_grads(dpre[n], tr.inputs[c], tr.h[c][:-1]) for n, c in enumerate(CONTROLLERS)}
+    dx = (dpre[ic].reshape(t_len * b, 4 * k) @ w_ih[ic]).view(t_len, b, -1)
+    return CoreGrads(g={c: g[n] for n, c in enumerate(CONTROLLERS)}, params=params, dx=dx, dmem0=d_mem, dh0=dh0,
+                     dc0={c: dc_rec[n] for n, c in enumerate(CONTROLLERS)})

@@ -4,11 +4,16 @@ Each predictor maps a controller output h_t and the ground truth y_t (cDNI-style
 conditioning: the input is their concatenation, Sec. 4.1) to an estimate of
 dL/dh_t. The last layer is zero-initialised, so the first synthetic gradient is
 zero and an untrained SG cannot push a controller anywhere (koz4k/dni-pytorch).
+
+``model.impl=fast`` trains an LSTM predictor on a CPU with :meth:`SGPredictor.loss_gradients`:
+Eq. 11's loss and its parameter gradients with no autograd graph, oneDNN's LSTM forward and
+backward kernels (the ones ``nn.LSTM`` and its autograd node run on a CPU) called directly,
+the head and the loss differentiated by hand.
 """
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List, Tuple
 
 import torch
 from omegaconf import DictConfig
@@ -42,6 +47,38 @@ class SGPredictor(nn.Module):
         feats = self.body(inp)[0] if self.kind == "lstm" else self.body(inp)
         return self.head(feats)
 
+    def loss_gradients(self, h: torch.Tensor, y: torch.Tensor, g: torch.Tensor,
+                       weight: float) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Eq. 11 times ``weight``, weight * ||SG(h, y) - g||^2 (mean), and its gradient for every
+        parameter (``self.parameters()`` order), for ``kind='lstm'`` on a CPU (:func:`fusable`).
+
+        The LSTM runs time-major from a zero state through ``aten::mkldnn_rnn_layer`` and back
+        through ``aten::mkldnn_rnn_layer_backward`` (the gradient of the predictor's output
+        arriving as ``grad_output``); the head y = W f + b and the loss by hand:
+        dL/dy = weight * 2 (y - g) / n, dL/dW = dL/dy^T f, dL/db = sum dL/dy, dL/df = dL/dy W.
+        """
+        body, head = self.body, self.head
+        b, t_len, d = y.shape
+        k, hid = h.shape[2], body.hidden_size
+        x = torch.empty(t_len, b, k + d, dtype=h.dtype, device=h.device)
+        x[:, :, :k].copy_(h.transpose(0, 1))
+        x[:, :, k:].copy_(y.transpose(0, 1))
+        w = [v.detach() for v in (body.weight_ih_l0, body.weight_hh_l0, body.bias_ih_l0, body.bias_hh_l0)]
+        zero = torch.zeros(b, hid, dtype=h.dtype, device=h.device)
+        with torch.enable_grad():  # the kernel returns its workspace (needed by the backward) only then
+            out, h_last, c_last, workspace = torch.ops.aten.mkldnn_rnn_layer(
+                x, *w, zero, zero, False, [], LSTM_MODE, hid, 1, True, False, False, True)
+        feats = out.view(t_len * b, hid)
+        w_head = head.weight.detach()
+        diff = torch.addmm(head.bias.detach(), feats, w_head.t()).view(t_len, b, k) - g.transpose(0, 1)
+        loss = diff.pow(2).mean() * weight
+        d_out = diff.view(t_len * b, k).mul_(2.0 * weight / diff.numel())
+        d_feats = (d_out @ w_head).view(t_len, b, hid)
+        lstm = torch.ops.aten.mkldnn_rnn_layer_backward(
+            x, *w, zero, zero, out, h_last, c_last, d_feats, None, None, False, LSTM_MODE, hid, 1, True, True,
+            False, [], False, workspace)
+        return loss, [lstm[1], lstm[2], lstm[3], lstm[4], d_out.t() @ feats, d_out.sum(0)]
+
 
 class SGModules(nn.Module):
     """The three predictors of one sharing group, keyed by the paper's controller names."""
@@ -56,6 +93,16 @@ class SGModules(nn.Module):
 
     def forward(self, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:
         return {c: self.predictors[c](h[c], y) for c in CONTROLLERS}
+
+
+LSTM_MODE = 2
+"""oneDNN's (and cuDNN's) code for an LSTM layer in ``aten::mkldnn_rnn_layer``."""
+
+
+def fusable(modules: SGModules, device: torch.device) -> bool:
+    """Whether :meth:`SGPredictor.loss_gradients` applies: LSTM predictors on a CPU with oneDNN."""
+    first = next(iter(modules.predictors.values()))
+    return first.kind == "lstm" and device.type == "cpu" and torch._C._get_mkldnn_enabled()
 
 
 def sg_loss(predicted: torch.Tensor, true_grad: torch.Tensor) -> torch.Tensor:
