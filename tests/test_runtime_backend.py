@@ -8,6 +8,7 @@ from sharedsg.harness.backend import LocalBackend  # noqa: E402
 from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.harness.launcher import Launcher  # noqa: E402
 from sharedsg.experiments.train import run_training  # noqa: E402
+from sharedsg.runtime import job  # noqa: E402
 from sharedsg.runtime.backend import RayBackend  # noqa: E402
 from sharedsg.runtime.server import server_actor  # noqa: E402
 from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
@@ -39,6 +40,10 @@ def steps(backend, cfg, iterations):
 
 @pytest.mark.parametrize("sharing", ["shared", "separate"])
 def test_sharing_groups(tmp_path, sharing):
+    """sharing=separate: one group actor per stream; shared: one for both. status lists them, and the
+    server's scalars land in TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     cfg = tiny_config(tmp_path, f"sg.sharing={sharing}", f"experiment.name=share-{sharing}")
     backend, log = ray_backend(cfg)
     try:
@@ -46,6 +51,7 @@ def test_sharing_groups(tmp_path, sharing):
         backend.flush()
         state = backend.server_state()
         groups = {n: backend.info(n)["group"] for n in cfg.streams}
+        text = job.format_status({cfg.experiment.name: state})
     finally:
         backend.close()
         log.close()
@@ -63,7 +69,15 @@ def test_sharing_groups(tmp_path, sharing):
         assert {g: i["streams"] for g, i in state["groups"].items()} == {"cyclist": ["cyclist"],
                                                                          "pedestrian": ["pedestrian"]}
         assert sum(i["version"] for i in state["groups"].values()) == state["updates"]  # one update, one group
-    assert state["pushes"] == 10 and state["duplicates"] == 0
+        (a, pid_a), (b, pid_b) = ((state["groups"][g]["actor"], state["groups"][g]["pid"])
+                                  for g in ("cyclist", "pedestrian"))
+        assert a == "sggroup:share-separate:cyclist" and b == "sggroup:share-separate:pedestrian" and pid_a != pid_b
+    assert state["pushes"] == 10 and state["duplicates"] == 0 and state["lost_pushes"] == 0
+    for g, info in state["groups"].items():
+        assert f"group {g}: v{info['version']}  actor={info['actor']}" in text
+    tags = set(EventAccumulator(str(log.path / "server")).Reload().Tags()["scalars"])
+    assert {"server/pushes", "server/ingest_per_s", "server/updates_per_s", "server/buffer_fill",
+            "server/overflow", "server/version_lag_mean"} <= tags, sorted(tags)
 
 
 @pytest.mark.parametrize("sharing", ["separate", "shared"])

@@ -9,10 +9,8 @@ ray = pytest.importorskip("ray")
 from omegaconf import OmegaConf  # noqa: E402
 
 from sharedsg.data.batch import Batch  # noqa: E402
-from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.learn.stream import StreamLearner  # noqa: E402
-from sharedsg.runtime import checkpoint, job  # noqa: E402
-from sharedsg.runtime.backend import RayBackend  # noqa: E402
+from sharedsg.runtime import checkpoint  # noqa: E402
 from sharedsg.runtime.server import server_actor  # noqa: E402
 from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
 
@@ -126,38 +124,6 @@ def test_buffered_evicts_the_oldest_and_counts_them(tmp_path):
         assert s["lost_pushes"] == 0 and s["groups"]["shared"]["version"] == s["updates"]
     finally:
         ray.kill(registry, no_restart=True)
-
-
-def test_shared_and_separate_groups_land_on_their_own_actors(tmp_path):
-    """sharing=separate: one group actor per stream; shared: one for both. status lists them."""
-    actors = {}
-    for sharing in ("shared", "separate"):
-        cfg = tiny_config(tmp_path / sharing, f"sg.sharing={sharing}", f"experiment.name=groups-{sharing}")
-        log = RunLog(run_path(cfg))
-        backend = RayBackend(cfg, log, server_actor(cfg, str(log.path), detached=False))
-        try:
-            backend.add_streams(cfg.streams)
-            for it in range(3):
-                backend.train(list(cfg.streams), it)
-            backend.flush()
-            state = backend.server_state()
-            text = job.format_status({cfg.experiment.name: state})
-        finally:
-            backend.close()
-            log.close()
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-        tags = set(EventAccumulator(str(log.path / "server")).Reload().Tags()["scalars"])
-        assert {"server/pushes", "server/ingest_per_s", "server/updates_per_s", "server/buffer_fill",
-                "server/overflow", "server/version_lag_mean"} <= tags, sorted(tags)
-        actors[sharing] = {g: (i["actor"], i["pid"]) for g, i in state["groups"].items()}
-        for g, info in state["groups"].items():
-            assert f"group {g}: v{info['version']}  actor={info['actor']}" in text
-        assert state["pushes"] == 6 and state["duplicates"] == 0 and state["lost_pushes"] == 0
-    assert set(actors["shared"]) == {"shared"}
-    assert set(actors["separate"]) == {"cyclist", "pedestrian"}
-    (a, pid_a), (b, pid_b) = actors["separate"]["cyclist"], actors["separate"]["pedestrian"]
-    assert a == "sggroup:groups-separate:cyclist" and b == "sggroup:groups-separate:pedestrian" and pid_a != pid_b
 
 
 def test_float16_wire_is_trained_in_float32(tmp_path):
