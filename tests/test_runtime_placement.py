@@ -110,6 +110,8 @@ def test_streams_on_the_gpu_worker_server_where_server_gpus_says(cluster, tmp_pa
     log = RunLog(run_path(cfg))
     backend = job.ray_backend(cfg, log)
     try:
+        # the group actor starts when it is placed, before any stream registers: it boots beside them
+        assert ray.get_actor("sggroup:placed:shared", namespace=NAMESPACE) is not None
         backend.add_streams(cfg.streams)
         backend.train(list(cfg.streams), 0)
         actors = {a["Name"]: a for a in ray_state.actors().values() if a["State"] == "ALIVE"}

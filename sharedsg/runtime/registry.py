@@ -2,9 +2,10 @@
 
 A small named actor, ``sgserver:<experiment>`` in namespace ``sharedsg`` (detached when
 ``experiment.attachable``), that holds no SG state itself: it starts one
-:class:`~sharedsg.runtime.server.SGGroupServer` per SG group the first time a stream of that
-group registers, hands the stream the group actor's handle (pushes and pulls go straight to
-it, never through here), and gathers the groups' state for ``status`` and TensorBoard.
+:class:`~sharedsg.runtime.server.SGGroupServer` per SG group (when the driver places it, else
+when the first stream of that group registers), hands the stream the group actor's handle
+(pushes and pulls go straight to it, never through here), and gathers the groups' state for
+``status`` and TensorBoard.
 
 The group actors are owned by the registry, so they end with it (``sharedsg stop``, or the run
 ending); Ray restarts a crashed group actor on its own. The registry checkpoints its groups
