@@ -29,6 +29,7 @@ from sharedsg.runtime.placement import Reservation
 from sharedsg.runtime.stream import stream_actor
 
 SERVER_LOG_EVERY = 10  # iterations between polls of the server's state for TensorBoard
+CLOSE_TIMEOUT_S = 30.0  # close() waits at most this long in all (pushes in flight, last state, checkpoint)
 
 
 class RayBackend:
@@ -119,13 +120,13 @@ class RayBackend:
         """Every stream's pushes acknowledged, and its SG group trained on what it accepted."""
         ray.get([a.flush.remote() for a in self.actors.values()])
 
-    def _log_server(self, iteration: int, force: bool = False) -> None:
+    def _log_server(self, iteration: int, force: bool = False, wait_s: float = 10.0) -> None:
         """Server scalars (``server/``): pushes, updates, coalesced pushes, push rate, versions, queue,
         lost pushes, restarts."""
         if self.log is None:
             return
         if self._state_ref is not None:
-            ready, _ = ray.wait([self._state_ref], timeout=0 if not force else 10)
+            ready, _ = ray.wait([self._state_ref], timeout=0 if not force else min(10.0, wait_s))
             if ready:
                 state = ray.get(self._state_ref)
                 self._state_ref = None
@@ -147,20 +148,26 @@ class RayBackend:
 
     def close(self) -> None:
         """Wait for pushes in flight, log the server's last state, stop the streams (and the server
-        unless the experiment is attachable). Safe to call twice and after Ctrl-C."""
+        unless the experiment is attachable). Safe to call twice and after Ctrl-C; all its waiting
+        together is bounded by ``CLOSE_TIMEOUT_S`` (after Ctrl-C, actors may already be gone)."""
         if self.closed:
             return
         self.closed = True
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S  # all the waiting below, together
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         try:
             if self.actors:
-                ray.get([a.flush.remote() for a in self.actors.values()], timeout=60)
+                ray.get([a.flush.remote() for a in self.actors.values()], timeout=left())
             if self.log is not None:
                 self._state_ref = None
                 self._log_server(int(self.cfg.experiment.iterations), force=True)
-                self._log_server(int(self.cfg.experiment.iterations), force=True)
+                self._log_server(int(self.cfg.experiment.iterations), force=True, wait_s=left())
                 self.log.flush()
             if self.owns_server:
-                ray.get(self.server.checkpoint.remote(), timeout=60)
+                ray.get(self.server.checkpoint.remote(), timeout=left())
         except (ray.exceptions.RayError, KeyboardInterrupt):
             pass
         finally:
