@@ -119,23 +119,28 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(cluster, tmp_path):
     cfg = tiny_yaml(tmp_path / "tiny.yaml", tmp_path / "runs", name="ctrlc",
                     extra="resources: {stream_checkpoint_every: 2}")
     env = dict(os.environ, RAY_ADDRESS="", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.Popen([sys.executable, "-m", "sharedsg.cli", "run", str(cfg), "experiment.iterations=100000",
-                             "experiment.run_name=r"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+    # output into files, not pipes: the test waits for the command itself, not for every process
+    # that might hold a pipe's end (what is left behind is checked below)
+    out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(out_path, "w") as out_f, open(err_path, "w") as err_f:
+        proc = subprocess.Popen([sys.executable, "-m", "sharedsg.cli", "run", str(cfg), "experiment.iterations=100000",
+                                 "experiment.run_name=r"], stdout=out_f, stderr=err_f, text=True,
+                                env=env, start_new_session=True)
     run = tmp_path / "runs" / "ctrlc" / "r"
     ckpt = run / "checkpoints" / "stream-cyclist.pt"
     try:
         deadline = time.monotonic() + 150
         while not (ckpt.exists() and list((run / "cyclist").glob("events.*"))):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            assert proc.poll() is None and time.monotonic() < deadline, err_path.read_text()[-3000:]
             time.sleep(0.5)
         time.sleep(3)  # a few more steps
         children = psutil.Process(proc.pid).children(recursive=True)
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=90)
+        proc.wait(timeout=90)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    err = err_path.read_text()
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     assert [line for line in err.splitlines() if line.startswith("sharedsg:")] == [
