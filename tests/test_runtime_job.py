@@ -125,7 +125,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(cluster, tmp_path):
     with open(out_path, "w") as out_f, open(err_path, "w") as err_f:
         proc = subprocess.Popen([sys.executable, "-m", "sharedsg.cli", "run", str(cfg), "experiment.iterations=100000",
                                  "experiment.run_name=r"], stdout=out_f, stderr=err_f, text=True,
-                                env=env, start_new_session=True)
+                                env=env, start_new_session=True,
+                                # as a terminal starts it: SIGINT at its default even if this test
+                                # process ignores it (a child inherits an ignored SIGINT)
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     run = tmp_path / "runs" / "ctrlc" / "r"
     ckpt = run / "checkpoints" / "stream-cyclist.pt"
     try:
