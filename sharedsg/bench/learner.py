@@ -38,7 +38,7 @@ from sharedsg.learn.stream import StreamLearner
 IMPLS = ("reference", "fast")
 # configs/omniglot/5w1s.yaml's model and meta-batches (configs/ is not part of the installed package)
 FEWSHOT_5W1S = ["experiment.kind=fewshot", "model.encoder=conv", "model.decoder=classification", "model.output_dim=5",
-                "fewshot.ways=5", "fewshot.shots=1", "fewshot.meta_batch=16", "fewshot.meta_batches={maml: 32, protonet: 1}"]
+                "fewshot.ways=5", "fewshot.shots=1", "fewshot.meta_batch=16", "fewshot.meta_batches={maml: 16, protonet: 1}", "fewshot.maml_order=2"]
 Step = Callable[[], None]
 
 

@@ -24,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from sharedsg.errors import UserError
 from sharedsg.harness.runlog import RunLog
 from sharedsg.harness.stream import group_of
-from sharedsg.runtime import placement, stream_actor_name
+from sharedsg.runtime import NAMESPACE, group_actor_name, placement, stream_actor_name
+from sharedsg.runtime.actors import stop_actors
 from sharedsg.runtime.placement import Reservation
 from sharedsg.runtime.stream import stream_actor
 
@@ -81,11 +82,20 @@ class RayBackend:
             if refused:
                 raise UserError(refused[0])
         except BaseException:
-            for actor in started.values():
-                ray.kill(actor, no_restart=True)
+            stop_actors(started.values())
             raise
         self.actors.update(started)
         self.groups.update({n: info["group"] for n, info in infos.items()})
+
+    def _group_actors(self) -> List[Any]:
+        """Handles of the SG group actors this run's streams use (those alive)."""
+        handles = []
+        for group in sorted(set(self.groups.values())):
+            try:
+                handles.append(ray.get_actor(group_actor_name(self.cfg.experiment.name, group), namespace=NAMESPACE))
+            except ValueError:  # not started, or gone
+                continue
+        return handles
 
     def train(self, names: List[str], iteration: int) -> Dict[str, Dict[str, float]]:
         if self.cfg.experiment.synchronous:
@@ -171,11 +181,11 @@ class RayBackend:
         except (ray.exceptions.RayError, KeyboardInterrupt):
             pass
         finally:
-            for a in self.actors.values():
-                ray.kill(a, no_restart=True)
+            ending = list(self.actors.values())
             self.actors.clear()
-            if self.owns_server and not self.cfg.experiment.attachable:
-                ray.kill(self.server, no_restart=True)
+            if self.owns_server and not self.cfg.experiment.attachable:  # the SG groups first, then the registry
+                ending += self._group_actors() + [self.server]
+            stop_actors(ending, timeout_s=max(left(), 2.0))
             for r in self.reservations:  # an attachable server keeps its own (detached) bundles
                 r.release(servers=not self.cfg.experiment.attachable)
             self.reservations.clear()

@@ -31,6 +31,7 @@ from sharedsg.harness.loop import train_loop
 from sharedsg.harness.runlog import RunLog
 from sharedsg.harness.stream import group_of
 from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, local_head, placement, server_name, stream_actor_name
+from sharedsg.runtime.actors import stop_actors
 from sharedsg.runtime.backend import RayBackend
 from sharedsg.runtime.server import server_actor
 
@@ -239,17 +240,18 @@ def stop(experiment: str, address: Optional[str] = None) -> Dict[str, Any]:
         path = ray.get(server.stop.remote(), timeout=60)
     except ray.exceptions.RayError:
         pass
-    ray.kill(server, no_restart=True)
+    stop_actors([server])
     placement.release_detached(experiment)  # the attachable server's bundles
-    killed = []
+    killed, streams = [], []
     prefix = stream_actor_name(experiment, "")
     for a in ray.util.list_named_actors(all_namespaces=True):
         if a.get("namespace") == NAMESPACE and a["name"].startswith(prefix):
             try:
-                ray.kill(ray.get_actor(a["name"], namespace=NAMESPACE), no_restart=True)
+                streams.append(ray.get_actor(a["name"], namespace=NAMESPACE))
                 killed.append(a["name"])
             except ValueError:
                 pass
+    stop_actors(streams)
     out = {"experiment": experiment, "stopped": True, "checkpoint": path, "streams_stopped": killed}
     out.update(stop_idle_local_head(stopped=experiment))
     return out

@@ -37,6 +37,7 @@ from omegaconf import OmegaConf
 from sharedsg.errors import UserError
 from sharedsg.harness.jobs import Finish, JobSpec, SweepResults, job_location
 from sharedsg.runtime import NAMESPACE, with_defaults
+from sharedsg.runtime.actors import stop_actors
 from sharedsg.runtime.job import connect
 from sharedsg.runtime.stream import assigned_device
 
@@ -163,7 +164,7 @@ def run_sweep(specs: List[JobSpec], path: str, address: Optional[str] = None, nu
                     raise UserError(f"job {name}: {out['error']}")
                 sweep.done(name, out)
                 log(f"sweep: {name} done ({len(sweep.results['jobs'])}/{len(specs)})")
-                ray.kill(actors.pop(name))
+                stop_actors([actors.pop(name)])  # idle now: it ends by itself
             if pending and time.monotonic() - last >= every:
                 last = time.monotonic()
                 log(progress_table(actors, len(sweep.results["jobs"]), len(specs)))
@@ -201,7 +202,7 @@ def map_jobs(fn: Callable[..., Any], args_list: List[tuple], *, sweep: str, cpus
                 out[i] = ray.get(ref)
                 if isinstance(out[i], dict) and "error" in out[i]:
                     raise UserError(f"job {names[i]}: {out[i]['error']}")
-                ray.kill(actors.pop(names[i]))
+                stop_actors([actors.pop(names[i])])  # idle now: it ends by itself
                 log(f"{sweep}: job {names[i]} done ({len(args_list) - len(refs)}/{len(args_list)})")
             if refs and time.monotonic() - last >= progress_every_s:
                 last = time.monotonic()
