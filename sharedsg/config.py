@@ -242,6 +242,10 @@ class FewShotConfig:
     # The NMN memory learner: a support item enters with its own one-hot label (own) or with the
     # previous item's (previous, MANN's offset); mann always uses previous (its authors' protocol)
     label_input: str = choice("own", "previous")
+    # What the NMN memory learner's write controller takes: m (Eq. 6: m'_t = WC(m_t), so the item
+    # reaches the memory only through the address z_t) or mq (not the paper: WC([m_t, q_t]), so
+    # what is written can carry the item; docs/classification.md, "Where the item enters the memory")
+    write_input: str = choice("m", "mq")
     mann_reads: int = bounded(4, ge=1)  # MANN: read heads (Santoro et al.: 4)
     mann_controller: int = bounded(200, ge=1)  # MANN: LSTM controller units (Santoro et al.: 200)
     mann_slots: int = bounded(128, ge=1)  # MANN: memory slots (Santoro et al.: 128 x 40)

@@ -62,8 +62,10 @@ def test_memory_persists_within_an_episode_and_resets_between_episodes(episodes)
     torch.testing.assert_close(beside, full, rtol=1e-5, atol=1e-6)
 
 
-def test_write_controller_gets_a_non_zero_true_gradient(episodes):
-    m = _method(False)
+@pytest.mark.parametrize("write", ["m", "mq"])
+def test_write_controller_gets_a_non_zero_true_gradient(episodes, write):
+    m = _method(False, f"fewshot.write_input={write}")
+    assert m.model.wc.cell.input_size == (16 if write == "mq" else 8)  # mq: WC sees [m_t, q_t] (k = 8)
     batch = stack_episodes(episodes[:2])
     logits = m.model(batch["sx"], batch["sy"], batch["qx"])
     loss = F.cross_entropy(logits.reshape(-1, 5), batch["qy"].reshape(-1))
@@ -91,9 +93,10 @@ def test_baseline_is_proposed_with_the_fast_path_off(episodes):
         torch.testing.assert_close(gp[n], gb[n], rtol=1e-4, atol=1e-7, msg=n)
 
 
-def test_oracle_sg_fast_step_is_the_true_gradient_step(episodes):
+@pytest.mark.parametrize("write", ["m", "mq"])
+def test_oracle_sg_fast_step_is_the_true_gradient_step(episodes, write):
     torch.manual_seed(0)
-    m = _method(True)
+    m = _method(True, f"fewshot.write_input={write}")
     for ep in episodes[:2]:
         m.meta_step([ep])
     alpha = 0.7

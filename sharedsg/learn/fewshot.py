@@ -76,7 +76,8 @@ class FewShotNMNMethod:
         """``train_sg`` (default: ``fast``): keep SG predictors trained by Eq. 11 even when the fast
         path is off (the MNIST ablation logs what the baseline's SG would have said)."""
         self.ways, self.fast = ways, fast
-        self.model = FewShotNMN(cfg.model, ways, str(cfg.fewshot.label_input), seed).to(cfg.learner.device)
+        self.model = FewShotNMN(cfg.model, ways, str(cfg.fewshot.label_input), seed,
+                                str(cfg.fewshot.write_input)).to(cfg.learner.device)
         self.alpha = float(cfg.learner.fast_lr)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(cfg.fewshot.meta_lr))
         k = int(cfg.model.slot_width)

@@ -10,7 +10,7 @@ states persist through the episode and start from their initial values at every 
     z_t = softmax(s * cos(q_t, M_i))    Eq. 3 (content addressing, model.addressing)
     m_bar_t = z_t M_{t-1}               Eq. 4
     m_t = OC(m_bar_t)                   Eq. 5
-    m'_t = WC(m_t)                      Eq. 6
+    m'_t = WC(m_t)                      Eq. 6 (``write_input=mq``: WC([m_t, q_t]), not the paper)
     M_t = write(M_{t-1}, z_t, m'_t)     Eq. 7
 
 Each query then takes one step from the state after the last support item (in parallel,
@@ -88,15 +88,17 @@ def lstm_step(w: Weights, x: torch.Tensor, hc: LSTMState) -> LSTMState:
 class FewShotNMN(nn.Module):
     """Encoder, IC/OC/WC controllers, learned initial memory and decoder of one N-way learner."""
 
-    def __init__(self, cfg: DictConfig, ways: int, label_input: str = "own", seed: int = 0) -> None:
+    def __init__(self, cfg: DictConfig, ways: int, label_input: str = "own", seed: int = 0,
+                 write_input: str = "m") -> None:
+        """``write_input``: ``m`` (Eq. 6, WC(m_t)) or ``mq`` (WC([m_t, q_t]), not the paper)."""
         super().__init__()
         torch.manual_seed(seed)
         k = int(cfg.slot_width)
-        self.ways, self.label_input = ways, label_input
+        self.ways, self.label_input, self.write_input = ways, label_input, write_input
         self.encoder = ConvEncoder(cfg.conv_channels, cfg.conv_blocks, cfg.image_size)
         self.ic = Controller(self.encoder.out_dim + ways, k)
         self.oc = Controller(k, k)
-        self.wc = Controller(k, k)
+        self.wc = Controller(2 * k if write_input == "mq" else k, k)
         self.memory_init = nn.Parameter(torch.randn(int(cfg.slots), k) / math.sqrt(k))
         self.decoder = nn.Linear(k, ways)
         self.addressing, self.strength = str(cfg.addressing), float(cfg.address_strength)
@@ -140,7 +142,7 @@ class FewShotNMN(nn.Module):
                     z = self._address(h_out, memory)
                     inp = read(z, memory)  # m_bar_t, OC's input
                 elif c == "oc":
-                    inp = h_out  # m_t, WC's input
+                    inp = h_out if self.write_input == "m" else torch.cat([h_out, outs["ic"][-1]], dim=-1)  # WC's input
                 else:
                     memory = write(memory, z, h_out)
         # the queries continue from the last support step: h as a consumed output (its gradient is in the
