@@ -73,6 +73,19 @@ def test_a_busy_actor_ends_after_its_task_and_a_stuck_one_is_killed(tmp_path):
     assert not (tmp_path / "busy.txt").exists()
 
 
+def test_their_names_are_free_again(tmp_path):
+    """A second run of an experiment re-creates its named actors (registry, groups, streams)."""
+    a = Marker.options(name="stop-actors-test", namespace="sharedsg-test").remote(str(tmp_path / "a.txt"))
+    ray.get(a.pid.remote())
+    stop_actors([a])
+    with pytest.raises(ValueError):
+        ray.get_actor("stop-actors-test", namespace="sharedsg-test")
+    b = Marker.options(name="stop-actors-test", namespace="sharedsg-test").remote(str(tmp_path / "b.txt"))
+    assert ray.get(b.pid.remote(), timeout=30) > 0
+    stop_actors([b])
+    assert not (tmp_path / "a.txt").exists() and not (tmp_path / "b.txt").exists()
+
+
 def test_actors_already_gone_are_no_error(tmp_path):
     a = Marker.remote(str(tmp_path / "a.txt"))
     ray.get(a.pid.remote())

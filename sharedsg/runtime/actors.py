@@ -6,7 +6,10 @@ wherever the worker is; when that is inside a ``__del__`` (an ``ActorHandle`` be
 which a stream actor does all the time), Python prints "Exception ignored in ... Traceback" to the
 worker's stderr, and Ray forwards it to the driver's terminal: after Ctrl-C, 1 run in 7 under
 load printed it. ``__ray_terminate__`` instead ends the actor from inside, after the task it is
-running, with no signal; ``ray.kill`` is kept for those that do not end in time.
+running, with no signal. Its name stays taken after that (Ray 2.60: a second run of the same
+experiment could not create its registry), so ``ray.kill`` follows for every actor: for one that
+has ended it only releases the name in the GCS (no signal: its worker is gone), and it kills
+those that did not end in time.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ STOP_TIMEOUT_S = 10.0  # how long stop_actors waits for actors to end by themsel
 
 
 def stop_actors(actors: Iterable[Any], timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """End ``actors`` (handles, in any state) without restarts: each ends itself after its running
-    task; those still running after ``timeout_s`` (seconds, all together) are killed."""
+    """End ``actors`` (handles, in any state) without restarts and free their names: each ends
+    itself after its running task; those still running after ``timeout_s`` (seconds, all
+    together) are killed."""
     actors = list(actors)
     refs = {}
     for actor in actors:
@@ -30,6 +34,9 @@ def stop_actors(actors: Iterable[Any], timeout_s: float = STOP_TIMEOUT_S) -> Non
         except ray.exceptions.RayError:  # already gone
             continue
     if refs:
-        _, pending = ray.wait(list(refs), num_returns=len(refs), timeout=max(0.0, timeout_s))
-        for ref in pending:
-            ray.kill(refs[ref], no_restart=True)
+        ray.wait(list(refs), num_returns=len(refs), timeout=max(0.0, timeout_s))
+    for actor in actors:
+        try:
+            ray.kill(actor, no_restart=True)
+        except ValueError:  # not an actor handle Ray knows
+            continue
