@@ -10,7 +10,7 @@ from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.runtime import NAMESPACE, checkpoint, group_actor_name  # noqa: E402
 from sharedsg.runtime.backend import RayBackend  # noqa: E402
 from sharedsg.runtime.server import server_actor  # noqa: E402
-from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
+from sharedsg.runtime.testing import kill_and_wait, local_ray, tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,7 +38,7 @@ def test_server_killed_mid_run(tmp_path):
                 backend.flush()
                 group = ray.get_actor(group_actor_name(cfg.experiment.name, "shared"), namespace=NAMESPACE)
                 ray.get(group.drain.remote())
-                ray.kill(group, no_restart=False)  # Ray restarts it (max_restarts=-1)
+                kill_and_wait(group)  # Ray restarts it (max_restarts=-1)
             for name, m in backend.train(list(cfg.streams), it).items():
                 seen[name].append(m["sg/version"])
         backend.flush()
@@ -67,7 +67,7 @@ def test_stream_killed_resumes_from_its_checkpoint(tmp_path):
     try:
         for it in range(12):
             if it == 7:  # cyclist has done 7 steps, its last checkpoint is at step 6
-                ray.kill(backend.actors["cyclist"], no_restart=False)
+                kill_and_wait(backend.actors["cyclist"])
             backend.train(list(cfg.streams), it)
         backend.flush()
         killed, other = backend.info("cyclist"), backend.info("pedestrian")
@@ -93,7 +93,7 @@ def test_stream_killed_without_checkpoint_continues_after_the_servers_watermark(
             if it == 7:
                 backend.flush()
                 Path(checkpoint.stream_checkpoint(log.path, "cyclist")).unlink()
-                ray.kill(backend.actors["cyclist"], no_restart=False)
+                kill_and_wait(backend.actors["cyclist"])
             backend.train(list(cfg.streams), it)
         backend.flush()
         killed = backend.info("cyclist")
@@ -121,7 +121,7 @@ def test_registry_killed_mid_run_streams_carry_on(tmp_path):
         for it in range(10):
             if it == 5:
                 backend.flush()
-                ray.kill(backend.server, no_restart=False)
+                kill_and_wait(backend.server)
             for name, m in backend.train(list(cfg.streams), it).items():
                 seen[name].append(m["sg/version"])
         backend.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Iterator, List
 
@@ -54,3 +55,20 @@ def local_ray(num_cpus: int = 4, object_store_mb: int = 150, num_gpus: int = 0) 
         yield
     finally:
         ray.shutdown()
+
+
+def kill_and_wait(actor: ray.actor.ActorHandle, timeout_s: float = 30.0) -> None:
+    """Kill ``actor`` as a crash would (Ray restarts it) and return once its process is gone.
+
+    ``ray.kill`` only asks the GCS to kill: a call sent right after it may still run in the old
+    process. After this returns, every call goes to the restarted actor."""
+    pid = ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
+    ray.kill(actor, no_restart=False)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"actor process {pid} still alive {timeout_s:.0f} s after ray.kill")
