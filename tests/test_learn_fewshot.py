@@ -93,8 +93,9 @@ def test_baseline_is_proposed_with_the_fast_path_off(episodes):
         torch.testing.assert_close(gp[n], gb[n], rtol=1e-4, atol=1e-7, msg=n)
 
 
+@pytest.mark.parametrize("impl", ["reference", "fast"])
 @pytest.mark.parametrize("write", ["m", "mq"])
-def test_oracle_sg_fast_step_is_the_true_gradient_step(episodes, write):
+def test_oracle_sg_fast_step_is_the_true_gradient_step(episodes, write, impl):
     torch.manual_seed(0)
     m = _method(True, f"fewshot.write_input={write}")
     for ep in episodes[:2]:
@@ -111,7 +112,7 @@ def test_oracle_sg_fast_step_is_the_true_gradient_step(episodes, write):
     per_episode = F.cross_entropy(logits.reshape(-1, 5), batch["qy"].reshape(-1), reduction="none").reshape(3, -1).mean(1)
     outs = {c: torch.autograd.grad(per_episode.sum(), sp.h_out[c], retain_graph=True) for c in FAST_CONTROLLERS}
     oracle = {c: torch.stack(outs[c], dim=1) for c in FAST_CONTROLLERS}  # s = the true gradient (Eq. 11 targets)
-    fast = fast_step(m.model, sp, oracle, alpha)
+    fast = fast_step(m.model, sp, oracle, alpha, impl)
     for c in FAST_CONTROLLERS:
         theta = cell_weights(m.model.controller(c))
         for b in range(3):
@@ -134,3 +135,35 @@ def test_proposed_trains_its_sgs_and_takes_fast_steps(episodes):
     fast = fast_step(m.model, sp, s, 1.0)
     assert any(not torch.equal(fast["ic"][n][0], p) for n, p in cell_weights(m.model.ic).items())
     assert 0.0 <= m.test_episode(episodes[3]) <= 1.0
+
+
+@pytest.mark.parametrize("label,write", [("own", "m"), ("previous", "m"), ("own", "mq"), ("previous", "mq")])
+def test_fast_impl_is_the_reference(label, write):
+    """model.impl=fast (the fast step of Eq. 10 by hand) against reference (torch.func) on 2-shot
+    episodes (10 support steps), with SGs trained away from their zero start: the same query
+    logits, losses, meta-gradients, SG targets and synthetic gradients to 1e-5."""
+    more = [f"fewshot.label_input={label}", f"fewshot.write_input={write}"]
+    source = OmniglotEpisodes(load_config(None, TINY), ways=5, shots=2)
+    eps = [source.episode("train", i) for i in range(4)]
+    ref = _method(True, "model.impl=reference", *more)
+    for ep in eps[:2]:
+        ref.meta_step([ep])
+    fast = _method(True, "model.impl=fast", *more)
+    fast.load_state_dict(ref.state_dict())
+    batch = stack_episodes(eps[2:])
+    got, want = fast.gradients(batch), ref.gradients(batch)
+    assert all(float(v.abs().max()) > 0 for v in want[5].values())  # non-zero synthetic gradients
+    close = dict(rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got[0], want[0], **close)  # per-episode query loss
+    torch.testing.assert_close(got[1], want[1], **close)  # query logits
+    for n in want[2]:
+        torch.testing.assert_close(got[2][n], want[2][n], **close, msg=n)  # meta-gradients
+    for c in FAST_CONTROLLERS:
+        torch.testing.assert_close(got[3][c], want[3][c], **close)  # SG targets (Eq. 11)
+        torch.testing.assert_close(got[5][c], want[5][c], **close)  # synthetic gradients (Eq. 9)
+    # the step's metrics too (Adam's update itself is not compared: it divides by sqrt(v), so a
+    # 1e-9 difference in a near-zero gradient element moves that weight by up to meta_lr)
+    mf, mr = fast.meta_step(eps[2:]), ref.meta_step(eps[2:])
+    assert mf.keys() == mr.keys()
+    for n in mr:
+        assert mf[n] == pytest.approx(mr[n], rel=1e-5, abs=1e-5), n

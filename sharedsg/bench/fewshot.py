@@ -9,13 +9,15 @@ proposed (fast path of Eq. 10 from SGs, plus the SG update of Eq. 11) and baseli
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import torch
 from omegaconf import DictConfig
 
 from sharedsg.data.episodes import Episode
+from sharedsg.errors import UserError
 
 METHODS = ("proposed", "baseline", "maml", "protonet")
 
@@ -50,3 +52,29 @@ def fewshot_episodes_per_s(cfg: DictConfig, ways: int, shots: int, steps: int = 
         out[method] = {"episodes_per_s": round(mb / per_update, 2), "meta_batch": mb, "train_ways": train_ways,
                        "s_per_update": round(per_update, 4)}
     return out
+
+
+def parse_setting(setting: str) -> Tuple[int, int]:
+    """``5w1s`` -> (5, 1); a clear error for anything else."""
+    match = re.fullmatch(r"(\d+)w(\d+)s", setting)
+    if match is None or int(match.group(1)) < 2 or int(match.group(2)) < 1:
+        raise UserError(f"few-shot setting {setting!r} is not <ways>w<shots>s with ways >= 2 and shots >= 1; "
+                        "write e.g. --fewshot-settings 5w1s,20w5s")
+    return int(match.group(1)), int(match.group(2))
+
+
+def proposed_step(cfg: DictConfig, setting: str) -> Callable[[], None]:
+    """One meta-update of the proposed NMN few-shot learner (fast path of Eq. 10 and the SG update
+    of Eq. 11) in ``setting`` (e.g. ``5w5s``), with ``cfg``'s ``model.impl``, its meta-batch and
+    queries, on fixed random episodes: the step the bench times for reference and fast."""
+    from sharedsg.experiments.omniglot import make_method
+
+    ways, shots = parse_setting(setting)
+    method = make_method(cfg, "proposed", ways, seed=0)
+    g = torch.Generator().manual_seed(0)
+    batch = [synthetic_episode(ways, shots, int(cfg.fewshot.queries), g, int(cfg.model.image_size))
+             for _ in range(int(cfg.fewshot.meta_batch))]
+
+    def step() -> None:
+        method.meta_step(batch)
+    return step

@@ -9,9 +9,10 @@ fast / reference ratios):
 - ``sg_update``: the SG learner's Eq. 11 update on one push of trajectory targets (batch 32);
 - ``fewshot``: meta-training episodes/s of the 5-way 1-shot methods side by side (the NMN
   memory learner, proposed and baseline; MAML; the prototypical network), each with its own
-  meta-batch, on random images of Omniglot's shape (timing only): :mod:`sharedsg.bench.fewshot`.
-  The few-shot NMN is its own sequence model (``learn/fewshot.py``), so it has no
-  reference/fast pair.
+  meta-batch, on random images of Omniglot's shape (timing only): :mod:`sharedsg.bench.fewshot`;
+  and, reference vs fast, the proposed NMN's meta-update in each of ``--fewshot-settings``
+  (the two differ in how the fast step of Eq. 10 is computed, ``learn/fewshot.py``; the
+  baseline has no fast step, so the same code runs for both).
 
 FLOP/s: the floating-point operations of one step counted by ``torch.utils.flop_counter``
 (matmuls, convolutions and oneDNN's fused LSTM layers; the reference implementation's count,
@@ -29,7 +30,7 @@ from typing import Callable, Dict, List
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sharedsg.bench.fewshot import fewshot_episodes_per_s
+from sharedsg.bench.fewshot import fewshot_episodes_per_s, parse_setting, proposed_step
 from sharedsg.config import load_config
 from sharedsg.data.batch import Batch
 from sharedsg.learn.sg import SGLearner
@@ -48,7 +49,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-sizes", default="16,32", help="trajectory batch sizes, comma separated")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 = one core, as a Ray actor gets)")
     p.add_argument("--cases", default="trajectory,sg_update,fewshot", help="which cases, comma separated")
-    p.add_argument("overrides", nargs="*", help="config key=value overrides (trajectory and sg_update)")
+    p.add_argument("--fewshot-settings", default="5w1s,5w5s",
+                   help="few-shot settings of the proposed NMN's reference vs fast meta-update, comma separated")
+    p.add_argument("overrides", nargs="*",
+                   help="config key=value overrides (every case; the few-shot cases apply them after 5w1s.yaml's)")
+
+
+def _setting(setting: str) -> List[str]:
+    """Overrides of FEWSHOT_5W1S for ``<ways>w<shots>s`` (its meta-batch and queries stay)."""
+    ways, shots = parse_setting(setting)
+    return [f"fewshot.ways={ways}", f"fewshot.shots={shots}", f"model.output_dim={ways}"]
 
 
 def _trajectory_batch(cfg, batch_size: int) -> Batch:
@@ -149,6 +159,12 @@ def run_learner_bench(args: argparse.Namespace) -> Dict[str, object]:
                 cases[f"trajectory/{mixing}/b{b}"] = {i: trajectory_step(overrides, i, mixing, b) for i in IMPLS}
     if "sg_update" in wanted:
         cases["sg_update/b32"] = {i: sg_update_step(overrides, i) for i in IMPLS}
+    if "fewshot" in wanted:
+        for setting in args.fewshot_settings.split(","):
+            cases[f"fewshot_proposed/{setting}"] = {
+                i: proposed_step(load_config(None, FEWSHOT_5W1S + _setting(setting) + overrides + [f"model.impl={i}"]),
+                                 setting)
+                for i in IMPLS}
     peak = matmul_flops_per_s()
     rates = _interleaved(cases, args.rounds, args.steps)
     out: Dict[str, object] = {"threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps,
@@ -166,7 +182,7 @@ def run_learner_bench(args: argparse.Namespace) -> Dict[str, object]:
         row["fast_over_reference_rounds"] = [round(v, 3) for v in ratios]
         out[case] = row
     if "fewshot" in wanted:
-        fewshot = load_config(None, FEWSHOT_5W1S)
+        fewshot = load_config(None, FEWSHOT_5W1S + overrides)
         out["fewshot/5w1s"] = fewshot_episodes_per_s(fewshot, 5, 1, steps=args.steps)
     cfg = load_config(None, overrides)
     out["config"] = {"obs_len": cfg.data.obs_len, "slots": cfg.model.slots, "slot_width": cfg.model.slot_width,

@@ -24,7 +24,7 @@ Baseline NMN: the same computation with the fast path off (no SG, no per-episode
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from omegaconf import DictConfig
@@ -34,32 +34,83 @@ from torch.nn import functional as F
 
 from sharedsg.data.episodes import Episode
 from sharedsg.model.fewshot import FAST_CONTROLLERS, FewShotNMN, SupportPass, Weights, cell_weights, lstm_step
+from sharedsg.model.fused import activate_gates, lstm_factors_from_gates, lstm_step_backward
 from sharedsg.model.synthetic import SGPredictor, sg_loss
 
 
-def fast_step(model: FewShotNMN, sp: SupportPass, s: Dict[str, torch.Tensor], alpha: float) -> Dict[str, Weights]:
-    """Eq. 10 per episode: theta_c + delta_c,b with delta_c,b = -alpha * d(sum_t s_c,b,t . h_c,b,t)/dtheta_c.
+def fast_step(model: FewShotNMN, sp: SupportPass, s: Dict[str, torch.Tensor], alpha: float,
+              impl: str = "reference") -> Dict[str, Weights]:
+    """Eq. 10 per episode: theta_c + delta_c,b with delta_c,b = -alpha * d(sum_t s_c,b,t . h_c,b,t)/dtheta_c,
+    back-propagated through the controller's own unroll over the support steps (h and c).
 
     s: controller -> (B, S, k) synthetic (or oracle) gradients of the support steps. The
     returned weights have a leading episode dim B; delta is detached, theta stays in the graph.
+    ``impl`` (``model.impl``): ``reference`` differentiates the unroll with ``torch.func``
+    (``vmap`` of ``grad`` over the episodes); ``fast`` runs the same unroll forward and backward by
+    hand for all episodes at once (:func:`unroll_gradients`). Equal to 1e-5: tests/test_learn_fewshot.py.
     """
     out: Dict[str, Weights] = {}
     for c in FAST_CONTROLLERS:
         theta = cell_weights(model.controller(c))
         base = {n: p.detach() for n, p in theta.items()}
-
-        def pushed(w: Weights, inputs: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
-                   s_row: torch.Tensor) -> torch.Tensor:
-            hc, total = (h0, c0), inputs.new_zeros(())
-            for t in range(inputs.shape[0]):
-                hc = lstm_step(w, inputs[t], hc)
-                total = total + (hc[0] * s_row[t]).sum()
-            return total
-
-        g = vmap(grad(pushed), in_dims=(None, 0, 0, 0, 0))(base, sp.inputs[c], sp.start[c][0], sp.start[c][1],
-                                                           s[c].detach())
+        if impl == "fast":
+            g = unroll_gradients(base, sp.inputs[c], sp.start[c], s[c].detach())
+        else:
+            g = _unroll_gradients_autograd(base, sp.inputs[c], sp.start[c], s[c].detach())
         out[c] = {n: theta[n].unsqueeze(0) + (-alpha * g[n]).detach() for n in theta}
     return out
+
+
+def _unroll_gradients_autograd(w: Weights, inputs: torch.Tensor, start: Tuple[torch.Tensor, torch.Tensor],
+                               s: torch.Tensor) -> Weights:
+    """The reference form of :func:`unroll_gradients`: ``vmap(grad(...))`` over the episodes."""
+
+    def pushed(w: Weights, inputs: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
+               s_row: torch.Tensor) -> torch.Tensor:
+        hc, total = (h0, c0), inputs.new_zeros(())
+        for t in range(inputs.shape[0]):
+            hc = lstm_step(w, inputs[t], hc)
+            total = total + (hc[0] * s_row[t]).sum()
+        return total
+
+    return vmap(grad(pushed), in_dims=(None, 0, 0, 0, 0))(w, inputs, start[0], start[1], s)
+
+
+def unroll_gradients(w: Weights, inputs: torch.Tensor, start: Tuple[torch.Tensor, torch.Tensor],
+                     s: torch.Tensor) -> Weights:
+    """Per episode b, d(sum_t s_b,t . h_b,t)/dtheta through the LSTM unroll over its S steps from
+    ``start`` (h_0, c_0) (B, k), with no autograd graph: one matmul for the input part of every
+    step's gates, the recurrence step by step (gate activations and cell states kept), then one
+    reverse sweep (model/fused.py's step backward: dL/dh_t = s_t + dpre_{t+1} W_hh, the cell-state
+    chain) and one batched matmul per weight. w: shared weights (2-D); inputs (B, S, in); s (B, S, k).
+    Returns {name: (B, ...)} gradients."""
+    w_ih, w_hh, b_ih, b_hh = w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"]
+    b, s_len, _ = inputs.shape
+    k = w_hh.shape[1]
+    x = inputs.transpose(0, 1)  # (S, B, in), time-major
+    act = torch.addmm(b_ih + b_hh, x.reshape(s_len * b, -1), w_ih.t()).view(s_len, b, 4, k)
+    hs = inputs.new_empty(s_len + 1, b, k)
+    cs = inputs.new_empty(s_len + 1, b, k)
+    hs[0], cs[0] = start
+    for t in range(s_len):
+        a = act[t]
+        a.view(b, 4 * k).addmm_(hs[t], w_hh.t())
+        activate_gates(a)
+        torch.addcmul(a[:, 0] * a[:, 2], a[:, 1], cs[t], out=cs[t + 1])  # c_t = f c_{t-1} + i g
+        torch.mul(a[:, 3], cs[t + 1].tanh(), out=hs[t + 1])  # h_t = o tanh(c_t)
+    fac = lstm_factors_from_gates(act, cs, time_dim=0).steps(0)
+    dpre = inputs.new_empty(s_len, b, 4, k)
+    s_steps = s.transpose(0, 1).unbind(0)
+    dc_rec: Optional[torch.Tensor] = None
+    dh_rec: Optional[torch.Tensor] = None
+    for t in range(s_len - 1, -1, -1):
+        g = s_steps[t] if dh_rec is None else s_steps[t] + dh_rec  # dL/dh_t: s_t and the path through h_{t+1}
+        dc_rec = lstm_step_backward(g, dc_rec, fac, t, dpre[t])
+        dh_rec = dpre[t].view(b, 4 * k) @ w_hh
+    per_episode = dpre.view(s_len, b, 4 * k).permute(1, 2, 0)  # (B, 4k, S)
+    gb = per_episode.sum(-1)
+    return {"weight_ih": torch.bmm(per_episode, inputs), "weight_hh": torch.bmm(per_episode, hs[:-1].transpose(0, 1)),
+            "bias_ih": gb, "bias_hh": gb.clone()}
 
 
 def stack_episodes(episodes: List[Episode]) -> Dict[str, torch.Tensor]:
@@ -79,6 +130,7 @@ class FewShotNMNMethod:
         self.model = FewShotNMN(cfg.model, ways, str(cfg.fewshot.label_input), seed,
                                 str(cfg.fewshot.write_input)).to(cfg.learner.device)
         self.alpha = float(cfg.learner.fast_lr)
+        self.impl = str(cfg.model.impl)  # how the fast step is computed (:func:`fast_step`)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(cfg.fewshot.meta_lr))
         k = int(cfg.model.slot_width)
         self.sg: Optional[nn.ModuleDict] = None
@@ -103,7 +155,7 @@ class FewShotNMNMethod:
         if self.sg is not None:
             s = self.synthetic(sp, batch["sy"])
         if self.fast:
-            weights = fast_step(self.model, sp, s, self.alpha)
+            weights = fast_step(self.model, sp, s, self.alpha, self.impl)
         return self.model.queries(sp, feats[:, s_len:], weights), sp, s
 
     def gradients(self, batch: Dict[str, torch.Tensor]):

@@ -65,7 +65,7 @@ def controller_factors(tr: "Trace") -> LSTMFactors:
     pre = act[0].view(t_len * b, 4 * k)
     torch.addmm(b_ih + b_hh, tr.inputs["ic"].reshape(t_len * b, -1), w_ih.t(), out=pre)
     pre.addmm_(tr.h["ic"][:-1].reshape(t_len * b, k), w_hh.t())
-    _activate(act[0])
+    activate_gates(act[0])
     ig, f = act[0, :, :, 0] * act[0, :, :, 2], act[0, :, :, 1]
     c_steps, ig_steps, f_steps = cs[0].unbind(0), ig.unbind(0), f.unbind(0)
     for t in range(t_len):
@@ -73,7 +73,7 @@ def controller_factors(tr: "Trace") -> LSTMFactors:
     return lstm_factors_from_gates(act, cs, time_dim=1)
 
 
-def _activate(gates: torch.Tensor) -> None:
+def activate_gates(gates: torch.Tensor) -> None:
     """LSTM gate activations in place on pre-activations (..., 4, k) in torch's (i, f, g, o) order."""
     gates[..., :2, :].sigmoid_()
     gates[..., 2, :].tanh_()
