@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -139,6 +141,8 @@ def test_seed_summary_is_mean_and_std_over_seeds():
     out = seed_summary(jobs)["5w1s-maml"]
     assert out["seeds"] == [0, 1, 2] and out["accuracy_mean"] == pytest.approx(0.92)
     assert out["accuracy_std"] == pytest.approx(0.02)
+    one = seed_summary({"5w1s-maml-s0": jobs["5w1s-maml-s0"]})["5w1s-maml"]
+    assert one["accuracy_std"] is None and json.loads(json.dumps(one, allow_nan=False)) == one  # strict JSON
 
 
 def test_mean_ci95():

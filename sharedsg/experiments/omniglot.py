@@ -239,7 +239,8 @@ class FewShotJob:
 
 
 def seed_summary(jobs: Dict[str, Dict[str, object]]) -> Dict[str, Dict[str, object]]:
-    """Per (setting, method): mean and std over training seeds of the test accuracy, and the seeds' CIs."""
+    """Per (setting, method): mean and std over training seeds of the test accuracy, and the seeds' CIs
+    (std None with one seed: results.json stays strict JSON, which has no NaN)."""
     groups: Dict[str, List[Dict[str, object]]] = {}
     for res in jobs.values():
         if res.get("test_episodes"):
@@ -248,6 +249,6 @@ def seed_summary(jobs: Dict[str, Dict[str, object]]) -> Dict[str, Dict[str, obje
     for key, rows in sorted(groups.items()):
         acc = np.array([float(r["accuracy"]) for r in rows])
         out[key] = {"seeds": [int(r["seed"]) for r in rows], "accuracy_mean": float(acc.mean()),
-                    "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else float("nan"),
+                    "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
                     "ci95": [float(r["ci95"]) for r in rows]}
     return out
