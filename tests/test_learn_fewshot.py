@@ -132,7 +132,7 @@ def test_proposed_trains_its_sgs_and_takes_fast_steps(episodes):
     assert -1.0 <= metrics["sg/oc/cosine"] <= 1.0
     batch = stack_episodes(episodes[:2])
     _, sp, s = m.forward(batch)
-    fast = fast_step(m.model, sp, s, 1.0)
+    fast = fast_step(m.model, sp, s, 1.0, m.impl)
     assert any(not torch.equal(fast["ic"][n][0], p) for n, p in cell_weights(m.model.ic).items())
     assert 0.0 <= m.test_episode(episodes[3]) <= 1.0
 

@@ -39,7 +39,7 @@ from sharedsg.model.synthetic import SGPredictor, sg_loss
 
 
 def fast_step(model: FewShotNMN, sp: SupportPass, s: Dict[str, torch.Tensor], alpha: float,
-              impl: str = "reference") -> Dict[str, Weights]:
+              impl: str) -> Dict[str, Weights]:
     """Eq. 10 per episode: theta_c + delta_c,b with delta_c,b = -alpha * d(sum_t s_c,b,t . h_c,b,t)/dtheta_c,
     back-propagated through the controller's own unroll over the support steps (h and c).
 
