@@ -9,7 +9,7 @@ from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.harness.launcher import Launcher  # noqa: E402
 from sharedsg.experiments.train import run_training  # noqa: E402
 from sharedsg.runtime import job  # noqa: E402
-from sharedsg.runtime.backend import RayBackend  # noqa: E402
+from sharedsg.runtime.backend import RayBackend, server_scalars  # noqa: E402
 from sharedsg.runtime.server import server_actor  # noqa: E402
 from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
 
@@ -121,3 +121,16 @@ def test_run_training_on_ray_logs_everything(tmp_path):
     server = EventAccumulator(str(log.path / "server")).Reload()
     assert {"server/pushes", "server/updates", "server/coalesced"} <= set(server.Tags()["scalars"])
     assert (log.path / "results.json").is_file()
+
+
+def test_server_scalars_skip_a_group_that_did_not_answer():
+    """A group restarting (or too busy to answer within the registry's timeout) is reported as
+    {"error": ...}: the scalars count it and log the versions of the others, and do not fail."""
+    state = {"pushes": 30, "updates": 12, "coalesced": 2, "queue": 0, "lost_pushes": 1, "restarts": 1,
+             "checkpoints": 3, "scalars": {"server/buffer_fill": 0.5},
+             "groups": {"shared": {"error": "TimeoutError", "streams": ["cyclist"]},
+                        "other": {"version": 7, "streams": ["pedestrian"]}}}
+    values = server_scalars(state, (10.0, 10), 12.0)
+    assert values["sg/version/other"] == 7 and "sg/version/shared" not in values
+    assert values["server/groups_unreachable"] == 1 and values["server/pushes_per_s"] == 10.0
+    assert values["server/buffer_fill"] == 0.5

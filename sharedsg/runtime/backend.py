@@ -30,6 +30,27 @@ from sharedsg.runtime.placement import Reservation
 from sharedsg.runtime.stream import stream_actor
 
 SERVER_LOG_EVERY = 10  # iterations between polls of the server's state for TensorBoard
+
+
+def server_scalars(state: Mapping[str, Any], last_poll: tuple, now: float) -> Dict[str, float]:
+    """The ``server/`` and ``sg/version/<group>`` scalars of one registry state (``last_poll``: the
+    previous poll's (time, pushes), for the push rate). A group that did not answer in time is in
+    the state as ``{"error": ...}``: it has no version scalar this time and counts in
+    ``server/groups_unreachable`` (the totals are over the groups that answered)."""
+    pushes = state["pushes"]
+    values = {"server/pushes": pushes, "server/updates": state["updates"],
+              "server/coalesced": state["coalesced"], "server/queue": state["queue"],
+              "server/lost_pushes": state["lost_pushes"], "server/restarts": state["restarts"],
+              "server/checkpoints": state["checkpoints"],
+              "server/groups_unreachable": sum("error" in info for info in state["groups"].values())}
+    t0, p0 = last_poll
+    if now > t0:
+        values["server/pushes_per_s"] = (pushes - p0) / (now - t0)
+    values.update(state.get("scalars", {}))  # ingest and update rates, buffer, pull latency, lag
+    for g, info in state["groups"].items():
+        if "error" not in info:
+            values[f"sg/version/{g}"] = info["version"]
+    return values
 CLOSE_TIMEOUT_S = 30.0  # close() waits at most this long in all (pushes in flight, last state, checkpoint)
 
 
@@ -140,19 +161,9 @@ class RayBackend:
             if ready:
                 state = ray.get(self._state_ref)
                 self._state_ref = None
-                t, pushes = time.perf_counter(), state["pushes"]
-                t0, p0 = self._last_poll
-                values = {"server/pushes": pushes, "server/updates": state["updates"],
-                          "server/coalesced": state["coalesced"], "server/queue": state["queue"],
-                          "server/lost_pushes": state["lost_pushes"], "server/restarts": state["restarts"],
-                          "server/checkpoints": state["checkpoints"]}
-                if t > t0:
-                    values["server/pushes_per_s"] = (pushes - p0) / (t - t0)
-                values.update(state.get("scalars", {}))  # ingest and update rates, buffer, pull latency, lag
-                for g, info in state["groups"].items():
-                    values[f"sg/version/{g}"] = info["version"]
-                self.log.scalars("server", iteration, values)
-                self._last_poll, self._last_state = (t, pushes), state
+                t = time.perf_counter()
+                self.log.scalars("server", iteration, server_scalars(state, self._last_poll, t))
+                self._last_poll, self._last_state = (t, state["pushes"]), state
         if self._state_ref is None and (force or iteration % SERVER_LOG_EVERY == 0):
             self._state_ref = self.server.state.remote()
 
