@@ -30,6 +30,7 @@ from sharedsg.runtime.placement import Reservation
 from sharedsg.runtime.stream import stream_actor
 
 SERVER_LOG_EVERY = 10  # iterations between polls of the server's state for TensorBoard
+CLOSE_TIMEOUT_S = 30.0  # close() waits at most this long in all (pushes in flight, last state, checkpoint)
 
 
 def server_scalars(state: Mapping[str, Any], last_poll: tuple, now: float) -> Dict[str, float]:
@@ -51,7 +52,6 @@ def server_scalars(state: Mapping[str, Any], last_poll: tuple, now: float) -> Di
         if "error" not in info:
             values[f"sg/version/{g}"] = info["version"]
     return values
-CLOSE_TIMEOUT_S = 30.0  # close() waits at most this long in all (pushes in flight, last state, checkpoint)
 
 
 class RayBackend:
