@@ -1,6 +1,5 @@
 """Faults on a real local Ray: an SG group actor, the registry or a stream actor killed mid-run."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -11,25 +10,13 @@ from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.runtime import NAMESPACE, checkpoint, group_actor_name  # noqa: E402
 from sharedsg.runtime.backend import RayBackend  # noqa: E402
 from sharedsg.runtime.server import server_actor  # noqa: E402
-from sharedsg.runtime.testing import kill_and_wait, local_ray, tiny_config  # noqa: E402
+from sharedsg.runtime.testing import kill_and_wait, local_ray, settled_state, tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
     with local_ray(num_cpus=4):
         yield
-
-
-def settled_state(backend, timeout_s: float = 120.0):
-    """The server's state once every group answers: a group that restarted moments ago, on a
-    loaded machine, can miss the registry's 10 s state timeout and be reported as {"error": ...}
-    (its counters then missing from the totals); this test is about what it counts, not how fast."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        state = backend.server_state()
-        if all("error" not in g for g in state["groups"].values()) or time.monotonic() > deadline:
-            return state
-        time.sleep(1.0)
 
 
 def start(cfg):
@@ -55,7 +42,7 @@ def test_server_killed_mid_run(tmp_path):
             for name, m in backend.train(list(cfg.streams), it).items():
                 seen[name].append(m["sg/version"])
         backend.flush()
-        state = settled_state(backend)
+        state = settled_state(backend.server_state)
         steps = {n: backend.info(n)["steps"] for n in cfg.streams}
     finally:
         backend.close()
@@ -84,7 +71,7 @@ def test_stream_killed_resumes_from_its_checkpoint(tmp_path):
             backend.train(list(cfg.streams), it)
         backend.flush()
         killed, other = backend.info("cyclist"), backend.info("pedestrian")
-        state = settled_state(backend)
+        state = settled_state(backend.server_state)
     finally:
         backend.close()
         log.close()
@@ -110,7 +97,7 @@ def test_stream_killed_without_checkpoint_continues_after_the_servers_watermark(
             backend.train(list(cfg.streams), it)
         backend.flush()
         killed = backend.info("cyclist")
-        state = settled_state(backend)
+        state = settled_state(backend.server_state)
     finally:
         backend.close()
         log.close()
@@ -138,7 +125,7 @@ def test_registry_killed_mid_run_streams_carry_on(tmp_path):
             for name, m in backend.train(list(cfg.streams), it).items():
                 seen[name].append(m["sg/version"])
         backend.flush()
-        state = settled_state(backend)
+        state = settled_state(backend.server_state)
         infos = {n: backend.info(n) for n in cfg.streams}
     finally:
         backend.close()

@@ -140,6 +140,7 @@ class _Ray:
         from sharedsg.runtime import stream_actor_name
         from sharedsg.runtime.server import server_actor
         from sharedsg.runtime.stream import stream_actor
+        from sharedsg.runtime.testing import settled_state
 
         self.server = server_actor(cfg, run_dir, detached=False)
         self.actors = [stream_actor(cfg, n, run_dir,
@@ -148,7 +149,7 @@ class _Ray:
         ray.get([a.setup.remote() for a in self.actors])
         ray.get([a.run_steps.remote(warmup) for a in self.actors])
         ray.get([a.flush.remote() for a in self.actors])
-        state = ray.get(self.server.state.remote())
+        state = settled_state(lambda: ray.get(self.server.state.remote()))
         self.server_pids = [state["pid"]] + [g["pid"] for g in state["groups"].values()]
 
     def block(self, streams: int, steps: int) -> Dict[str, float]:

@@ -223,6 +223,7 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
     from sharedsg.config import load_config
     from sharedsg.runtime import NAMESPACE
     from sharedsg.runtime.server import server_actor
+    from sharedsg.runtime.testing import settled_state
 
     torch.set_num_threads(1)
     ns = [int(x) for x in str(args.streams).split(",") if x]
@@ -265,8 +266,8 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
                     registry = server_actor(cfg, os.path.join(run_dir, f"{policy}-{n}"), detached=False)
                     assert all(ray.get([p.connect.remote(registry, f"p{i}", "shared", dims, model)
                                         for i, p in enumerate(pushers[:n])]))
-                    pids = [ray.get(registry.state.remote())["pid"]] + [
-                        g["pid"] for g in ray.get(registry.state.remote())["groups"].values()]
+                    state = settled_state(lambda: ray.get(registry.state.remote()))
+                    pids = [state["pid"]] + [g["pid"] for g in state["groups"].values()]
                     row = _row(pushers, registry, lambda: ray.get(registry.state.remote()), lambda: pids, n,
                                args.seconds, args.warmup)
                     seqs = row.pop("_seqs")

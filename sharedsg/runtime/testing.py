@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import ray
 from omegaconf import DictConfig
@@ -72,3 +72,20 @@ def kill_and_wait(actor: ray.actor.ActorHandle, timeout_s: float = 30.0) -> None
             return
         time.sleep(0.02)
     raise TimeoutError(f"actor process {pid} still alive {timeout_s:.0f} s after ray.kill")
+
+
+def settled_state(get_state: Callable[[], Dict[str, Any]], timeout_s: float = 120.0) -> Dict[str, Any]:
+    """The registry's state (``get_state()``) once every SG group answers.
+
+    A group that started or restarted moments ago, on a loaded machine, can miss the registry's
+    10 s state timeout and be reported as ``{"error": ...}`` (its counters and pid then missing).
+    Raises ``TimeoutError`` naming the silent groups after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = get_state()
+        silent = sorted(g for g, info in state["groups"].items() if "error" in info)
+        if not silent:
+            return state
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"SG groups {silent} did not answer within {timeout_s:.0f} s")
+        time.sleep(1.0)
