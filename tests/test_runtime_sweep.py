@@ -67,6 +67,7 @@ def test_omniglot_setting_as_actors_writes_results_and_resumes(tmp_path, capsys)
     for name, job in results["jobs"].items():
         assert again["jobs"][name]["accuracy"] == job["accuracy"]
         assert again["jobs"][name]["train_wall_s"] == pytest.approx(job["train_wall_s"], abs=0.05)
+    assert _events(run / "5w1s-proposed") == ev  # and TensorBoard has each scalar once
 
 
 @pytest.mark.needs_data("mnist")
@@ -126,6 +127,17 @@ def test_jobs_show_progress_and_status_lists_them(tmp_path, capsys):
     # iteration messages were read from its actor above)
     assert "jobs done; the others:" in err and "5w1s-proposed: running" in err, err[-2000:]
     assert job_states() == {}  # the job actor is gone with its sweep
+    # its scalars reached TensorBoard while it ran (the driver fetches them with each progress
+    # table), not only with its results; each (tag, step) once
+    run = tmp_path / "omniglot_5w1s" / "main"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "5w1s-proposed"), size_guidance={"scalars": 0})
+    acc.Reload()
+    train = acc.Scalars("accuracy/query_train")
+    finished = (run / "results.json").stat().st_mtime
+    assert min(e.wall_time for e in train) < finished - 1.0
+    assert [e.step for e in train] == sorted({e.step for e in train}) and train[-1].step == 30
 
 
 # -- the jobs' device ----------------------------------------------------------------------------

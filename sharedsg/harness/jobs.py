@@ -1,13 +1,16 @@
 """Independent jobs (one Omniglot setting x method, one MNIST method, ...) and their sweep.
 
-A job class has ``__init__(cfg, name)`` and ``run(directory, progress) -> results``; it
-checkpoints its whole progress into ``directory`` so that running it again resumes. Which
+A job class has ``__init__(cfg, name)``, ``run(directory, progress) -> results`` and
+``scalars``, the (tag, step, value) list it has produced so far (checkpointed with it; steps
+increase within a tag); it checkpoints its whole progress into ``directory`` so that running it
+again resumes. Which
 experiment kinds have jobs, and which job class runs them, is the experiment registry's
 (``sharedsg.experiments.registry.job_plan``); this module only runs a plan: :func:`run_jobs`
 in this process, ``sharedsg.runtime.sweep.run_sweep`` as parallel Ray actors. Both write the
 same run directory in ``experiment.storage`` (an absolute path or a URI, the same for every
 node): ``<storage>/<name>/<experiment.run_name or main>/<job>/`` holds each job's checkpoint,
-the driver writes the jobs' scalars to TensorBoard and ``results.json`` after every job.
+the driver writes the jobs' scalars to TensorBoard while they run (:meth:`SweepResults.log_scalars`)
+and ``results.json`` after every job.
 """
 
 from __future__ import annotations
@@ -66,12 +69,15 @@ def strip_scalars(results: Dict[str, object]) -> Dict[str, object]:
     return {k: v for k, v in results.items() if k != "scalars"}
 
 
-def log_job(log: RunLog, name: str, results: Dict[str, object]) -> None:
-    """A job's scalars into its TensorBoard writer."""
-    w = log.writer(name)
-    for tag, step, value in results.get("scalars", []):
-        w.add_scalar(tag, float(value), int(step))
-    w.flush()
+def logged_steps(directory: Path) -> Dict[str, int]:
+    """tag -> the last step of the scalars already in the TensorBoard events under ``directory``."""
+    if not Path(directory).is_dir():
+        return {}
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(directory), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: max(e.step for e in acc.Scalars(tag)) for tag in acc.Tags()["scalars"]}
 
 
 class SweepResults:
@@ -86,11 +92,32 @@ class SweepResults:
         self.results: Dict[str, Any] = {
             "sweep": parts[-2], "run": parts[-1], "path": self.location, "jobs": {},
             "configs": _unique_configs(specs)}
+        self._last: Dict[str, Dict[str, int]] = {}  # job -> tag -> last step in its TensorBoard events
         for spec in specs:
-            self.log.config(spec.name, spec.cfg)
+            self._last[spec.name] = logged_steps(self.path / spec.name)  # before this session writes anything
+            if not self._last[spec.name]:  # a new job folder (a resumed one has its config already)
+                self.log.config(spec.name, spec.cfg)
+        self._uploaded = time.monotonic()
+
+    def log_scalars(self, name: str, scalars: List[Scalar], upload_every_s: float = 0.0) -> int:
+        """Job ``name``'s scalars into its TensorBoard writer, each (tag, step) once: a scalar whose
+        step is not past its tag's last logged step (this session's or an earlier one's: a resumed
+        sweep) is skipped. With a URI storage the run folder is uploaded at most every
+        ``upload_every_s`` seconds. Returns how many were written."""
+        last, w, n = self._last.setdefault(name, {}), self.log.writer(name), 0
+        for tag, step, value in scalars:
+            if int(step) > last.get(tag, -1):
+                w.add_scalar(tag, float(value), int(step))
+                last[tag] = int(step)
+                n += 1
+        w.flush()
+        if time.monotonic() - self._uploaded >= upload_every_s:
+            self._uploaded = time.monotonic()
+            self.log.flush()
+        return n
 
     def done(self, name: str, res: Dict[str, object]) -> None:
-        log_job(self.log, name, res)
+        self.log_scalars(name, res.get("scalars", []))
         self.results["jobs"][name] = strip_scalars(res)
         self._write()
 
@@ -130,7 +157,16 @@ def run_jobs(specs: List[JobSpec], path: str, log: Callable[[str], None] = print
     sweep = SweepResults(path, specs)
     try:
         for spec in specs:
-            res = spec.job(spec.cfg, spec.name).run(Path(job_location(path, spec.name)), progress=log)
+            job, logged = spec.job(spec.cfg, spec.name), 0
+
+            def progress(msg: str) -> None:  # after every checkpoint: the new scalars to TensorBoard too
+                nonlocal logged
+                log(msg)
+                new = job.scalars[logged:]
+                logged += len(new)
+                sweep.log_scalars(spec.name, new, upload_every_s=float(spec.cfg.experiment.progress_every_s))
+
+            res = job.run(Path(job_location(path, spec.name)), progress=progress)
             sweep.done(spec.name, res)
             log(f"sweep: {spec.name} done ({len(sweep.results['jobs'])}/{len(specs)})")
         return sweep.finish(finish)

@@ -13,7 +13,9 @@ the same way, on any node. The driver collects each job's results as it finishes
 Progress: each job actor is named ``job:<sweep>:<job>`` in namespace ``sharedsg`` and keeps
 its last progress line (iteration, test accuracy so far); the driver prints a progress table
 every ``experiment.progress_every_s`` seconds, and ``sharedsg status`` (:func:`job_states`) lists the
-jobs of every sweep running on the cluster.
+jobs of every sweep running on the cluster. At the same interval the driver fetches each
+running job's new scalars from its actor (:meth:`JobActor.scalars`) into TensorBoard, so a
+job's curves grow while it runs (each (tag, step) once, :meth:`SweepResults.log_scalars`).
 
 Device: a job computes on the device Ray assigned its actor (:func:`assigned_device`: ``cuda``
 when ``resources.gpus_per_job`` gave it a GPU, else ``cpu``): ``run`` sets ``learner.device`` to
@@ -58,6 +60,7 @@ class JobActor:
         self.sweep, self.name = sweep, name
         self.state: Dict[str, Any] = {"job": name, "sweep": sweep, "status": "starting", "message": "",
                                       "started": time.time(), "updated": time.time()}
+        self.job: Any = None
 
     def _progress(self, msg: str) -> None:
         print(msg, flush=True)
@@ -79,7 +82,8 @@ class JobActor:
             return {"error": error}
         c.learner.device = device  # the job builds its model, batches and evaluation there
         self.state.update(status="running")
-        out = job(c, self.name).run(Path(directory), progress=self._progress)
+        self.job = job(c, self.name)
+        out = self.job.run(Path(directory), progress=self._progress)
         self.state.update(status="done", updated=time.time())
         return {**out, "device": device, "gpu_ids": self.state["gpu_ids"]}
 
@@ -96,6 +100,10 @@ class JobActor:
 
     def progress(self) -> Dict[str, Any]:
         return dict(self.state)
+
+    def scalars(self, start: int) -> List[Tuple[str, int, float]]:
+        """The job's scalars from index ``start`` on (none before its ``run`` has built it)."""
+        return [] if self.job is None else list(self.job.scalars[start:])
 
 
 def job_states() -> Dict[str, List[Dict[str, Any]]]:
@@ -155,8 +163,9 @@ def run_sweep(specs: List[JobSpec], path: str, address: Optional[str] = None, nu
             f"storage {sweep.location}")
         last = time.monotonic()
         every = float(specs[0].cfg.experiment.progress_every_s)
+        fetched = {name: 0 for name in actors}  # scalars taken from each job actor so far
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=min(5.0, every))
             for ref in done:
                 name = pending.pop(ref)
                 out = ray.get(ref)
@@ -168,6 +177,7 @@ def run_sweep(specs: List[JobSpec], path: str, address: Optional[str] = None, nu
             if pending and time.monotonic() - last >= every:
                 last = time.monotonic()
                 log(progress_table(actors, len(sweep.results["jobs"]), len(specs)))
+                live_scalars(sweep, actors, fetched, every)
         return sweep.finish(finish)
     finally:
         for actor in actors.values():
@@ -175,6 +185,21 @@ def run_sweep(specs: List[JobSpec], path: str, address: Optional[str] = None, nu
         sweep.close()
         if started_ray:
             ray.shutdown()
+
+
+def live_scalars(sweep: SweepResults, actors: Dict[str, Any], fetched: Dict[str, int], upload_every_s: float) -> None:
+    """The running jobs' scalars since the last fetch into TensorBoard (an actor that does not
+    answer within 5 s, e.g. one still waiting for its CPUs, is asked again next time)."""
+    refs = {a.scalars.remote(fetched[name]): name for name, a in actors.items()}
+    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=5.0)
+    for ref in ready:
+        name = refs[ref]
+        try:
+            new = ray.get(ref)
+        except ray.exceptions.RayError:  # restarting: its scalars come with the next fetch or its results
+            continue
+        fetched[name] += len(new)
+        sweep.log_scalars(name, new, upload_every_s=upload_every_s)
 
 
 def map_jobs(fn: Callable[..., Any], args_list: List[tuple], *, sweep: str, cpus: float, gpus: float,
