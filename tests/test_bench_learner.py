@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sharedsg.cli import main
 
 
@@ -36,3 +38,14 @@ def test_bench_learner_rejects_a_bad_few_shot_setting(capsys):
     assert main(["bench", "learner", "--cases", "fewshot", "--fewshot-settings", "5way"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "5way" in err[0] and "Traceback" not in err[0]
+
+
+@pytest.mark.parametrize("option, value, said", [("--cases", "trajectory,nope", "nope"),
+                                                 ("--batch-sizes", "16,0", "0 is out of range"),
+                                                 ("--rounds", "x", "'x' is not an integer")])
+def test_bench_learner_rejects_bad_options_before_running(capsys, option, value, said):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "learner", option, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert said in err.strip().splitlines()[-1] and option in err and "Traceback" not in err

@@ -30,6 +30,7 @@ from typing import Callable, Dict, List
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from sharedsg.bench.args import integer, integers, names
 from sharedsg.bench.fewshot import fewshot_episodes_per_s, parse_setting, proposed_step
 from sharedsg.config import load_config
 from sharedsg.data.batch import Batch
@@ -37,6 +38,7 @@ from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
 
 IMPLS = ("reference", "fast")
+CASES = ("trajectory", "sg_update", "fewshot")
 # configs/omniglot/5w1s.yaml's model and meta-batches (configs/ is not part of the installed package)
 FEWSHOT_5W1S = ["experiment.kind=fewshot", "model.encoder=conv", "model.decoder=classification", "model.output_dim=5",
                 "fewshot.ways=5", "fewshot.shots=1", "fewshot.meta_batch=16", "fewshot.meta_batches={maml: 16, protonet: 1}", "fewshot.maml_order=2"]
@@ -44,11 +46,11 @@ Step = Callable[[], None]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (medians reported)")
-    p.add_argument("--steps", type=int, default=5, help="timed steps per case and round (after 2 warm-up steps)")
-    p.add_argument("--batch-sizes", default="16,32", help="trajectory batch sizes, comma separated")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 = one core, as a Ray actor gets)")
-    p.add_argument("--cases", default="trajectory,sg_update,fewshot", help="which cases, comma separated")
+    p.add_argument("--rounds", type=integer(1), default=5, help="interleaved timing rounds (medians reported)")
+    p.add_argument("--steps", type=integer(1), default=5, help="timed steps per case and round (after 2 warm-up steps)")
+    p.add_argument("--batch-sizes", type=integers(1), default="16,32", help="trajectory batch sizes, comma separated")
+    p.add_argument("--threads", type=integer(1), default=1, help="torch threads (1 = one core, as a Ray actor gets)")
+    p.add_argument("--cases", type=names(*CASES), default=",".join(CASES), help="which cases, comma separated")
     p.add_argument("--fewshot-settings", default="5w1s,5w5s",
                    help="few-shot settings of the proposed NMN's reference vs fast meta-update, comma separated")
     p.add_argument("overrides", nargs="*",
@@ -151,10 +153,10 @@ def _interleaved(cases: Dict[str, Dict[str, Step]], rounds: int, steps: int) -> 
 def run_learner_bench(args: argparse.Namespace) -> Dict[str, object]:
     torch.set_num_threads(args.threads)
     overrides = list(args.overrides)
-    wanted = set(args.cases.split(","))
+    wanted = set(args.cases)
     cases: Dict[str, Dict[str, Step]] = {}
     if "trajectory" in wanted:
-        for b in (int(v) for v in args.batch_sizes.split(",")):
+        for b in args.batch_sizes:
             for mixing in ("bp_only", "sum"):
                 cases[f"trajectory/{mixing}/b{b}"] = {i: trajectory_step(overrides, i, mixing, b) for i in IMPLS}
     if "sg_update" in wanted:

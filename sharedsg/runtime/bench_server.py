@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
+from sharedsg.bench.args import integer, integers, names, number
 from sharedsg.runtime.bench import cpu_seconds
 
 DEMO_OVERRIDES = [  # configs/knowledge_sharing.yaml's model and data shape, on the bundled real SDD sample
@@ -42,12 +43,12 @@ DEMO_OVERRIDES = [  # configs/knowledge_sharing.yaml's model and data shape, on 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--streams", default="1,2,4,8,16,32", help="numbers of pushers, comma-separated")
-    parser.add_argument("--policies", default="exact,buffered", help="sg.policy values to measure")
-    parser.add_argument("--rate", type=float, default=20.0, help="pushes per second offered by each pusher")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per row")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each row")
-    parser.add_argument("--records", type=int, default=8, help="target sets recorded (replayed in turn)")
+    parser.add_argument("--streams", type=integers(1), default="1,2,4,8,16,32", help="numbers of pushers, comma-separated")
+    parser.add_argument("--policies", type=names("exact", "buffered"), default="exact,buffered", help="sg.policy values to measure")
+    parser.add_argument("--rate", type=number(0.01), default=20.0, help="pushes per second offered by each pusher")
+    parser.add_argument("--seconds", type=number(0.01), default=10.0, help="measured seconds per row")
+    parser.add_argument("--warmup", type=number(0.0), default=2.0, help="unmeasured seconds before each row")
+    parser.add_argument("--records", type=integer(1), default=8, help="target sets recorded (replayed in turn)")
     parser.add_argument("overrides", nargs="*", help="config key=value overrides (on top of the demo shape)")
 
 
@@ -226,8 +227,7 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
     from sharedsg.runtime.testing import settled_state
 
     torch.set_num_threads(1)
-    ns = [int(x) for x in str(args.streams).split(",") if x]
-    policies = [p for p in str(args.policies).split(",") if p]
+    ns, policies = list(args.streams), list(args.policies)
     overrides = DEMO_OVERRIDES + list(getattr(args, "overrides", []) or [])
     base = load_config(None, overrides)
     records, dims, weights = _record(base, int(args.records))
