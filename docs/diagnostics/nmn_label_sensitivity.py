@@ -4,13 +4,15 @@
 
 16 episodes of 5 random binary images; each query is a support image. Prints, for both
 ``fewshot.write_input`` forms, the logits' spread over the classes and over the queries, and
-their mean change when the support labels are permuted (README, "Omniglot few-shot")."""
+their mean change when the support labels are permuted (README, "Omniglot few-shot"); then the
+same for MANN at initialisation, the memory learner that does leave its plateau."""
 import sys
 
 import torch
 
 from sharedsg.config import load_config
 from sharedsg.learn.fewshot import FewShotNMNMethod
+from sharedsg.learn.mann import MannMethod
 torch.set_num_threads(1)
 for write in ["m", "mq"]:
     cfg = load_config(None, ["experiment.kind=fewshot", "model.encoder=conv", "model.decoder=classification",
@@ -32,3 +34,9 @@ for write in ["m", "mq"]:
     print(write, "logit std over classes", float(l1.std(-1).mean()), "over queries", float(l1.std(1).mean()),
           "change when labels permuted", float((l1 - l2).abs().mean()), "feat scale", float(feats.abs().mean()),
           "ic h_out std over steps", float(torch.stack(ic, 1).std(1).mean()))
+mann = MannMethod(cfg, ways=5, seed=0)
+with torch.no_grad():
+    l1 = mann.model(sx.reshape(16, 5, -1), sy, qx.reshape(16, 5, -1))
+    l2 = mann.model(sx.reshape(16, 5, -1), sy2, qx.reshape(16, 5, -1))
+print("mann logit std over classes", float(l1.std(-1).mean()), "over queries", float(l1.std(1).mean()),
+      "change when labels permuted", float((l1 - l2).abs().mean()))
