@@ -3,14 +3,13 @@
 A job class has ``__init__(cfg, name)``, ``run(directory, progress) -> results`` and
 ``scalars``, the (tag, step, value) list it has produced so far (checkpointed with it; steps
 increase within a tag); it checkpoints its whole progress into ``directory`` so that running it
-again resumes. Which
-experiment kinds have jobs, and which job class runs them, is the experiment registry's
-(``sharedsg.experiments.registry.job_plan``); this module only runs a plan: :func:`run_jobs`
-in this process, ``sharedsg.runtime.sweep.run_sweep`` as parallel Ray actors. Both write the
-same run directory in ``experiment.storage`` (an absolute path or a URI, the same for every
-node): ``<storage>/<name>/<experiment.run_name or main>/<job>/`` holds each job's checkpoint,
-the driver writes the jobs' scalars to TensorBoard while they run (:meth:`SweepResults.log_scalars`)
-and ``results.json`` after every job.
+again resumes. Which experiment kinds have jobs, and which job class runs them, is the
+experiment registry's (``sharedsg.experiments.registry.job_plan``); this module only runs a
+plan: :func:`run_jobs` in this process, ``sharedsg.runtime.sweep.run_sweep`` as parallel Ray
+actors. Both write the same run directory in ``experiment.storage`` (an absolute path or a URI,
+the same for every node): ``<storage>/<name>/<experiment.run_name or main>/<job>/`` holds each
+job's checkpoint; the driver writes the jobs' scalars to TensorBoard while they run
+(:meth:`SweepResults.log_scalars`) and ``results.json`` after every job.
 """
 
 from __future__ import annotations
