@@ -197,6 +197,10 @@ class ResourcesConfig:
     max_restarts: int = bounded(-1, ge=0, also=(-1,))  # Ray restarts of a crashed server or stream actor (-1: unlimited)
     stream_checkpoint_every: int = bounded(25, ge=0)  # steps between a stream actor's own checkpoints (0: never)
     object_store_mb: int = bounded(200, ge=75)  # object store of the embedded Ray that `sharedsg run` starts without an address
+    # Ray's max_direct_call_object_size for a Ray that sharedsg starts (embedded or the local head): task
+    # arguments and returns up to this size (a stream's push, a group's SG weights) go straight from
+    # process to process instead of through the object store (Ray's default 100 KB: docs/runtime.md)
+    inline_object_kb: int = bounded(2048, ge=1)
 
 
 FEWSHOT_METHODS = ("proposed", "baseline", "maml", "protonet", "mann")

@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sharedsg.config import ResourcesConfig
+
 ray = pytest.importorskip("ray")
 jsonschema = pytest.importorskip("jsonschema")
 
 CLUSTERS = Path(__file__).resolve().parent.parent / "clusters"
+# what `sharedsg run` gives a Ray it starts (resources.inline_object_kb): every cluster file's nodes too
+INLINE = f"RAY_max_direct_call_object_size={ResourcesConfig().inline_object_kb * 1024}"
 LAUNCHERS = ["onprem.yaml", "aws.yaml"]
 
 
@@ -37,6 +41,8 @@ def test_launcher_config_matches_ray_schema(name):
     jsonschema.validate(cfg, ray_schema())
     starts = " ".join(cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"])
     assert starts.count("RAY_AUTH_MODE=token") >= 2  # token authentication on every node
+    for cmd in cfg["head_start_ray_commands"][1:] + cfg["worker_start_ray_commands"][1:]:
+        assert f"{INLINE} ray start" in cmd  # pushes and SG weights sent inline on every node
 
 
 @pytest.mark.parametrize("name", LAUNCHERS)
@@ -73,6 +79,8 @@ def test_kuberay_manifest():
         assert containers and all(c["name"] and c["image"] for c in containers)
         env = {e["name"]: e for e in containers[0]["env"]}
         assert env["RAY_AUTH_MODE"]["value"] == "token" and "RAY_AUTH_TOKEN" in env
+        name, value = INLINE.split("=")
+        assert env[name]["value"] == value
     gpus = [g["template"]["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu")
             for g in spec["workerGroupSpecs"]]
     assert all(gpus)

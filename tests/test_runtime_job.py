@@ -182,3 +182,35 @@ def test_attach_config_refuses_a_malformed_stream_config(tmp_path, text, needle)
     with pytest.raises(job.ConfigError) as info:
         job.attach_config(OmegaConf.to_container(tiny_config(tmp_path)), str(path), [])
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+INLINE_SCRIPT = """
+import sys
+import numpy as np
+import ray
+from ray._private.internal_api import memory_summary
+from sharedsg.runtime import job
+from sharedsg.runtime.testing import tiny_config
+
+for kb in (2048, 100):  # the default, then Ray's own limit
+    job.connect(None, tiny_config(sys.argv[1], f"resources.inline_object_kb={kb}"), num_cpus=1)
+    f = ray.remote(lambda: np.zeros(500_000 // 8))  # a push of a batch-16 stream is ~400 KB
+    ray.get([f.remote() for _ in range(4)])
+    summary = memory_summary(address=ray.get_runtime_context().gcs_address, stats_only=True)  # this Ray, not the newest
+    line = next(s for s in summary.splitlines() if s.startswith("Plasma memory usage"))
+    print(kb, line, flush=True)
+    job.disconnect()
+"""
+
+
+def test_embedded_ray_sends_objects_up_to_inline_object_kb_inline(tmp_path):
+    """The Ray that `sharedsg run` starts passes results (a stream's push, a group's SG weights) of up
+    to ``resources.inline_object_kb`` inline, not through the object store; at Ray's own 100 KB
+    the same four 500 KB results land in the store."""
+    env = dict(os.environ, RAY_ADDRESS="")
+    proc = subprocess.run([sys.executable, "-c", INLINE_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=180,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    assert ", 0 objects" in lines["2048"], proc.stdout
+    assert ", 4 objects" in lines["100"], proc.stdout

@@ -54,3 +54,15 @@ def with_defaults(plain):
     schema = OmegaConf.structured(Config)
     schema.streams = {}
     return OmegaConf.merge(schema, plain)
+
+
+def system_config(cfg=None) -> dict:
+    """Ray's system config for a Ray that sharedsg starts: task arguments and returns up to
+    ``resources.inline_object_kb`` (a stream's push, a group's SG weights) are sent inline from
+    process to process; through the object store (Ray's default above 100 KB) each costs the
+    raylet and both ends a store round trip (docs/runtime.md, "Wire": the raylet's CPU per demo
+    iteration 15 -> 3 ms)."""
+    from sharedsg.config import ResourcesConfig
+
+    kb = int(cfg.resources.inline_object_kb) if cfg is not None else ResourcesConfig().inline_object_kb
+    return {"max_direct_call_object_size": kb * 1024}

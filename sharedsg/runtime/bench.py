@@ -226,7 +226,7 @@ def _push_throughput(cfg, run_dir: str, pushes: int) -> Dict[str, float]:
 def run_runtime_bench(args: argparse.Namespace) -> Dict[str, Any]:
     import ray
 
-    from sharedsg.runtime import NAMESPACE
+    from sharedsg.runtime import NAMESPACE, system_config
 
     torch.set_num_threads(1)
     overrides = list(getattr(args, "overrides", []) or [])
@@ -241,7 +241,7 @@ def run_runtime_bench(args: argparse.Namespace) -> Dict[str, Any]:
             # four streams and one SG group actor (one logical CPU each)
             ray.init(address="local", num_cpus=max(int(os.cpu_count() or 1), 5), include_dashboard=False,
                      namespace=NAMESPACE,
-                     object_store_memory=200 * 2**20, logging_level="WARNING")
+                     object_store_memory=200 * 2**20, logging_level="WARNING", _system_config=system_config())
         try:
             # one experiment alive at a time; within it, the paired blocks alternate
             with _alive(_config(overrides + ["sg.transport=replica"], 1, "bench-replica", run_dir), run_dir,

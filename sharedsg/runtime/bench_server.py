@@ -222,7 +222,7 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
     from omegaconf import OmegaConf
 
     from sharedsg.config import load_config
-    from sharedsg.runtime import NAMESPACE
+    from sharedsg.runtime import NAMESPACE, system_config
     from sharedsg.runtime.server import server_actor
     from sharedsg.runtime.testing import settled_state
 
@@ -243,7 +243,8 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address="local", num_cpus=max(int(os.cpu_count() or 1), 2) + 1, include_dashboard=False,
-                 namespace=NAMESPACE, object_store_memory=400 * 2**20, logging_level="WARNING")
+                 namespace=NAMESPACE, object_store_memory=400 * 2**20, logging_level="WARNING",
+                 _system_config=system_config())
     model = OmegaConf.to_container(base.model, resolve=True)
     pusher_cls = ray.remote(num_cpus=0)(Pusher)
     sink_cls = ray.remote(num_cpus=1, max_concurrency=1000)(Sink)

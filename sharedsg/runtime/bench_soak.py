@@ -46,7 +46,7 @@ def run_soak_bench(args: argparse.Namespace) -> Dict[str, Any]:
     import ray
 
     from sharedsg.config import load_config
-    from sharedsg.runtime import NAMESPACE, group_actor_name
+    from sharedsg.runtime import NAMESPACE, group_actor_name, system_config
     from sharedsg.runtime.backend import RayBackend
     from sharedsg.runtime.server import server_actor
 
@@ -57,7 +57,7 @@ def run_soak_bench(args: argparse.Namespace) -> Dict[str, Any]:
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address="local", num_cpus=n + 2, include_dashboard=False, namespace=NAMESPACE,
-                 object_store_memory=200 * 2**20, logging_level="WARNING")
+                 object_store_memory=200 * 2**20, logging_level="WARNING", _system_config=system_config())
     out: Dict[str, Any] = {"minutes": args.minutes, "streams": n}
     try:
         with tempfile.TemporaryDirectory(prefix="sharedsg-soak-") as run_dir:

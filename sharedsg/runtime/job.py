@@ -30,7 +30,8 @@ from sharedsg.harness.launcher import Launcher
 from sharedsg.harness.loop import train_loop
 from sharedsg.harness.runlog import RunLog
 from sharedsg.harness.stream import group_of
-from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, local_head, placement, server_name, stream_actor_name
+from sharedsg.runtime import (NAMESPACE, SERVER_PREFIX, local_head, placement, server_name, stream_actor_name,
+                              system_config)
 from sharedsg.runtime.actors import stop_actors
 from sharedsg.runtime.backend import RayBackend
 from sharedsg.runtime.server import server_actor
@@ -73,7 +74,7 @@ def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, 
     quiet = dict(logging_level=logging.WARNING, log_to_driver=True, namespace=NAMESPACE)
     head = None
     if address is None and cfg is not None and cfg.experiment.attachable:
-        head = local_head.start(_cpus_for(cfg, num_cpus), int(cfg.resources.object_store_mb))
+        head = local_head.start(_cpus_for(cfg, num_cpus), int(cfg.resources.object_store_mb), system_config(cfg))
     elif address is None and not embedded_ok:
         head = local_head.running()
         if head is None:
@@ -89,7 +90,7 @@ def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, 
         # "local": a Ray of its own even when another runs on this machine (which a bare
         # ray.init() would join, and refuse num_cpus for)
         ray.init(address="local", include_dashboard=False, object_store_memory=mb * 1024 * 1024, num_cpus=cpus,
-                 **quiet)
+                 _system_config=system_config(cfg), **quiet)
         _STARTED_HERE = True
         return "embedded"
     if not address.startswith("ray://") and address != "auto":

@@ -85,8 +85,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(num_cpus: int, object_store_mb: int) -> Dict[str, object]:
-    """Join the local head, or start it; its state (and a line on stderr saying how it stops)."""
+def start(num_cpus: int, object_store_mb: int, system_config: Dict[str, object]) -> Dict[str, object]:
+    """Join the local head, or start it with Ray's ``system_config``; its state (and a line on stderr
+    saying how it stops)."""
     state = running()
     if state is not None:
         return state
@@ -99,7 +100,8 @@ def start(num_cpus: int, object_store_mb: int) -> Dict[str, object]:
                                                             "runtime-env-agent", "metrics-export", "ray-client-server")]
     command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
                "--node-ip-address=127.0.0.1", "--include-dashboard=false", f"--num-cpus={num_cpus}",
-               f"--object-store-memory={object_store_mb * 1024 * 1024}", "--disable-usage-stats", *ports]
+               f"--object-store-memory={object_store_mb * 1024 * 1024}", "--disable-usage-stats",
+               f"--system-config={json.dumps(system_config)}", *ports]
     with open(log, "ab") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token),
