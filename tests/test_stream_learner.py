@@ -156,3 +156,37 @@ def test_carried_state_is_explicit_and_checkpointed(small_cfg, tmp_path):
     for k, v in learner.carried.tensors().items():
         assert torch.equal(other.carried.tensors()[k], v), k
     torch.testing.assert_close(other.predict(batch.x, 6), learner.predict(batch.x, 6))
+
+
+FOOTPRINT_SCRIPT = """
+import sys
+import torch
+from sharedsg.config import load_config
+from sharedsg.data.batch import Batch
+from sharedsg.learn.sg import SGLearner
+from sharedsg.learn.stream import StreamLearner
+
+cfg = load_config(None, sys.argv[1:])
+learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=3)
+g = torch.Generator().manual_seed(0)
+batch = Batch(torch.randn(4, 6, 2, generator=g) * 0.3, torch.randn(4, 6, 2, generator=g) * 0.3)
+result = learner.step(batch)
+group = SGLearner(cfg.model, cfg.sg, seed=0)
+group.update([result.targets])
+print(sorted(m for m in ("sympy", "matplotlib", "tensorboard") if m in sys.modules))
+"""
+
+
+def test_a_stream_and_its_sg_group_never_import_sympy_matplotlib_or_tensorboard():
+    """What a stream actor and an SG group actor run (a fast step with the SG path, an Eq. 11
+    update) imports none of these: each would add 25-35 MB to every such process (sympy comes in
+    through ``torch.autograd.grad(..., grad_outputs=...)``)."""
+    import subprocess
+    import sys
+
+    from conftest import SMALL
+
+    proc = subprocess.run([sys.executable, "-c", FOOTPRINT_SCRIPT, *SMALL, "learner.mixing=sum"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]", proc.stdout

@@ -247,7 +247,9 @@ class StreamLearner:
             grads["memory.init"] = core.dmem0.sum(0)
         enc = [(n, q) for n, q in self.params.items() if n.startswith("encoder.") and q.requires_grad]
         if enc and x.requires_grad:
-            enc_grads = torch.autograd.grad(x, [q for _, q in enc], grad_outputs=core.dx.transpose(0, 1),
+            # the gradient of sum(x * dL/dx), a scalar: with grad_outputs torch imports its symbolic-shape
+            # module (sympy; 34 MB and ~0.5 s of CPU in every stream process)
+            enc_grads = torch.autograd.grad((x * core.dx.transpose(0, 1)).sum(), [q for _, q in enc],
                                             allow_unused=True)
             grads.update({n: v for (n, _), v in zip(enc, enc_grads)})
         bsz = y_hat.shape[0]
