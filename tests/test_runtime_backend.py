@@ -112,7 +112,9 @@ def test_run_training_on_ray_logs_everything(tmp_path):
         log.close()
         backend.close()
     assert set(results["sg_versions"]) == {"shared"}
-    assert 4 <= results["sg_versions"]["shared"] <= 8  # 8 pushes, some of them coalesced
+    # 8 pushes; how many updates they make depends on the group's pace (buffered policy: under load
+    # it coalesces up to sg.coalesce_max = 8 pushes into one update), so at least one and at most 8
+    assert 1 <= results["sg_versions"]["shared"] <= 8
     acc = EventAccumulator(str(log.path / "cyclist")).Reload()
     tags = set(acc.Tags()["scalars"])
     for tag in ("loss/train", "loss/eval", "ade/train", "grad_norm/ic/true", "grad_norm/wc/synthetic",
