@@ -15,6 +15,10 @@ harness (:mod:`sharedsg.harness`) and never imports :mod:`sharedsg.experiments`.
   (written atomically by :mod:`sharedsg.checkpoint`, loaded with ``torch.load(weights_only=True)``).
 """
 
+from typing import Dict, Optional
+
+from omegaconf import DictConfig
+
 NAMESPACE = "sharedsg"
 SERVER_PREFIX = "sgserver:"
 STREAM_PREFIX = "stream:"
@@ -56,7 +60,7 @@ def with_defaults(plain):
     return OmegaConf.merge(schema, plain)
 
 
-def system_config(cfg=None) -> dict:
+def system_config(cfg: Optional[DictConfig] = None) -> Dict[str, int]:
     """Ray's system config for a Ray that sharedsg starts: task arguments and returns up to
     ``resources.inline_object_kb`` (a stream's push, a group's SG weights) are sent inline from
     process to process; through the object store (Ray's default above 100 KB) each costs the
