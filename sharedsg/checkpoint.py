@@ -7,21 +7,26 @@ OmegaConf objects, only dicts, lists, tuples, tensors, strings and numbers. The 
 serialised in memory first and then written all at once (a local file through a temporary file
 moved into place with ``os.replace``; an object store in one put), so a crash mid-write leaves
 the previous checkpoint intact.
+
+:func:`save_json` / :func:`load_json` write and read plain JSON the same way: the SG service's
+registry keeps its checkpoint in JSON so that its process never imports torch (which only
+:func:`save` and :func:`load` import, when called).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 from typing import Any, Dict, Optional
-
-import torch
 
 from sharedsg import storage
 
 
 def save(path: str | os.PathLike, obj: Dict[str, Any]) -> str:
     """Write ``obj`` at ``path`` (a local path or a storage URI); returns the location."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return storage.write_bytes(path, buffer.getvalue())
@@ -32,4 +37,17 @@ def load(path: str | os.PathLike) -> Optional[Dict[str, Any]]:
     data = storage.read_bytes(path)
     if data is None:
         return None
+    import torch
+
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def save_json(path: str | os.PathLike, obj: Dict[str, Any]) -> str:
+    """Write ``obj`` (JSON types only) at ``path``, all at once; returns the location."""
+    return storage.write_bytes(path, json.dumps(obj, sort_keys=True).encode())
+
+
+def load_json(path: str | os.PathLike) -> Optional[Dict[str, Any]]:
+    """The JSON checkpoint at ``path``, or None when there is none."""
+    data = storage.read_bytes(path)
+    return None if data is None else json.loads(data)

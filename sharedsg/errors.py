@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """A mistake the user can fix (bad input, a missing file, an unknown experiment)."""
+
+
+class DimensionMismatch(ValueError):
+    """A stream's controller or target dimensions do not fit its SG group."""

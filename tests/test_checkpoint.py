@@ -1,4 +1,4 @@
-"""Atomic checkpoints: round trip with weights_only, None when missing, a failed write keeps the old one."""
+"""Atomic checkpoints (torch and JSON): round trip with weights_only, None when missing, a failed write keeps the old one."""
 
 import pytest
 import torch
@@ -20,3 +20,15 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path):
     with pytest.raises(Exception):
         checkpoint.save(path, {"version": 2, "bad": lambda: None})  # cannot be pickled: fails mid-write
     assert checkpoint.load(path) == {"version": 1}
+
+
+def test_json_round_trip_missing_and_a_failed_write(tmp_path):
+    """The registry's checkpoint: plain JSON, None when missing, a failed write keeps the old one."""
+    path = tmp_path / "deep" / "server.json"
+    assert checkpoint.load_json(path) is None
+    state = {"groups": {"shared": {"slots": 10}}, "streams": {"cyclist": "shared"}, "pushes": 3}
+    checkpoint.save_json(path, state)
+    assert checkpoint.load_json(path) == state
+    with pytest.raises(TypeError):
+        checkpoint.save_json(path, {"pushes": 4, "bad": torch.zeros(1)})  # not JSON: nothing written
+    assert checkpoint.load_json(path) == state

@@ -96,7 +96,7 @@ def check_outputs(home: Path, temp: Path) -> None:
     assert (run / "results.json").is_file(), sorted(str(p) for p in home.rglob("*"))[:50]
     acc = EventAccumulator(str(run / "cyclist")).Reload()
     assert len(acc.Scalars("loss/train")) == 6
-    assert (run / "checkpoints" / "stream-cyclist.pt").is_file() and (run / "checkpoints" / "server.pt").is_file()
+    assert (run / "checkpoints" / "stream-cyclist.pt").is_file() and (run / "checkpoints" / "server.json").is_file()
     leaked = [p for p in temp.rglob("*") if p.name.startswith("events.out.tfevents") or p.suffix == ".pt"
               or p.name == "results.json"]
     assert leaked == []  # nothing under Ray's temporary folder (the job's working directory is in there)

@@ -1,7 +1,5 @@
-"""Learners that run anywhere (one process, tests, or inside Ray actors): no ray imports here."""
+"""Learners that run anywhere (one process, tests, or inside Ray actors): no ray imports here.
 
-from sharedsg.learn.sg import SGLearner
-from sharedsg.learn.stream import StreamLearner
-from sharedsg.learn.types import SGState, SGTargets, StepResult
-
-__all__ = ["SGLearner", "StreamLearner", "SGState", "SGTargets", "StepResult"]
+Import the modules themselves (``sharedsg.learn.sg``, ``.stream``, ``.types``, ...): this package
+imports none of them, so its torch-free modules (``ledger``, ``ingest``) load without torch.
+"""

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Deque, List, Optional
+from typing import TYPE_CHECKING, Deque, List, Optional
 
 from sharedsg.config import SGConfig
 from sharedsg.configcheck import choices_of
-from sharedsg.learn.types import SGTargets
+
+if TYPE_CHECKING:  # torch-free at run time: the SG service's registry imports this module
+    from sharedsg.learn.types import SGTargets
 
 POLICIES = choices_of(SGConfig, "policy")  # exact | buffered
 

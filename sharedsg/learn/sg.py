@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
-from typing import Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Tuple
 
 import torch
 from omegaconf import DictConfig
 
+from sharedsg.errors import DimensionMismatch
 from sharedsg.learn.adam import Adam
 from sharedsg.learn.tasks import make_task
 from sharedsg.learn.types import SGState, SGTargets
@@ -24,10 +25,6 @@ def _concatenate(batches: List[SGTargets]) -> List[SGTargets]:
     return [group[0] if len(group) == 1 else SGTargets(
         {c: torch.cat([b.h[c] for b in group]) for c in group[0].h}, torch.cat([b.y for b in group]),
         {c: torch.cat([b.g[c] for b in group]) for c in group[0].g}) for group in by_shape.values()]
-
-
-class DimensionMismatch(ValueError):
-    """A stream's controller or target dimensions do not fit its SG group."""
 
 
 class SGLearner:
@@ -59,6 +56,11 @@ class SGLearner:
         wrong = [f"{k}={dims.get(k)} (group has {v})" for k, v in self.dims.items() if dims.get(k) != v]
         if wrong:
             raise DimensionMismatch("stream dimensions do not fit the SG group: " + ", ".join(wrong))
+
+    @staticmethod
+    def targets(parts: Tuple[Any, ...]) -> SGTargets:
+        """A push's wire parts (:meth:`SGTargets.parts`) as the float32 targets :meth:`update` takes."""
+        return SGTargets.from_parts(*parts).float32()
 
     def update(self, batches: Iterable[SGTargets]) -> Dict[str, float]:
         """Eq. 11 on the given target sets (one push each, from any streams): one optimiser step

@@ -66,6 +66,16 @@ class SGTargets:
         return cls(dict(zip(names, map(_from_wire, arrays[:n]))), _from_wire(arrays[n]),
                    dict(zip(names, map(_from_wire, arrays[n + 1:]))))
 
+    def float32(self) -> "SGTargets":
+        """These targets in float32, the dtype the SG modules train in (a stream may send them
+        narrower: ``sg.wire_dtype=float16``); itself when nothing is narrower."""
+        def up(v: torch.Tensor) -> torch.Tensor:
+            return v.float() if v.dtype == torch.float16 else v
+
+        if all(v.dtype != torch.float16 for v in (self.y, *self.h.values(), *self.g.values())):
+            return self
+        return SGTargets({c: up(v) for c, v in self.h.items()}, up(self.y), {c: up(v) for c, v in self.g.items()})
+
     def __reduce__(self):
         return type(self).from_parts, self.parts()
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 
-from sharedsg.checkpoint import load, save
+from sharedsg.checkpoint import load, load_json, save, save_json
 from sharedsg.storage import join
 
-__all__ = ["checkpoint_dir", "server_checkpoint", "group_checkpoint", "stream_checkpoint", "load", "save"]
+__all__ = ["checkpoint_dir", "server_checkpoint", "group_checkpoint", "stream_checkpoint", "load", "save",
+           "load_json", "save_json"]
 
 
 def checkpoint_dir(run_path: str | os.PathLike) -> str:
@@ -19,8 +20,8 @@ def checkpoint_dir(run_path: str | os.PathLike) -> str:
 
 
 def server_checkpoint(run_path: str | os.PathLike) -> str:
-    """The SG service's registry: its groups (name, model) and streams, and the push totals."""
-    return join(checkpoint_dir(run_path), "server.pt")
+    """The SG service's registry: its groups (name, model) and streams, and the push totals (JSON)."""
+    return join(checkpoint_dir(run_path), "server.json")
 
 
 def group_checkpoint(run_path: str | os.PathLike, group: str) -> str:

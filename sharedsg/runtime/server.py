@@ -40,18 +40,21 @@ import socket
 import threading
 import time
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
 
 import ray
-import torch
 from omegaconf import OmegaConf
 
 from sharedsg.config import ModelConfig
+from sharedsg.errors import DimensionMismatch
 from sharedsg.learn.ingest import Ingest, Pending
 from sharedsg.learn.ledger import PushLedger
-from sharedsg.learn.sg import DimensionMismatch, SGLearner
-from sharedsg.learn.types import SGState, SGTargets
 from sharedsg.runtime import NAMESPACE, checkpoint, group_actor_name, with_defaults, was_reconstructed
+
+if TYPE_CHECKING:  # torch loads in the group's own process (``SGGroupServer.__init__``), not here
+    import torch
+
+    from sharedsg.learn.types import SGState
 
 RATE_WINDOW_S = 10.0  # ingest and update rates in ``state`` are over this window
 SAMPLES = 1024  # pull latencies and version lags kept for the percentiles in ``state``
@@ -62,16 +65,6 @@ def _percentile(values: List[float], q: float) -> Optional[float]:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def _float32(t: SGTargets) -> SGTargets:
-    """Targets sent narrower (``sg.wire_dtype``) back in the dtype the SG modules train in."""
-    def up(v: torch.Tensor) -> torch.Tensor:
-        return v.float() if v.dtype == torch.float16 else v
-
-    if all(v.dtype != torch.float16 for v in (t.y, *t.h.values(), *t.g.values())):
-        return t
-    return SGTargets({c: up(v) for c, v in t.h.items()}, up(t.y), {c: up(v) for c, v in t.g.items()})
 
 
 class _Rate:
@@ -93,6 +86,12 @@ class SGGroupServer:
     """The plain class; :func:`group_actor` wraps it in ``ray.remote`` (an async actor)."""
 
     def __init__(self, cfg: Dict[str, Any], group: str, model: Dict[str, Any], run_path: str) -> None:
+        # torch and the SG learner load here, in the group's process: the registry imports this module
+        # (to start group actors) and stays torch-free
+        import torch
+
+        from sharedsg.learn.sg import SGLearner
+
         torch.set_num_threads(1)
         self.cfg = with_defaults(cfg)
         self.group = group
@@ -204,7 +203,7 @@ class SGGroupServer:
                 entry["duplicates"] += 1
                 self.counts["duplicates"] += 1
                 return {"applied": False, "seq": seq, "version": self.version, "losses": self.losses}
-        item = Pending(stream, seq, _float32(SGTargets.from_parts(*parts)))
+        item = Pending(stream, seq, self.sg.targets(parts))
         if self.ingest.full():
             await self._until(lambda: not self.ingest.full())
         with self._lock:
