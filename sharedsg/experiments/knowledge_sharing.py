@@ -27,7 +27,6 @@ from omegaconf import DictConfig, OmegaConf
 from sharedsg.config import Config
 from sharedsg.data.sources import make_source
 from sharedsg.errors import UserError
-from sharedsg.experiments import figures
 from sharedsg.experiments.summary import auc, spread
 from sharedsg.harness.runlog import RunLog, write_json_atomic
 from sharedsg.harness.launcher import Launcher
@@ -110,6 +109,8 @@ def run_knowledge_sharing(cfg: DictConfig, launcher: Launcher, log: RunLog) -> D
               for role in ROLES}
     updates = {role: histories[seeds[0]][f"{arms[0]}-{role}"]["updates"] for role in ROLES}
     _tensorboard_overlay(log, curves, iterations, updates, seeds)
+    from sharedsg.experiments import figures  # matplotlib: loaded to draw, not while the actors run
+
     fig8 = figures.learning_curves(curves, iterations, {"pedestrian": updates["pedestrian"]},
                                    "Knowledge sharing (Fig. 8)")
     log.figure("figures", "fig8_learning_curves", fig8)

@@ -36,7 +36,6 @@ from sharedsg.config import Config
 from sharedsg.data.batch import Batch, BatchSource
 from sharedsg.data.sources import make_source
 from sharedsg.errors import UserError
-from sharedsg.experiments import figures
 from sharedsg.harness.launcher import Launcher
 from sharedsg.harness.runlog import RunLog, write_json_atomic
 from sharedsg.experiments.summary import auc, spread
@@ -194,6 +193,8 @@ def run_metatest(cfg: DictConfig, launcher: Launcher, log: RunLog) -> Dict[str, 
         log.scalars(f"metatest/{m}", 0, {"loss/eval_before_adaptation": float(mean[0])})
         for i, v in zip(iters, mean):
             log.scalars(f"metatest/{m}", i, {"metatest/pedestrian_mse_eval": float(v)})
+    from sharedsg.experiments import figures  # matplotlib: loaded to draw, not while the jobs run
+
     maml = [m for m in methods if m.startswith("maml")]
     if maml:  # MAML's meta-training curve: the query loss at the adapted weights per meta-iteration
         meta_iters = list(range(1, int(cfg.metatest.pretrain_iterations) + 1))

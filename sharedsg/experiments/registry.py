@@ -25,7 +25,6 @@ from sharedsg.experiments.metatest import format_table as metatest_table
 from sharedsg.experiments.metatest import run_metatest
 from sharedsg.experiments.mnist_rare import RareJob, rare_jobs
 from sharedsg.experiments.omniglot import FewShotJob, fewshot_jobs, seed_summary
-from sharedsg.experiments.plots_classification import rare_figures
 from sharedsg.experiments.train import run_training
 from sharedsg.harness.jobs import Finish, JobSpec
 from sharedsg.harness.launcher import Launcher
@@ -36,6 +35,8 @@ Runner = Callable[[DictConfig, Launcher, RunLog], Dict[str, object]]
 
 
 def _rare_finish(path: Path, specs: List[JobSpec], jobs: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    from sharedsg.experiments.plots_classification import rare_figures  # matplotlib: only to draw
+
     return {"figures": rare_figures(path, {s.name: path / s.name for s in specs})}
 
 
