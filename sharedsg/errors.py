@@ -1,4 +1,6 @@
-"""User-facing errors: the CLI prints their one-line message and exits with code 2."""
+"""User-facing errors: the CLI prints their one-line message and exits with code 2. Also the SG
+service's dimension check (here, not in :mod:`sharedsg.learn.sg`, so the service can name it
+without importing torch)."""
 
 
 class UserError(Exception):

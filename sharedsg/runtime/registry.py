@@ -14,7 +14,7 @@ starts the groups again, each restoring its own checkpoint, and streams whose gr
 went away register again.
 
 The registry's process imports no torch (nor does this module, nor :mod:`.server` at its top):
-it starts group actors by class and passes plain dicts, so it costs a Ray worker (~60 MB),
+it starts group actors by class and passes plain dicts, so it costs a Ray worker (~70 MB PSS),
 not a torch process (~200 MB, and ~2.5 s of CPU to boot).
 """
 
