@@ -1,4 +1,4 @@
-"""``sharedsg bench learner|data|runtime [--json]``: benchmarks that print numbers."""
+"""``sharedsg bench learner|data|runtime|server|soak [--json]``: benchmarks that print numbers."""
 
 from __future__ import annotations
 
@@ -6,13 +6,21 @@ import argparse
 import importlib
 import json
 
-# name -> (module, add_arguments, run function)
+from sharedsg.bench import options
+
+# name -> (help, its options, the module that runs it, its run function); the module is imported
+# only when that benchmark runs (the learner's imports torch, the runtime ones ray)
 BENCHES = {
-    "learner": ("sharedsg.bench.learner", "run_learner_bench"),
-    "data": ("sharedsg.bench.data", "run_data_bench"),
-    "runtime": ("sharedsg.runtime.bench", "run_runtime_bench"),  # imports ray: lives in runtime/
-    "server": ("sharedsg.runtime.bench_server", "run_server_bench"),
-    "soak": ("sharedsg.runtime.bench_soak", "run_soak_bench"),
+    "learner": ("steps/s of the learners, model.impl reference vs fast side by side",
+                options.learner, "sharedsg.bench.learner", "run_learner_bench"),
+    "data": ("Omniglot cold/warm load and N-way K-shot episodes per second",
+             options.data, "sharedsg.bench.data", "run_data_bench"),
+    "runtime": ("one process vs Ray replica vs Ray rpc, 1, 2 and 4 streams",
+                options.runtime, "sharedsg.runtime.bench", "run_runtime_bench"),  # imports ray: lives in runtime/
+    "server": ("SG service capacity: N pushers against the server and a no-op sink",
+               options.server, "sharedsg.runtime.bench_server", "run_server_bench"),
+    "soak": ("N streams for minutes, the SG group actor killed twice and one stream once",
+             options.soak, "sharedsg.runtime.bench_soak", "run_soak_bench"),
 }
 
 
@@ -20,22 +28,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (print numbers; --json for one JSON object)")
     bsub = p.add_subparsers(dest="bench", metavar="BENCH")
     bsub.required = True
-    for name, (mod, fn) in BENCHES.items():
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name == mod:
-                continue
-            raise
-        bp = bsub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+    for name, (text, add_options, mod, fn) in BENCHES.items():
+        bp = bsub.add_parser(name, help=text)
         bp.add_argument("--json", action="store_true", help="print one JSON object")
-        module.add_arguments(bp)
-        bp.set_defaults(func=_runner(getattr(module, fn)))
+        add_options(bp)
+        bp.set_defaults(func=_runner(mod, fn))
 
 
-def _runner(fn):
+def _runner(mod: str, fn: str):
     def run(args: argparse.Namespace) -> int:
-        result = fn(args)
+        result = getattr(importlib.import_module(mod), fn)(args)
         if args.json:
             print(json.dumps(result))
         else:

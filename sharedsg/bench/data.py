@@ -9,19 +9,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
-from sharedsg.bench.args import integer, number
 from sharedsg.config import data_root
 from sharedsg.data.episodes import EpisodeSampler
 from sharedsg.data.omniglot import OmniglotPool, load_omniglot
 from sharedsg.data.sample import load_sample
 
 SETTINGS = ((5, 1), (20, 5))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=None, help="data root (default: $SHAREDSG_DATA, else the per-user data folder)")
-    parser.add_argument("--queries", type=integer(1), default=5, help="query images per class in each episode")
-    parser.add_argument("--seconds", type=number(0.01), default=2.0, help="time spent sampling each episode setting")
 
 
 def episodes_per_second(pool: OmniglotPool, ways: int, shots: int, queries: int, seconds: float) -> float:

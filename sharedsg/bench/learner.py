@@ -30,7 +30,6 @@ from typing import Callable, Dict, List
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sharedsg.bench.args import integer, integers, names
 from sharedsg.bench.fewshot import fewshot_episodes_per_s, parse_setting, proposed_step
 from sharedsg.config import load_config
 from sharedsg.data.batch import Batch
@@ -38,23 +37,10 @@ from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
 
 IMPLS = ("reference", "fast")
-CASES = ("trajectory", "sg_update", "fewshot")
 # configs/omniglot/5w1s.yaml's model and meta-batches (configs/ is not part of the installed package)
 FEWSHOT_5W1S = ["experiment.kind=fewshot", "model.encoder=conv", "model.decoder=classification", "model.output_dim=5",
                 "fewshot.ways=5", "fewshot.shots=1", "fewshot.meta_batch=16", "fewshot.meta_batches={maml: 16, protonet: 1}", "fewshot.maml_order=2"]
 Step = Callable[[], None]
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rounds", type=integer(1), default=5, help="interleaved timing rounds (medians reported)")
-    p.add_argument("--steps", type=integer(1), default=5, help="timed steps per case and round (after 2 warm-up steps)")
-    p.add_argument("--batch-sizes", type=integers(1), default="16,32", help="trajectory batch sizes, comma separated")
-    p.add_argument("--threads", type=integer(1), default=1, help="torch threads (1 = one core, as a Ray actor gets)")
-    p.add_argument("--cases", type=names(*CASES), default=",".join(CASES), help="which cases, comma separated")
-    p.add_argument("--fewshot-settings", default="5w1s,5w5s",
-                   help="few-shot settings of the proposed NMN's reference vs fast meta-update, comma separated")
-    p.add_argument("overrides", nargs="*",
-                   help="config key=value overrides (every case; the few-shot cases apply them after 5w1s.yaml's)")
 
 
 def _setting(setting: str) -> List[str]:

@@ -6,14 +6,9 @@ import argparse
 import json
 import os
 
-import torch
-
 from sharedsg import storage
 from sharedsg.commands.sweep import run_plan
 from sharedsg.config import check_device, load_config
-from sharedsg.experiments.registry import get_kind
-from sharedsg.harness.launcher import local_launcher
-from sharedsg.harness.runlog import RunLog, run_path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch, the experiments and TensorBoard load when a run starts, not with the CLI's parser
+    import torch
+
+    from sharedsg.experiments.registry import get_kind
+    from sharedsg.harness.launcher import local_launcher
+    from sharedsg.harness.runlog import RunLog, run_path
+
     cfg = load_config(args.config, args.overrides)
     kind = get_kind(cfg.experiment.kind)
     if kind.runner is None:  # a job kind: exactly `sharedsg sweep CONFIG` (resumable jobs)

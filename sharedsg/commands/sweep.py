@@ -17,8 +17,6 @@ from typing import Callable, Dict, List, Optional
 from omegaconf import DictConfig
 
 from sharedsg.config import ConfigError, check_device, load_config
-from sharedsg.experiments.registry import finish_plan, job_plan
-from sharedsg.harness.jobs import run_jobs, sweep_path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +33,9 @@ def run_plan(cfgs: List[DictConfig], name: Optional[str] = None, local: bool = F
              address: Optional[str] = None, num_cpus: int = 2,
              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> Dict[str, object]:
     """The jobs of ``cfgs`` in this process (``local``) or as Ray actors; the sweep's results."""
+    from sharedsg.experiments.registry import finish_plan, job_plan  # torch: when jobs run, not with the parser
+    from sharedsg.harness.jobs import run_jobs, sweep_path
+
     specs = job_plan(cfgs)
     path = sweep_path(cfgs, name)
     if local:

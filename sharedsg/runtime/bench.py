@@ -35,7 +35,6 @@ from typing import Any, Dict, Iterator, List
 import psutil
 import torch
 
-from sharedsg.bench.args import integer
 
 BENCH_OVERRIDES = [
     "data.format=sample", "data.obs_len=20", "data.pred_len=20", "data.window_stride=20",
@@ -56,14 +55,6 @@ def cpu_seconds(pids: List[int]) -> float:
         except psutil.Error:
             pass
     return total
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=integer(1), default=100, help="timed steps per block")
-    parser.add_argument("--reps", type=integer(1), default=3, help="rounds of interleaved blocks (ratios: median)")
-    parser.add_argument("--warmup", type=integer(0), default=5, help="untimed steps first")
-    parser.add_argument("--pushes", type=integer(1), default=200, help="pushes in the server throughput test")
-    parser.add_argument("overrides", nargs="*", help="config key=value overrides (on top of the bench's own)")
 
 
 class _PeakRSS:

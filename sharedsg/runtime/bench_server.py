@@ -32,7 +32,6 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from sharedsg.bench.args import integer, integers, names, number
 from sharedsg.runtime.bench import cpu_seconds
 
 DEMO_OVERRIDES = [  # configs/knowledge_sharing.yaml's model and data shape, on the bundled real SDD sample
@@ -40,16 +39,6 @@ DEMO_OVERRIDES = [  # configs/knowledge_sharing.yaml's model and data shape, on 
     "learner.batch_size=16", "data.format=sample", "experiment.progress=false", "resources.gpus_per_stream=0",
     "sg.sharing=shared",
 ]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--streams", type=integers(1), default="1,2,4,8,16,32", help="numbers of pushers, comma-separated")
-    parser.add_argument("--policies", type=names("exact", "buffered"), default="exact,buffered", help="sg.policy values to measure")
-    parser.add_argument("--rate", type=number(0.01), default=20.0, help="pushes per second offered by each pusher")
-    parser.add_argument("--seconds", type=number(0.01), default=10.0, help="measured seconds per row")
-    parser.add_argument("--warmup", type=number(0.0), default=2.0, help="unmeasured seconds before each row")
-    parser.add_argument("--records", type=integer(1), default=8, help="target sets recorded (replayed in turn)")
-    parser.add_argument("overrides", nargs="*", help="config key=value overrides (on top of the demo shape)")
 
 
 class Pusher:

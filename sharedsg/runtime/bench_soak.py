@@ -23,16 +23,7 @@ from typing import Any, Dict, List
 
 import psutil
 
-from sharedsg.bench.args import integer, number
 from sharedsg.runtime.bench import BENCH_OVERRIDES, STREAMS
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--minutes", type=number(0.01), default=30.0, help="length of the soak")
-    parser.add_argument("--streams", type=integer(1, 4), default=4, help="stream actors (1-4)")
-    parser.add_argument("--rss-at", type=number(0.0), default=5.0,
-                        help="minute whose peak RSS the end is compared with (at most 1/3 of the run)")
-    parser.add_argument("overrides", nargs="*", help="config key=value overrides")
 
 
 def _rss(pid: int) -> float:
