@@ -250,6 +250,12 @@ class FewShotConfig:
     # reaches the memory only through the address z_t) or mq (not the paper: WC([m_t, q_t]), so
     # what is written can carry the item; docs/classification.md, "Where the item enters the memory")
     write_input: str = choice("m", "mq")
+    # Where the proposed NMN's per-episode fast weights (Eq. 10) act: support (the support items are run
+    # again with them, so the memory is written by the adapted IC and OC, and the queries read it with the
+    # meta-weights: with an oracle SG this is a true-gradient step of the query loss) or queries (the
+    # queries' IC and OC steps use them and the support pass is not re-run: not a descent step even with
+    # an oracle SG; every proposed number in the README before 2026-11-27 09:00 UTC; docs/classification.md)
+    fast_weights: str = choice("support", "queries")
     mann_reads: int = bounded(4, ge=1)  # MANN: read heads (Santoro et al.: 4)
     mann_controller: int = bounded(200, ge=1)  # MANN: LSTM controller units (Santoro et al.: 200)
     mann_slots: int = bounded(128, ge=1)  # MANN: memory slots (Santoro et al.: 128 x 40)

@@ -1,6 +1,7 @@
 """The NMN few-shot learner (model/fewshot.py, learn/fewshot.py) on real Omniglot episodes:
 the memory carries the support items to the queries, the fast path of Eq. 10 is a true-gradient
-step when the SG is an oracle, and the baseline is the proposed method with the fast path off."""
+step of the query loss when the SG is an oracle, and the baseline is the proposed method with the
+fast path off."""
 
 from __future__ import annotations
 
@@ -73,14 +74,15 @@ def test_write_controller_gets_a_non_zero_true_gradient(episodes, write):
     assert all(float(g.abs().sum()) > 0 for g in grads)
 
 
-def test_baseline_is_proposed_with_the_fast_path_off(episodes):
-    prop, base = _method(True), _method(False)
+@pytest.mark.parametrize("where", ["support", "queries"])
+def test_baseline_is_proposed_with_the_fast_path_off(episodes, where):
+    prop, base = _method(True, f"fewshot.fast_weights={where}"), _method(False)
     for a, b in zip(prop.model.state_dict().values(), base.model.state_dict().values()):
         assert torch.equal(a, b)
     # the SG head starts at zero: a zero synthetic gradient, so the per-episode weights equal theta
     batch = stack_episodes(episodes[:2])
-    lp, _, s = prop.forward(batch)
-    lb, _, none = base.forward(batch)
+    lp, _, _, s = prop.forward(batch)
+    lb, _, _, none = base.forward(batch)
     assert none is None and all(float(v.abs().max()) == 0.0 for v in s.values())
     torch.testing.assert_close(lp, lb, rtol=1e-6, atol=1e-6)
     lossp, _, gp, targets, _, _ = prop.gradients(batch)
@@ -122,6 +124,55 @@ def test_oracle_sg_fast_step_is_the_true_gradient_step(episodes, write, impl):
                 assert float(g.abs().sum()) > 0
 
 
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_oracle_fast_step_is_a_true_gradient_step_of_the_query_loss(episodes, impl):
+    """fewshot.fast_weights=support (the default): with s = the true gradient (the Eq. 11 targets), the
+    query logits after the method's fast step are those after theta_c - alpha * dL_b/dtheta_c for IC and
+    OC (autograd, per episode b, the support part run with per-episode copies of theta and the
+    queries with the meta-weights), and a small step lowers every episode's query loss."""
+    torch.manual_seed(0)
+    m = _method(True, f"model.impl={impl}", "learner.fast_lr=0.5")
+    for ep in episodes[:2]:
+        m.meta_step([ep])
+    batch = stack_episodes(episodes[:3])
+    s_len = batch["sx"].shape[1]
+    with torch.no_grad():
+        feats = m.model.encode(torch.cat([batch["sx"], batch["qx"]], dim=1))
+    support, queries = feats[:, :s_len], feats[:, s_len:]
+
+    def losses(logits):
+        return F.cross_entropy(logits.reshape(-1, 5), batch["qy"].reshape(-1), reduction="none").reshape(3, -1).mean(1)
+
+    first = m.model.support(support, batch["sy"])
+    before = losses(m.model.queries(first, queries))
+    outs = torch.autograd.grad(before.sum(), [h for c in FAST_CONTROLLERS for h in first.h_out[c]])
+    oracle = {c: torch.stack(outs[i * s_len:(i + 1) * s_len], dim=1) for i, c in enumerate(FAST_CONTROLLERS)}
+    copies = {c: {n: p.detach().unsqueeze(0).repeat(3, *[1] * p.dim()).requires_grad_()
+                  for n, p in cell_weights(m.model.controller(c)).items()} for c in FAST_CONTROLLERS}
+    leaves = [w for c in FAST_CONTROLLERS for w in copies[c].values()]
+    true = iter(torch.autograd.grad(losses(m.model.queries(m.model.support(support, batch["sy"], copies), queries)).sum(),
+                                    leaves))
+    stepped = {c: {n: w.detach() - 0.5 * next(true) for n, w in copies[c].items()} for c in FAST_CONTROLLERS}
+    with torch.no_grad():
+        want = m.model.queries(m.model.support(support, batch["sy"], stepped), queries)
+        got, sp = m.adapt(first, support, batch["sy"], queries, oracle)
+    assert sp is not first
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    m.alpha = 0.1  # a small step: first order, the loss falls by alpha * |gradient|^2 (fast_weights=queries: rises)
+    with torch.no_grad():
+        after = losses(m.adapt(first, support, batch["sy"], queries, oracle)[0])
+    assert bool((after < before.detach()).all()), (before, after)
+
+
+def test_fast_weights_on_the_queries_leave_the_support_pass(episodes):
+    """fewshot.fast_weights=queries (the earlier form): the queries read the first pass's memory."""
+    m = _method(True, "fewshot.fast_weights=queries")
+    for ep in episodes[:2]:
+        m.meta_step([ep])
+    logits, sp, first, s = m.forward(stack_episodes(episodes[:2]))
+    assert sp is first and all(float(v.abs().max()) > 0 for v in s.values())
+
+
 def test_proposed_trains_its_sgs_and_takes_fast_steps(episodes):
     m = _method(True)
     before = {k: v.clone() for k, v in m.sg.state_dict().items()}
@@ -131,8 +182,8 @@ def test_proposed_trains_its_sgs_and_takes_fast_steps(episodes):
     assert metrics["grad_norm/oc/synthetic"] > 0 and metrics["grad_norm/oc/true"] > 0
     assert -1.0 <= metrics["sg/oc/cosine"] <= 1.0
     batch = stack_episodes(episodes[:2])
-    _, sp, s = m.forward(batch)
-    fast = fast_step(m.model, sp, s, 1.0, m.impl)
+    _, _, first, s = m.forward(batch)
+    fast = fast_step(m.model, first, s, 1.0, m.impl)
     assert any(not torch.equal(fast["ic"][n][0], p) for n, p in cell_weights(m.model.ic).items())
     assert 0.0 <= m.test_episode(episodes[3]) <= 1.0
 

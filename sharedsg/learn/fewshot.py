@@ -8,16 +8,25 @@ One meta-training step is one forward/backward over B episodes (the batch dimens
   alpha = ``learner.fast_lr``, no sign, no Adam):
   theta_c,b = theta_c - alpha * sum_t s_c,b,t . dh_c,b,t / dtheta_c, back-propagated through the
   controller's own unroll over the support steps (inputs and start state detached). These are
-  fast weights: one set per episode b (per batch row), used by that episode's queries and
-  dropped after it; the meta-weights theta_c are not changed by them. The step is a constant
-  in the meta-gradient (first order, as FOMAML): the query loss is differentiated at theta + delta.
+  fast weights: one set per episode b (per batch row), dropped after it; the meta-weights
+  theta_c are not changed by them. Where they act (``fewshot.fast_weights``): ``support`` (the
+  default) runs the support items again with them, so the memory holds what the adapted IC and
+  OC wrote, and the queries read it with the meta-weights: the loss is then a function of the
+  fast weights through exactly the path the step's gradient was taken on, so with an oracle SG
+  the step is a true-gradient step of the query loss. ``queries`` (the earlier form) gives them
+  to the queries' own IC and OC steps and does not re-run the support part, so the step's
+  gradient (through the support part) is applied where it was not taken: not a descent step
+  even with an oracle SG (docs/classification.md). The step is a constant in the meta-gradient
+  (first order, as FOMAML): the query loss is differentiated at theta + delta.
 * **Slow path, both methods.** Adam (``fewshot.meta_lr``) on the mean over episodes of the
   query cross-entropy, every module (encoder, IC, OC, WC, initial memory, decoder).
 * **SG training (Eq. 11).** The target of SG_c at support step t is the true gradient of the
   episode's query loss with respect to h_c,t from the rest of the network (the path through the
   controller's own recurrence excluded: the fast step adds it by back-propagating through the
-  unroll). With an oracle SG (s = target) the fast step is exactly the true-gradient step of
-  the support part (tests/test_learn_fewshot.py). Adam (``sg.lr``) on ||SG - target||^2.
+  unroll), taken on the support pass the loss depends on (with ``support``, the re-run one);
+  the SG's input is the first pass's h_c,t, the one it sees before the step. With an oracle SG
+  (s = target) the fast step is exactly the true-gradient step of the support part
+  (tests/test_learn_fewshot.py). Adam (``sg.lr``) on ||SG - target||^2.
 
 Baseline NMN: the same computation with the fast path off (no SG, no per-episode weights).
 """
@@ -130,6 +139,7 @@ class FewShotNMNMethod:
         self.model = FewShotNMN(cfg.model, ways, str(cfg.fewshot.label_input), seed,
                                 str(cfg.fewshot.write_input)).to(cfg.learner.device)
         self.alpha = float(cfg.learner.fast_lr)
+        self.fast_weights = str(cfg.fewshot.fast_weights)  # where the fast weights act (:meth:`adapt`)
         self.impl = str(cfg.model.impl)  # how the fast step is computed (:func:`fast_step`)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(cfg.fewshot.meta_lr))
         k = int(cfg.model.slot_width)
@@ -147,22 +157,43 @@ class FewShotNMNMethod:
             return {c: self.sg[c](sp.outputs(c), y) for c in FAST_CONTROLLERS}
 
     def forward(self, batch: Dict[str, torch.Tensor]):
-        """(query logits (B, Q, N), support pass, synthetic gradients or None)."""
+        """(query logits (B, Q, N), the support pass the loss depends on, the support pass the SGs saw
+        (the same one without a fast step), the synthetic gradients or None)."""
         s_len = batch["sx"].shape[1]
         feats = self.model.encode(torch.cat([batch["sx"], batch["qx"]], dim=1))
-        sp = self.model.support(feats[:, :s_len], batch["sy"])
-        s, weights = None, None
-        if self.sg is not None:
-            s = self.synthetic(sp, batch["sy"])
-        if self.fast:
-            weights = fast_step(self.model, sp, s, self.alpha, self.impl)
-        return self.model.queries(sp, feats[:, s_len:], weights), sp, s
+        support, queries = feats[:, :s_len], feats[:, s_len:]
+        if not self.fast:
+            sp = self.model.support(support, batch["sy"])
+            s = self.synthetic(sp, batch["sy"]) if self.sg is not None else None
+            return self.model.queries(sp, queries), sp, sp, s
+        with torch.set_grad_enabled(self.fast_weights == "queries"):  # support: only the fast step's input
+            first = self.model.support(support, batch["sy"])
+        s = self.synthetic(first, batch["sy"])
+        logits, sp = self.adapt(first, support, batch["sy"], queries, s)
+        return logits, sp, first, s
+
+    def adapt(self, first: SupportPass, support: torch.Tensor, labels: torch.Tensor, queries: torch.Tensor,
+              s: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, SupportPass]:
+        """The fast step of Eq. 10 from ``s`` (synthetic, or an oracle's) on the support pass ``first``,
+        then the query logits and the support pass they read.
+
+        ``fewshot.fast_weights=support``: the support items (features (B, S, D), labels (B, S)) run again
+        with each episode's fast IC and OC, so the memory holds what the adapted controllers wrote, and
+        the queries read it with the meta-weights; with s = the true gradient this is the true-gradient
+        step of the query loss (tests/test_learn_fewshot.py). ``queries``: the queries' IC and OC steps
+        use the fast weights and read ``first``'s memory."""
+        weights = fast_step(self.model, first, s, self.alpha, self.impl)
+        if self.fast_weights == "queries":
+            return self.model.queries(first, queries, weights), first
+        sp = self.model.support(support, labels, weights)
+        return self.model.queries(sp, queries), sp
 
     def gradients(self, batch: Dict[str, torch.Tensor]):
         """One forward/backward over the batch of episodes: (per-episode query loss (B,), query logits,
-        the meta-gradient {name: mean over episodes}, the SG targets {controller: (B, S, k)},
-        the support pass, the synthetic gradients or None)."""
-        logits, sp, s = self.forward(batch)
+        the meta-gradient {name: mean over episodes}, the SG targets {controller: (B, S, k)}: the
+        gradient with respect to the outputs of the support pass the loss depends on, the support pass
+        the SGs saw (their input), the synthetic gradients or None)."""
+        logits, sp, first, s = self.forward(batch)
         b, n = logits.shape[0], self.ways
         per_episode = F.cross_entropy(logits.reshape(-1, n), batch["qy"].reshape(-1), reduction="none").reshape(b, -1).mean(1)
         names, params = zip(*self.model.named_parameters())
@@ -171,12 +202,12 @@ class FewShotNMNMethod:
         meta = {name: g / b for name, g in zip(names, grads)}  # the mean over episodes
         s_len, flat = batch["sy"].shape[1], grads[len(params):]
         targets = {c: torch.stack(flat[i * s_len:(i + 1) * s_len], dim=1) for i, c in enumerate(FAST_CONTROLLERS)}
-        return per_episode.detach(), logits.detach(), meta, targets, sp, s
+        return per_episode.detach(), logits.detach(), meta, targets, first, s
 
     def meta_step(self, episodes: List[Episode]) -> Dict[str, float]:
         self.model.train()
         batch = stack_episodes(episodes)
-        per_episode, logits, meta, targets, sp, s = self.gradients(batch)
+        per_episode, logits, meta, targets, first, s = self.gradients(batch)
         for name, p in self.model.named_parameters():
             p.grad = meta[name]
         self.optimizer.step()
@@ -188,7 +219,7 @@ class FewShotNMNMethod:
             metrics[f"grad_norm/{c}/true"] = targets[c].norm(dim=-1).mean()
         if self.sg is not None:
             y = F.one_hot(batch["sy"], self.ways).float()
-            loss = sum(sg_loss(self.sg[c](sp.outputs(c), y), targets[c]) for c in FAST_CONTROLLERS)
+            loss = sum(sg_loss(self.sg[c](first.outputs(c), y), targets[c]) for c in FAST_CONTROLLERS)
             loss.backward()
             self.sg_optimizer.step()
             self.sg_optimizer.zero_grad(set_to_none=True)

@@ -120,8 +120,11 @@ class FewShotNMN(nn.Module):
             onehot = torch.cat([torch.zeros_like(onehot[:, :1]), onehot[:, :-1]], dim=1)
         return onehot
 
-    def support(self, feats: torch.Tensor, labels: torch.Tensor) -> SupportPass:
-        """Run the support items (B, S, D) with labels (B, S) through Eq. 2-7, one step each."""
+    def support(self, feats: torch.Tensor, labels: torch.Tensor,
+                weights: Optional[Dict[str, Weights]] = None) -> SupportPass:
+        """Run the support items (B, S, D) with labels (B, S) through Eq. 2-7, one step each;
+        ``weights``: per-episode controller weights (leading dim B; the fast weights of Eq. 10) for
+        the controllers they name, the module's own weights for the others."""
         b, s_len = feats.shape[:2]
         k = self.memory_init.shape[1]
         label_in = self.support_labels(labels)
@@ -134,7 +137,7 @@ class FewShotNMN(nn.Module):
         for t in range(s_len):
             inp = torch.cat([feats[:, t], label_in[:, t]], dim=-1)
             for c in ("ic", "oc", "wc"):
-                states[c] = lstm_step(cell_weights(self.controller(c)), inp, states[c])
+                states[c] = self._support_step(c, inp, states[c], weights)
                 h_out = states[c][0].view_as(states[c][0])  # what the rest of the network consumes
                 inputs[c].append(inp.detach())
                 outs[c].append(h_out)
@@ -153,6 +156,14 @@ class FewShotNMN(nn.Module):
                            inputs={c: torch.stack(v, 1) for c, v in inputs.items()},
                            start=start, h_out=outs,
                            last_label=F.one_hot(labels[:, -1], self.ways).float())
+
+    def _support_step(self, name: str, inp: torch.Tensor, hc: LSTMState,
+                      weights: Optional[Dict[str, Weights]]) -> LSTMState:
+        """One support step of controller ``name`` for (B, in) inputs, with its per-episode weights if given."""
+        if not weights or name not in weights:
+            return lstm_step(cell_weights(self.controller(name)), inp, hc)
+        h, c = lstm_step(weights[name], inp.unsqueeze(1), (hc[0].unsqueeze(1), hc[1].unsqueeze(1)))
+        return h.squeeze(1), c.squeeze(1)
 
     def _step(self, name: str, inp: torch.Tensor, hc: LSTMState, weights: Optional[Weights]) -> LSTMState:
         """One step of controller ``name`` for (B, Q, in) inputs from the (B, k) state; with per-episode
