@@ -24,7 +24,6 @@ from sharedsg.config import load_config
 from sharedsg.experiments.omniglot import FewShotJob, fewshot_jobs
 from sharedsg.learn.fewshot import stack_episodes
 from sharedsg.model.fewshot import FAST_CONTROLLERS
-from sharedsg.model.synthetic import sg_loss
 
 torch.set_num_threads(1)
 config, job_dir = sys.argv[1], sys.argv[2]
@@ -54,11 +53,7 @@ ratios: dict = {c: [] for c in FAST_CONTROLLERS}
 for it in range(1, iterations + 1):
     batch = stack_episodes(job.train_episodes(start + it))
     _, _, _, targets, first, s = m.gradients(batch)
-    y = F.one_hot(batch["sy"], m.ways).float()
-    loss = sum(sg_loss(m.sg[c](first.outputs(c), y), targets[c]) for c in FAST_CONTROLLERS)
-    loss.backward()
-    m.sg_optimizer.step()
-    m.sg_optimizer.zero_grad(set_to_none=True)
+    m.train_sg(first, batch["sy"], targets)
     for c in FAST_CONTROLLERS:
         cosines[c].append(float(F.cosine_similarity(s[c].flatten(), targets[c].flatten(), dim=0)))
         ratios[c].append(float(s[c].norm() / targets[c].norm()))

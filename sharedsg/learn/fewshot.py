@@ -218,16 +218,21 @@ class FewShotNMNMethod:
         for c in FAST_CONTROLLERS:
             metrics[f"grad_norm/{c}/true"] = targets[c].norm(dim=-1).mean()
         if self.sg is not None:
-            y = F.one_hot(batch["sy"], self.ways).float()
-            loss = sum(sg_loss(self.sg[c](first.outputs(c), y), targets[c]) for c in FAST_CONTROLLERS)
-            loss.backward()
-            self.sg_optimizer.step()
-            self.sg_optimizer.zero_grad(set_to_none=True)
+            self.train_sg(first, batch["sy"], targets)
             for c in FAST_CONTROLLERS:
                 metrics[f"sg/{c}/cosine"] = F.cosine_similarity(s[c].flatten(), targets[c].flatten(), dim=0)
                 metrics[f"grad_norm/{c}/synthetic"] = s[c].norm(dim=-1).mean()
         values = torch.stack([v.detach().float() for v in metrics.values()]).tolist()
         return dict(zip(metrics, values))
+
+    def train_sg(self, first: SupportPass, labels: torch.Tensor, targets: Dict[str, torch.Tensor]) -> None:
+        """Eq. 11: one Adam step (``sg.lr``) of the SG predictors on ||SG_c(h_c,t, y_t) - target||^2, from
+        the support pass they saw (``first``) and its labels (B, S) to the true gradients ``targets``."""
+        y = F.one_hot(labels, self.ways).float()
+        loss = sum(sg_loss(self.sg[c](first.outputs(c), y), targets[c]) for c in FAST_CONTROLLERS)
+        loss.backward()
+        self.sg_optimizer.step()
+        self.sg_optimizer.zero_grad(set_to_none=True)
 
     def query_logits(self, episodes: List[Episode]) -> torch.Tensor:
         """Test-time logits (B, Q, N): batch norm on its running statistics, SGs frozen."""
