@@ -157,6 +157,7 @@ def test_jobs_show_progress_and_status_lists_them(tmp_path, capsys):
     train = acc.Scalars("accuracy/query_train")
     assert [e.step for e in train] == sorted({e.step for e in train}) and train[-1].step == ITERATIONS
 
+
 # -- the jobs' device ----------------------------------------------------------------------------
 ASSIGNED = "cuda" if torch.cuda.is_available() else "cpu"  # what Ray's GPU 0 is to this torch
 ONE_JOB = ["fewshot.methods=[baseline]", "fewshot.meta_iterations=2", "fewshot.meta_batch=1", "fewshot.queries=2",
