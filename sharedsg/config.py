@@ -241,6 +241,10 @@ class FewShotConfig:
     maml_order: int = choice(1, 2, default=2)  # 2: second-order MAML; 1: first order
     maml_order_20way: int = choice(1, 2)  # order used when ways >= 20 (first order allowed there)
     maml_train_queries: int = bounded(1, ge=1)  # MAML's query images per class in its meta-training episodes (Finn et al.: 1)
+    # MAML episodes differentiated at once (one vmap chunk; 0: the whole meta-batch). Memory grows with it:
+    # second order on 20w5s (5 inner steps over 100 support images) holds ~2.8 GB per episode, so the whole
+    # meta-batch of 16 outgrew a 24 GB machine; any chunk gives the same meta-gradient (1 is faster on a CPU)
+    maml_vmap_chunk: int = bounded(0, ge=0)
     maml_conv_blocks: int = bounded(4, ge=1)  # MAML's and the prototypical network's conv blocks (4 x 64 filters: 28x28 -> 64-d)
     protonet_train_ways: int = bounded(20, ge=2)  # the prototypical network's meta-training episodes have max(this, N) ways
     # The NMN memory learner: a support item enters with its own one-hot label (own) or with the

@@ -72,3 +72,18 @@ def test_adaptation_lowers_support_loss_and_meta_training_helps():
     losses = [m.meta_step([_episode(10 + i % 3), _episode(20 + i % 3)])["loss/query_train"] for i in range(12)]
     assert sum(losses[-3:]) < sum(losses[:3])
     assert 0.0 <= m.test_episode(_episode(99)) <= 1.0
+
+
+def test_vmap_chunk_gives_the_same_meta_step():
+    """fewshot.maml_vmap_chunk bounds the memory of a meta-step (episodes differentiated at once), not its result."""
+    torch.set_num_threads(1)
+    eps = [_episode(30 + i) for i in range(3)]
+    nets = []
+    for chunk in (0, 1):
+        m = MamlMethod(load_config(None, TINY + [f"fewshot.maml_vmap_chunk={chunk}"]), ways=3, seed=0)
+        assert m.chunk == (chunk or None)
+        m.optimizer = torch.optim.SGD(m.net.parameters(), lr=1.0)  # the step is the meta-gradient (Adam's sign-like first step would hide it)
+        m.meta_step(eps)
+        nets.append(dict(m.net.named_parameters()))
+    for k, v in nets[0].items():
+        torch.testing.assert_close(nets[1][k], v, rtol=1e-5, atol=1e-6)

@@ -54,15 +54,16 @@ def test_second_order_differs_from_first_and_adaptation_lowers_the_loss():
     assert after < before
 
 
+@pytest.mark.parametrize("chunk", [None, 1, 2])
 @pytest.mark.parametrize("order", [1, 2])
-def test_vectorized_meta_batch_equals_the_loop(order):
+def test_vectorized_meta_batch_equals_the_loop(order, chunk):
     torch.manual_seed(1)
     net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
     params = {k: v.detach().clone() for k, v in net.named_parameters()}
     tasks = [(torch.randn(4, 3), torch.randint(0, 2, (4,)), torch.randn(6, 3), torch.randint(0, 2, (6,)))
              for _ in range(3)]
     loop, l1, o1 = meta_gradient(net, params, F.cross_entropy, tasks, 2, 0.3, order)
-    vec, l2, o2 = meta_gradient(net, params, F.cross_entropy, tasks, 2, 0.3, order, vectorize=True)
+    vec, l2, o2 = meta_gradient(net, params, F.cross_entropy, tasks, 2, 0.3, order, vectorize=True, chunk=chunk)
     for k in params:
         torch.testing.assert_close(vec[k], loop[k], rtol=1e-5, atol=1e-7)
     assert l1 == pytest.approx(l2, rel=1e-6)

@@ -9,7 +9,7 @@ Inner loop: ``adapt_steps`` SGD steps of size ``inner_lr`` on the support loss (
 authors: 1 step of 0.4 for 5-way, 5 steps of 0.1 for 20-way; the setting configs set
 them). Outer loop: :func:`sharedsg.learn.maml.meta_gradient` (the project's one MAML
 meta-gradient; second order, or first order with ``maml_order``), the episodes of a
-meta-batch as one ``vmap``; Adam on the meta-weights. Meta-training episodes have
+meta-batch as one ``vmap`` (``maml_vmap_chunk`` episodes at a time); Adam on the meta-weights. Meta-training episodes have
 ``maml_train_queries`` queries per class (Finn et al.: 1). Test: ``test_adapt_steps`` steps.
 """
 
@@ -58,6 +58,7 @@ class MamlMethod:
         self.order = int(fs.maml_order_20way if ways >= 20 else fs.maml_order)
         self.steps, self.lr = int(fs.adapt_steps), float(fs.inner_lr)
         self.train_queries = int(fs.maml_train_queries)
+        self.chunk = int(fs.maml_vmap_chunk) or None
         self.test_steps = int(fs.test_adapt_steps if fs.test_adapt_steps >= 0 else fs.adapt_steps)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=float(fs.meta_lr))
 
@@ -67,7 +68,7 @@ class MamlMethod:
     def meta_step(self, episodes: List[Episode]) -> Dict[str, float]:
         tasks = [(ep.support_x, ep.support_y, ep.query_x, ep.query_y) for ep in episodes]
         g, loss, logits = meta_gradient(self.net, self._params(), F.cross_entropy, tasks, self.steps, self.lr,
-                                        self.order, vectorize=True)
+                                        self.order, vectorize=True, chunk=self.chunk)
         acc = sum(float((lg.argmax(-1) == ep.query_y).float().mean()) for lg, ep in zip(logits, episodes))
         for k, p in self.net.named_parameters():
             p.grad = g[k]

@@ -8,7 +8,8 @@ trajectory meta-test (:mod:`sharedsg.experiments.metatest`) both use :func:`meta
 
 ``vectorize=True`` runs the tasks of a meta-batch as one ``torch.func.vmap`` (tasks must
 have equal shapes); it computes the same meta-gradient as the loop, with one batched
-convolution per layer instead of one per task.
+convolution per layer instead of one per task. ``chunk`` tasks at a time (vmap's
+``chunk_size``) bound its memory: each chunk's graph is freed before the next is built.
 """
 
 from __future__ import annotations
@@ -58,17 +59,17 @@ def _task_meta_gradient(net: nn.Module, params: Params, loss: Loss, sx, sy, qx, 
 
 
 def meta_gradient(net: nn.Module, params: Params, loss: Loss, tasks: Sequence[Task], steps: int, lr: float,
-                  order: int = 2, kw: Optional[Dict[str, Any]] = None, vectorize: bool = False
-                  ) -> Tuple[Params, float, list]:
+                  order: int = 2, kw: Optional[Dict[str, Any]] = None, vectorize: bool = False,
+                  chunk: Optional[int] = None) -> Tuple[Params, float, list]:
     """Mean over tasks of d query-loss(adapt(params)) / d params.
 
     Returns (meta-gradient, mean query loss, the query outputs of every task at its adapted
-    weights), all from one pass per task.
+    weights), all from one pass per task. ``chunk``: tasks per vmap call when vectorised (None: all).
     """
     if vectorize and len(tasks) > 1:
         sx, sy, qx, qy = (torch.stack([t[i] for t in tasks]) for i in range(4))
         fn = lambda a, b, c, d: _task_meta_gradient(net, params, loss, a, b, c, d, steps, lr, order, kw)  # noqa: E731
-        g, (losses, outs) = vmap(fn, randomness="same")(sx, sy, qx, qy)
+        g, (losses, outs) = vmap(fn, randomness="same", chunk_size=chunk)(sx, sy, qx, qy)
         return {k: v.mean(0) for k, v in g.items()}, float(losses.mean()), list(outs.unbind(0))
     total: Params = {k: torch.zeros_like(v) for k, v in params.items()}
     mean_loss, outputs = 0.0, []
