@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,18 @@ def test_the_separate_sg_example_runs_separate_synthetic_gradients():
     argv = shlex.split(line.split("#")[0])
     cfg = load_config(str(REPO / argv[2]), [a for a in argv[3:] if "=" in a])
     assert cfg.sg.sharing == "separate" and cfg.learner.mixing != "bp_only"
+
+
+def test_the_readme_local_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    """The usage examples that need no Ray and no dataset (`--local` on the shipped sample) run verbatim."""
+    from sharedsg.cli import main
+
+    local = [argv for argv in _usage_commands() if "--local" in argv]
+    assert local, "the README shows a --local example"
+    shutil.copytree(REPO / "configs", tmp_path / "configs")
+    monkeypatch.chdir(tmp_path)
+    for argv in local:
+        assert main(argv[1:]) == 0, argv
+        out = capsys.readouterr().out
+        results = Path(re.search(r"^results: (.+)$", out, flags=re.M).group(1))
+        assert results.is_file() and results.is_relative_to(tmp_path / "runs")
