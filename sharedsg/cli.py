@@ -1,4 +1,4 @@
-"""The ``sharedsg`` command: run | attach | status | stop | bench | data | demo.
+"""The ``sharedsg`` command: run | sweep | attach | status | stop | bench | data | report.
 
 User mistakes (:class:`sharedsg.errors.UserError`) print one line and exit 2, no traceback.
 """
@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "sharedsg.bench.commands",
     "sharedsg.data.commands",
     "sharedsg.commands.sweep",
+    "sharedsg.commands.report",
 )
 
 

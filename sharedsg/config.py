@@ -42,14 +42,14 @@ class ModelConfig:
     decoder: str = choice("regression", "classification")  # regression: dense(output_dim); classification: dense + softmax
     output_dim: int = bounded(2, ge=1)  # coordinates per frame, or number of classes
     # The paper's trajectory decoder uses ReLU, which cannot produce the negative half of
-    # coordinates scaled to [-0.5, 0.5]; we default to a linear output (see README).
+    # coordinates scaled to [-0.5, 0.5]; we default to a linear output (docs/design.md).
     output_activation: str = choice("linear", "tanh", "relu")
     # regression: f^D gives each future frame relative to the last observed frame (added back),
     # so the absolute position need not pass through the memory's attention; false = Eq. 8 as printed
     predict_offsets: bool = True
     # Memory as printed in the paper (Eq. 3, 7): addressing=dot memory_init=random persist_memory=true.
     # With it the attention is uniform from the first batch, every write reaches every slot and
-    # the slots become identical, so the input no longer reaches the output (README, "The NMN
+    # the slots become identical, so the input no longer reaches the output (docs/design.md, "The NMN
     # as printed"). The defaults keep the slots apart: cosine addressing with a key strength
     # (NTM/DNC content addressing) and an initial memory learned by back-propagation.
     addressing: str = choice("dot", "cosine", default="cosine")  # dot: z = softmax(q^T M) (Eq. 3); cosine: softmax(strength * cos(q, M_i))
@@ -208,7 +208,7 @@ FEWSHOT_METHODS = ("proposed", "baseline", "maml", "protonet", "mann")
 
 @dataclass
 class FewShotConfig:
-    """Omniglot N-way K-shot (Sec. 4.1), Table 1, and the episode protocol (docs/classification.md).
+    """Omniglot N-way K-shot (Sec. 4.1), Table 1, and the episode protocol (docs/results/omniglot.md).
 
     proposed / baseline: the NMN as a memory-augmented learner (sharedsg/learn/fewshot.py): one
     episode is one sequence (support items with their labels, then the queries), the memory and
@@ -252,13 +252,13 @@ class FewShotConfig:
     label_input: str = choice("own", "previous")
     # What the NMN memory learner's write controller takes: m (Eq. 6: m'_t = WC(m_t), so the item
     # reaches the memory only through the address z_t) or mq (not the paper: WC([m_t, q_t]), so
-    # what is written can carry the item; docs/classification.md, "Where the item enters the memory")
+    # what is written can carry the item; docs/design.md, "Where the item enters the memory")
     write_input: str = choice("m", "mq")
     # Where the proposed NMN's per-episode fast weights (Eq. 10) act: support (the support items are run
     # again with them, so the memory is written by the adapted IC and OC, and the queries read it with the
     # meta-weights: with an oracle SG this is a true-gradient step of the query loss) or queries (the
     # queries' IC and OC steps use them and the support pass is not re-run: not a descent step even with
-    # an oracle SG; every proposed number in the README before 2026-11-27 09:00 UTC; docs/classification.md)
+    # an oracle SG; docs/results/omniglot.md, "How much a perfect SG could add")
     fast_weights: str = choice("support", "queries")
     mann_reads: int = bounded(4, ge=1)  # MANN: read heads (Santoro et al.: 4)
     mann_controller: int = bounded(200, ge=1)  # MANN: LSTM controller units (Santoro et al.: 200)
@@ -294,7 +294,7 @@ class MetaTestConfig:
         factory=lambda: ["proposed", "baseline", "maml2", "maml1", "supervised"],
     )  # proposed: NMN with sum mixing; baseline: NMN bp_only; maml2/maml1: MAML second/first order; supervised: LSTM enc-dec
     seq2seq_hidden: int = bounded(30, ge=1)  # the supervised LSTM encoder-decoder (stand-in for [50]) and MAML's network
-    maml_inner_lr: float = bounded(0.05, gt=0)  # SGD step size of MAML's inner loop (stable with maml_offsets; README, "Trajectory MAML")
+    maml_inner_lr: float = bounded(0.05, gt=0)  # SGD step size of MAML's inner loop (stable with maml_offsets; docs/results/trajectory_metatest.md, "MAML's network")
     maml_inner_steps: int = bounded(1, ge=1)
     maml_tasks: int = bounded(2, ge=1)  # tasks per meta-batch; a task = support + query sets of adapt_examples windows
     # zero: MAML's network starts with a zero output layer (predict "stay at the last observed position");
@@ -302,7 +302,7 @@ class MetaTestConfig:
     maml_decoder_init: str = choice("zero", "default")
     # true: MAML's network predicts each future frame as an offset from the last observed one
     # (model/offset_seq2seq.py); false: the Seq2Seq's cumulative displacements, whose loss is so stiff
-    # along the output layer that SGD diverges above a rate of ~2e-3 and Adam 1e-3 drifts (README)
+    # along the output layer that SGD diverges above a rate of ~2e-3 and Adam 1e-3 drifts (docs/results/trajectory_metatest.md)
     maml_offsets: bool = True
 
 

@@ -71,7 +71,7 @@ def test_paper_dot_addressing_is_available(small_cfg):
 
 def test_paper_literal_memory_collapses_to_uniform_attention(small_cfg):
     """Eq. 3 + 7 as printed, memory carried across batches: the slots become identical, the
-    attention uniform, and the prediction no longer depends on the input (README, "The NMN as printed")."""
+    attention uniform, and the prediction no longer depends on the input (docs/design.md, "The NMN as printed")."""
     import math
 
     from sharedsg.data.sources import make_source

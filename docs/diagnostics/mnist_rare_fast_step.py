@@ -10,7 +10,7 @@ step of Eq. 10 from the job's SG predictors (both methods train them, Eq. 11; th
 never applied), and without it. Printed per job and setting: 10-way accuracy, accuracy among the
 logits of classes 5-9 only (chance 20%), the true class's mean rank (1 = top). So a reader sees
 whether the proposed model's rare-class scores are the fast step's doing or its weights'
-(README, "MNIST rare classes").
+(docs/results/mnist_rare.md).
 """
 import sys
 from pathlib import Path

@@ -10,7 +10,7 @@ per episode (the proposed method's step, ``FewShotNMNMethod.adapt``) from an *or
 true gradient of that episode's query loss with respect to each support step's h (the Eq. 11
 target, which needs the queries' labels), for several alphas and both ``fewshot.fast_weights``.
 That is the step a perfect SG predictor would give, so its gain bounds what the proposed method's
-fast path can add to these weights (docs/classification.md, "Where the fast weights act"). It
+fast path can add to these weights (docs/results/omniglot.md, "How much a perfect SG could add"). It
 also prints the targets' size: the gradients the SGs would learn from at this point of training.
 """
 import sys

@@ -4,7 +4,7 @@
 
 16 episodes of 5 random binary images; each query is a support image. Prints, for both
 ``fewshot.write_input`` forms, the logits' spread over the classes and over the queries, and
-their mean change when the support labels are permuted (README, "Omniglot few-shot"); then the
+their mean change when the support labels are permuted (docs/design.md, "Where the item enters the memory"); then the
 same for MANN at initialisation, the memory learner that does leave its plateau."""
 import sys
 

@@ -5,7 +5,7 @@ Solving it needs the memory (the images are new every episode).
 
     python docs/diagnostics/nmn_toy_task.py WRITE_INPUT ITERATIONS [key=value ...]   # WRITE_INPUT: m (Eq. 6) or mq
 Prints the training-query loss and accuracy every 25 meta-iterations of 16 episodes
-(README, "Omniglot few-shot": ln 5 = 1.609 is chance)."""
+(docs/results/omniglot.md: ln 5 = 1.609 is chance)."""
 import sys
 import time
 

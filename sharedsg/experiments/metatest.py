@@ -116,7 +116,7 @@ def _seq2seq_net(cfg: DictConfig, method: str, seed: int, device: torch.device) 
     maml = method != "supervised"
     net = (OffsetSeq2Seq if maml and cfg.metatest.maml_offsets else Seq2Seq)(int(cfg.metatest.seq2seq_hidden))
     if maml and cfg.metatest.maml_decoder_init == "zero":
-        nn.init.zeros_(net.out.weight)  # MAML starts at "stay at the last observed position" (README)
+        nn.init.zeros_(net.out.weight)  # MAML starts at "stay at the last observed position" (docs/results/trajectory_metatest.md)
         nn.init.zeros_(net.out.bias)
     return net.to(device)
 

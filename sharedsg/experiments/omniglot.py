@@ -5,7 +5,7 @@ meta-training, the 423 held-out characters x 4 rotations for validation and test
 draws N classes and K support + Q query drawings of each, labels remapped to 0..N-1
 (:class:`~sharedsg.data.episodes.EpisodeSampler`).
 
-Methods (``fewshot.methods``; docs/classification.md):
+Methods (``fewshot.methods``; docs/results/omniglot.md):
 
 * ``proposed`` / ``baseline``: the NMN as a memory-augmented few-shot learner
   (:mod:`sharedsg.learn.fewshot`): one episode is one sequence, B episodes a batch; proposed

@@ -16,7 +16,7 @@ One meta-training step is one forward/backward over B episodes (the batch dimens
   the step is a true-gradient step of the query loss. ``queries`` (the earlier form) gives them
   to the queries' own IC and OC steps and does not re-run the support part, so the step's
   gradient (through the support part) is applied where it was not taken: not a descent step
-  even with an oracle SG (docs/classification.md). The step is a constant in the meta-gradient
+  even with an oracle SG (docs/results/omniglot.md). The step is a constant in the meta-gradient
   (first order, as FOMAML): the query loss is differentiated at theta + delta.
 * **Slow path, both methods.** Adam (``fewshot.meta_lr``) on the mean over episodes of the
   query cross-entropy, every module (encoder, IC, OC, WC, initial memory, decoder).
