@@ -30,14 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for mod in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name == mod:  # not built yet in this installation
-                continue
-            raise
-        module.add_parser(sub)
+    for mod in COMMAND_MODULES:  # a missing module is a broken installation: its ImportError propagates
+        importlib.import_module(mod).add_parser(sub)
     return parser
 
 

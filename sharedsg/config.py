@@ -301,7 +301,7 @@ class MetaTestConfig:
     # default: PyTorch's init, whose per-step displacements add up over 50 frames to an initial MSE ~35
     maml_decoder_init: str = choice("zero", "default")
     # true: MAML's network predicts each future frame as an offset from the last observed one
-    # (model/offset_seq2seq.py); false: the Seq2Seq's cumulative displacements, whose loss is so stiff
+    # (model/seq2seq.py, offsets=True); false: the Seq2Seq's cumulative displacements, whose loss is so stiff
     # along the output layer that SGD diverges above a rate of ~2e-3 and Adam 1e-3 drifts (docs/results/trajectory_metatest.md)
     maml_offsets: bool = True
 

@@ -28,3 +28,11 @@ def test_a_bad_benchmark_option_is_argparse_one_line_exit_2(capsys):
         build_parser().parse_args(["bench", "learner", "--rounds", "0"])
     assert exc.value.code == 2
     assert "argument --rounds: 0 is out of range: must be at least 1" in capsys.readouterr().err
+
+
+def test_a_missing_command_module_fails_loudly(monkeypatch):
+    from sharedsg import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", cli.COMMAND_MODULES + ("sharedsg.commands.gone",))
+    with pytest.raises(ModuleNotFoundError, match="sharedsg.commands.gone"):
+        build_parser()

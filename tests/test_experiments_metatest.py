@@ -49,7 +49,6 @@ def test_trajectory_maml_inner_rate_limit_on_real_windows():
     from sharedsg.config import load_config
     from sharedsg.data.sources import make_source
     from sharedsg.learn.maml import adapt, task_loss
-    from sharedsg.model.offset_seq2seq import OffsetSeq2Seq
     from sharedsg.model.seq2seq import Seq2Seq
 
     cfg = load_config(str(REPO / "configs" / "trajectory_metatest.yaml"), [])
@@ -67,7 +66,7 @@ def test_trajectory_maml_inner_rate_limit_on_real_windows():
                                  F.mse_loss, b.x, b.y, {"steps": steps})) for lr in (0.05, 0.001)}
     assert after[0.05] > 10 * before and after[0.001] <= before
     # MAML's network predicts offsets from the last observed frame: the old rate 0.05 is stable there
-    off = OffsetSeq2Seq(30)
+    off = Seq2Seq(30, offsets=True)
     torch.nn.init.zeros_(off.out.weight)
     torch.nn.init.zeros_(off.out.bias)
     p_off = {k: v.detach() for k, v in off.named_parameters()}

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Dict, FrozenSet, List, Set
 
 PACKAGE = Path(__file__).resolve().parent.parent / "sharedsg"
 RAY_FREE = ("model", "learn", "data", "harness", "experiments", "bench", "commands")
+# The one import circle left, known and allowed until the runtime is split by responsibility
+# (issue 31): runtime/sweep.py imports job.connect at module level, and runtime/job.py imports
+# sweep.JOB_PREFIX and sweep.map_jobs inside functions. Any other circle, or this one grown by a
+# module, fails the test; delete the entry when the circle is gone.
+KNOWN_CIRCLES = {frozenset({"sharedsg.runtime.job", "sharedsg.runtime.sweep"})}
 
 
 def _imports(path: Path):
@@ -39,3 +45,66 @@ def test_nothing_below_runtime_imports_ray_or_climbs_up():
                     assert not m.startswith(("sharedsg.runtime", "sharedsg.experiments", "sharedsg.commands")), (p, m)
     for p in _modules("model") + _modules("data"):
         assert not any(m.startswith(("sharedsg.learn", "sharedsg.harness")) for m in _imports(p)), p
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> Dict[str, Set[str]]:
+    """sharedsg module -> the sharedsg modules it imports, at module level or inside a function
+    (``from pkg import name`` counts as an import of ``pkg.name`` where that is a module)."""
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: Dict[str, Set[str]] = {}
+    for name, path in paths.items():
+        out: Set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0 and node.module, (path, "relative import")
+                out.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in paths else node.module
+                           for a in node.names)
+        graph[name] = {m for m in out if m in paths and m != name}
+    return graph
+
+
+def _circles(graph: Dict[str, Set[str]]) -> List[FrozenSet[str]]:
+    """The strongly connected components of more than one module (Tarjan): each holds an import circle."""
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    found: List[FrozenSet[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = {stack.pop()}
+            while v not in component:
+                component.add(stack.pop())
+            if len(component) > 1:
+                found.append(frozenset(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_circle_finder_sees_a_circle_through_a_function_level_import():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _circles(graph) == [frozenset({"a", "b", "c"})]
+    assert "sharedsg.runtime.sweep" in _import_graph()["sharedsg.runtime.job"]  # imported inside a function there
+
+
+def test_no_import_circles_but_the_known_one():
+    circles = _circles(_import_graph())
+    assert [sorted(c) for c in circles if c not in KNOWN_CIRCLES] == []

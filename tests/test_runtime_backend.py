@@ -10,7 +10,7 @@ from sharedsg.harness.launcher import Launcher  # noqa: E402
 from sharedsg.experiments.train import run_training  # noqa: E402
 from sharedsg.runtime import job  # noqa: E402
 from sharedsg.runtime.backend import RayBackend, server_scalars  # noqa: E402
-from sharedsg.runtime.server import server_actor  # noqa: E402
+from sharedsg.runtime.registry import registry_actor  # noqa: E402
 from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
 
 
@@ -22,7 +22,7 @@ def ray_session():
 
 def ray_backend(cfg):
     log = RunLog(run_path(cfg))
-    server = server_actor(cfg, str(log.path), detached=False)
+    server = registry_actor(cfg, str(log.path), detached=False)
     return RayBackend(cfg, log, server), log
 
 

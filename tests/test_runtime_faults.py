@@ -9,7 +9,7 @@ ray = pytest.importorskip("ray")
 from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.runtime import NAMESPACE, checkpoint, group_actor_name  # noqa: E402
 from sharedsg.runtime.backend import RayBackend  # noqa: E402
-from sharedsg.runtime.server import server_actor  # noqa: E402
+from sharedsg.runtime.registry import registry_actor  # noqa: E402
 from sharedsg.runtime.testing import kill_and_wait, local_ray, settled_state, tiny_config  # noqa: E402
 
 
@@ -21,7 +21,7 @@ def ray_session():
 
 def start(cfg):
     log = RunLog(run_path(cfg))
-    backend = RayBackend(cfg, log, server_actor(cfg, str(log.path), detached=False))
+    backend = RayBackend(cfg, log, registry_actor(cfg, str(log.path), detached=False))
     backend.add_streams(cfg.streams)
     return backend, log
 

@@ -11,7 +11,8 @@ from omegaconf import OmegaConf  # noqa: E402
 from sharedsg.data.batch import Batch  # noqa: E402
 from sharedsg.learn.stream import StreamLearner  # noqa: E402
 from sharedsg.runtime import checkpoint  # noqa: E402
-from sharedsg.runtime.server import server_actor  # noqa: E402
+from sharedsg.runtime.registry import registry_actor  # noqa: E402
+from sharedsg.runtime.server import percentile  # noqa: E402
 from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
 
 
@@ -23,7 +24,7 @@ def ray_session():
 
 def service(tmp_path, *overrides):
     cfg = tiny_config(tmp_path, *overrides)
-    registry = server_actor(cfg, str(tmp_path / "run"), detached=False)
+    registry = registry_actor(cfg, str(tmp_path / "run"), detached=False)
     learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
     targets = learner.step(Batch(torch.randn(8, 8, 2), torch.randn(8, 8, 2))).targets
     return cfg, registry, learner, targets, OmegaConf.to_container(cfg.model, resolve=True)
@@ -31,6 +32,13 @@ def service(tmp_path, *overrides):
 
 def meta(acked=0):
     return {"acked": acked, "in_flight": 0}
+
+
+def test_percentile_is_the_nearest_rank():
+    assert percentile([], 0.5) is None
+    values = [float(v) for v in range(100, 0, -1)]  # 100 .. 1, unsorted on purpose
+    assert (percentile(values, 0.0), percentile(values, 0.5), percentile(values, 0.99), percentile(values, 1.0)) \
+        == (1.0, 51.0, 99.0, 100.0)
 
 
 def test_server_protocol(tmp_path):

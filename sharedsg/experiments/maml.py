@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from sharedsg.data.episodes import Episode
 from sharedsg.learn.maml import Params, adapt, meta_gradient
+from sharedsg.learn.method import EpisodeMethod
 from sharedsg.model.encoders import ConvEncoder
 
 
@@ -48,8 +49,10 @@ class MamlNet(nn.Module):
         return self.head(self.encoder(x[:, None])[:, 0])
 
 
-class MamlMethod:
+class MamlMethod(EpisodeMethod):
     """The MAML baseline behind the job interface of :mod:`.omniglot` (meta_step, test_episode, state)."""
+
+    module_name = "net"
 
     def __init__(self, cfg: DictConfig, ways: int, seed: int) -> None:
         fs = cfg.fewshot
@@ -81,14 +84,3 @@ class MamlMethod:
                         self.lr, order=1)
         with torch.no_grad():
             return functional_call(self.net, adapted, (ep.query_x,))
-
-    def test_episode(self, ep: Episode) -> float:
-        return float((self.query_logits(ep).argmax(-1) == ep.query_y).float().mean())
-
-    def state_dict(self) -> Dict[str, object]:
-        return {"net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
-                "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: Dict[str, object]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])

@@ -42,7 +42,6 @@ from sharedsg.experiments.summary import auc, spread
 from sharedsg.learn.maml import meta_gradient
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
-from sharedsg.model.offset_seq2seq import OffsetSeq2Seq
 from sharedsg.model.seq2seq import Seq2Seq
 
 METHODS = ("proposed", "baseline", "maml2", "maml1", "supervised")
@@ -114,7 +113,7 @@ def _seq2seq_net(cfg: DictConfig, method: str, seed: int, device: torch.device) 
     weights on every device), on ``device``."""
     torch.manual_seed(seed)
     maml = method != "supervised"
-    net = (OffsetSeq2Seq if maml and cfg.metatest.maml_offsets else Seq2Seq)(int(cfg.metatest.seq2seq_hidden))
+    net = Seq2Seq(int(cfg.metatest.seq2seq_hidden), offsets=maml and bool(cfg.metatest.maml_offsets))
     if maml and cfg.metatest.maml_decoder_init == "zero":
         nn.init.zeros_(net.out.weight)  # MAML starts at "stay at the last observed position" (docs/results/trajectory_metatest.md)
         nn.init.zeros_(net.out.bias)

@@ -42,6 +42,7 @@ from sharedsg.data.episodes import Episode
 from sharedsg.data.mnist import RareClassSchedule, load_mnist
 from sharedsg.data.sources import resolve_root
 from sharedsg.harness.jobs import Progress, Scalar
+from sharedsg.harness.resume import resume
 from sharedsg.learn.fewshot import FewShotNMNMethod
 
 CLASSES = 10
@@ -135,14 +136,12 @@ class RareJob:
         self.scalars = [(str(t), int(s), float(v)) for t, s, v in state["scalars"]]
         self.train_s = float(state["train_s"])
 
+    def position(self) -> str:
+        return f"iteration {self.iteration}"
+
     def run(self, directory: Path, progress: Progress = None) -> Dict[str, object]:
         cfg, rare = self.cfg, self.cfg.rare
-        ckpt = Path(directory) / "checkpoint.pt"
-        state = checkpoint.load(ckpt)
-        if state is not None:
-            self.load(state)
-            if progress:
-                progress(f"{self.name}: resumed at iteration {self.iteration}")
+        ckpt = resume(self, directory, progress)
         total = int(cfg.experiment.iterations)
         t0 = time.perf_counter()
         while self.iteration < total:

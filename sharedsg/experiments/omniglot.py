@@ -41,6 +41,7 @@ from sharedsg.data.episodes import Episode, EpisodeSampler
 from sharedsg.data.omniglot import OmniglotPool
 from sharedsg.data.sources import load_omniglot_cached, resolve_cache, resolve_root
 from sharedsg.harness.jobs import Progress, Scalar, mean_ci95
+from sharedsg.harness.resume import resume
 
 # ---------------------------------------------------------------------------------------
 # the methods
@@ -168,15 +169,13 @@ class FewShotJob:
     def _training_done(self, cpu: float) -> bool:
         return self.iteration >= int(self.cfg.fewshot.meta_iterations) or self.train_cpu_s + cpu >= self.cpu_budget
 
+    def position(self) -> str:
+        return f"iteration {self.iteration}, test episode {self.tested}"
+
     def run(self, directory: Path, progress: Progress = None) -> Dict[str, object]:
         fs = self.cfg.fewshot
         directory = Path(directory)
-        ckpt = directory / "checkpoint.pt"
-        state = checkpoint.load(ckpt)
-        if state is not None:
-            self.load(state)
-            if progress:
-                progress(f"{self.name}: resumed at iteration {self.iteration}, test episode {self.tested}")
+        ckpt = resume(self, directory, progress)
         every, val_every = int(fs.checkpoint_every), int(fs.val_every)
         if val_every and self.iteration == 0 and not any(t == "accuracy/val" for t, _, _ in self.scalars):
             self.scalars.append(("accuracy/val", 0, self.validate()))

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from torch.nn import functional as F
 
 from sharedsg.data.episodes import Episode
+from sharedsg.learn.method import EpisodeMethod
 from sharedsg.model.encoders import ConvEncoder
 
 
@@ -29,8 +30,10 @@ def prototype_logits(support: torch.Tensor, support_y: torch.Tensor, query: torc
     return -torch.cdist(query, prototypes).pow(2)
 
 
-class ProtoNetMethod:
+class ProtoNetMethod(EpisodeMethod):
     """The prototypical network behind the job interface of :mod:`.omniglot`."""
+
+    module_name = "encoder"
 
     def __init__(self, cfg: DictConfig, ways: int, seed: int) -> None:
         torch.manual_seed(seed)
@@ -68,16 +71,3 @@ class ProtoNetMethod:
             logits = self._logits(ep)
         self.encoder.train()
         return logits
-
-    def test_episode(self, ep: Episode) -> float:
-        return float((self.query_logits(ep).argmax(-1) == ep.query_y).float().mean())
-
-    def state_dict(self) -> Dict[str, object]:
-        return {"encoder": {k: v.detach().clone() for k, v in self.encoder.state_dict().items()},
-                "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: Dict[str, object]) -> None:
-        self.encoder.load_state_dict(state["encoder"])
-        self.optimizer.load_state_dict(state["optimizer"])
-
-

@@ -1,9 +1,9 @@
 """``PushLedger``: which of one stream's pushes are done, exactly, in any order.
 
-A stream numbers its pushes 1, 2, 3, ... (the SG protocol, DESIGN.md step 5). Replies and
-retried calls arrive in any order, so "done" is kept as a contiguous **watermark** (every
-sequence number up to it is done) plus the set of done numbers **ahead** of it. The same
-class keeps both sides' books:
+A stream numbers its pushes 1, 2, 3, ... (the SG protocol: docs/design.md, "One training step
+of a stream", step 6). Replies and retried calls arrive in any order, so "done" is kept as a
+contiguous **watermark** (every sequence number up to it is done) plus the set of done numbers
+**ahead** of it. The same class keeps both sides' books:
 
 - the SG server: a push is accepted once (:meth:`mark` is False for a duplicate); when the
   stream reports its acknowledgement watermark, :meth:`skip_to` counts the acknowledged

@@ -15,10 +15,15 @@ from torch.nn import functional as F
 
 from sharedsg.data.episodes import Episode
 from sharedsg.learn.fewshot import stack_episodes
+from sharedsg.learn.method import EpisodeMethod
 from sharedsg.model.mann import Mann
 
 
-class MannMethod:
+class MannMethod(EpisodeMethod):
+    """Santoro et al.'s memory-augmented network: one episode a sequence, the queries' logits at its end."""
+
+    module_name = "model"
+
     def __init__(self, cfg: DictConfig, ways: int, seed: int) -> None:
         torch.manual_seed(seed)
         fs = cfg.fewshot
@@ -42,15 +47,6 @@ class MannMethod:
         return {"loss/query_train": float(loss.detach()),
                 "accuracy/query_train": float((logits.argmax(-1) == batch["qy"]).float().mean())}
 
-    def test_episode(self, ep: Episode) -> float:
+    def query_logits(self, ep: Episode) -> torch.Tensor:
         with torch.no_grad():
-            logits = self.logits(stack_episodes([ep]))[0]
-        return float((logits.argmax(-1) == ep.query_y).float().mean())
-
-    def state_dict(self) -> Dict[str, object]:
-        return {"model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: Dict[str, object]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+            return self.logits(stack_episodes([ep]))[0]

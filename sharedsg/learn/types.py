@@ -33,7 +33,8 @@ def _state_from_wire(version: int, weights: Dict[str, Any]) -> "SGState":
 
 @dataclass
 class SGTargets:
-    """One step's training data for the SG predictors (DESIGN.md step 5), as CPU tensors.
+    """One step's training data for the SG predictors, as CPU tensors (docs/design.md, "One training
+    step of a stream", step 6).
 
     ``h``: controller -> (B, T, k) outputs; ``y``: (B, T, d) encoded ground truth;
     ``g``: controller -> (B, T, k) true gradients of the per-sample loss w.r.t. h.

@@ -131,11 +131,11 @@ class _Ray:
         import ray
 
         from sharedsg.runtime import stream_actor_name
-        from sharedsg.runtime.server import server_actor
+        from sharedsg.runtime.registry import registry_actor
         from sharedsg.runtime.stream import stream_actor
         from sharedsg.runtime.testing import settled_state
 
-        self.server = server_actor(cfg, run_dir, detached=False)
+        self.server = registry_actor(cfg, run_dir, detached=False)
         self.actors = [stream_actor(cfg, n, run_dir,
                                     options={"num_cpus": float(cfg.resources.cpus_per_stream), "num_gpus": 0},
                                     actor_name=stream_actor_name(cfg.experiment.name, n)) for n in cfg.streams]
@@ -188,7 +188,7 @@ def _push_throughput(cfg, run_dir: str, pushes: int) -> Dict[str, float]:
     import ray
 
     from sharedsg.learn.stream import StreamLearner
-    from sharedsg.runtime.server import server_actor
+    from sharedsg.runtime.registry import registry_actor
     from sharedsg.data.sources import make_source
     from omegaconf import OmegaConf
 
@@ -196,7 +196,7 @@ def _push_throughput(cfg, run_dir: str, pushes: int) -> Dict[str, float]:
     learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
     src = make_source(cfg.data, cfg.streams[name].data_class, "train", 0)
     targets = learner.step(src.next_batch(int(cfg.learner.batch_size))).targets
-    server = server_actor(cfg, run_dir, detached=False)
+    server = registry_actor(cfg, run_dir, detached=False)
     try:
         group = ray.get(server.register.remote(name, "shared", learner.dims,
                                                OmegaConf.to_container(cfg.model, resolve=True)))["actor"]

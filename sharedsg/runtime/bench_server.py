@@ -173,16 +173,11 @@ def wire_quality(cfg, records: List[Any], wire: np.dtype, updates: int = 300) ->
     return out
 
 
-def _pct(values: List[float], q: float) -> Optional[float]:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def _row(pushers: List[Any], target: Any, counts, pids, n: int, seconds: float, warmup: float) -> Dict[str, Any]:
     """Warm up, then ``seconds`` measured: the pushers' view and the target's counters."""
     import ray
+
+    from sharedsg.runtime.server import percentile
 
     ray.get([p.run.remote(warmup) for p in pushers[:n]])
     before, cpu0, t0 = counts(), cpu_seconds(pids()), time.perf_counter()
@@ -197,8 +192,8 @@ def _row(pushers: List[Any], target: Any, counts, pids, n: int, seconds: float, 
         "accepted_per_s": (after["pushes"] - before["pushes"]) / wall,
         "updates_per_s": (after["updates"] - before["updates"]) / wall,
         "lag_mean": statistics.fmean(lags) if lags else 0.0, "lag_max": max(lags, default=0.0),
-        "pull_p50_ms": None if not pulls else 1e3 * _pct(pulls, 0.5),
-        "pull_p99_ms": None if not pulls else 1e3 * _pct(pulls, 0.99), "pulls": len(pulls),
+        "pull_p50_ms": None if not pulls else 1e3 * percentile(pulls, 0.5),
+        "pull_p99_ms": None if not pulls else 1e3 * percentile(pulls, 0.99), "pulls": len(pulls),
         "cpu_share": (cpu1 - cpu0) / wall, "push_errors": sum(s["push_errors"] for s in seen),
         "dropped": after.get("overflow", 0) - before.get("overflow", 0),
         "_seqs": {f"p{i}": (s["seq"], s["acked"]) for i, s in enumerate(seen)},
@@ -212,7 +207,7 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
 
     from sharedsg.config import load_config
     from sharedsg.runtime import NAMESPACE, system_config
-    from sharedsg.runtime.server import server_actor
+    from sharedsg.runtime.registry import registry_actor
     from sharedsg.runtime.testing import settled_state
 
     torch.set_num_threads(1)
@@ -253,7 +248,7 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
                 ray.kill(sink)
                 for policy in policies:
                     cfg = load_config(None, overrides + [f"sg.policy={policy}", f"experiment.name=bench-server-{policy}-{n}"])
-                    registry = server_actor(cfg, os.path.join(run_dir, f"{policy}-{n}"), detached=False)
+                    registry = registry_actor(cfg, os.path.join(run_dir, f"{policy}-{n}"), detached=False)
                     assert all(ray.get([p.connect.remote(registry, f"p{i}", "shared", dims, model)
                                         for i, p in enumerate(pushers[:n])]))
                     state = settled_state(lambda: ray.get(registry.state.remote()))

@@ -39,7 +39,7 @@ def run_soak_bench(args: argparse.Namespace) -> Dict[str, Any]:
     from sharedsg.config import load_config
     from sharedsg.runtime import NAMESPACE, group_actor_name, system_config
     from sharedsg.runtime.backend import RayBackend
-    from sharedsg.runtime.server import server_actor
+    from sharedsg.runtime.registry import registry_actor
 
     n = max(1, min(int(args.streams), 1 + len(STREAMS)))
     seconds = 60.0 * float(args.minutes)
@@ -55,7 +55,7 @@ def run_soak_bench(args: argparse.Namespace) -> Dict[str, Any]:
             cfg = load_config(None, BENCH_OVERRIDES + extra + list(args.overrides or []) + [
                 "experiment.name=soak", f"experiment.run_dir={run_dir}"])
             out["config"] = " ".join(BENCH_OVERRIDES + extra + list(args.overrides or []))
-            server = server_actor(cfg, run_dir, detached=False)
+            server = registry_actor(cfg, run_dir, detached=False)
             backend = RayBackend(cfg, None, server)
             names = list(cfg.streams)
             backend.add_streams(cfg.streams)

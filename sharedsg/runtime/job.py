@@ -34,7 +34,7 @@ from sharedsg.runtime import (NAMESPACE, SERVER_PREFIX, local_head, placement, s
                               system_config)
 from sharedsg.runtime.actors import stop_actors
 from sharedsg.runtime.backend import RayBackend
-from sharedsg.runtime.server import server_actor
+from sharedsg.runtime.registry import registry_actor
 
 _STARTED_HERE = False
 
@@ -160,7 +160,7 @@ def ray_backend(cfg: DictConfig, log: RunLog, address: Optional[str] = None) -> 
     # everything the run needs, all or nothing, before any actor starts or anything is written
     reservation = placement.reserve_run(cfg)
     try:
-        server = server_actor(cfg, log.location, detached=bool(cfg.experiment.attachable), node_id=_driver_node())
+        server = registry_actor(cfg, log.location, detached=bool(cfg.experiment.attachable), node_id=_driver_node())
         # each SG group's actor goes into its own bundle of the reservation
         ray.get([server.place.remote(g, reservation.server_options(g)) for g in reservation.server_bundles])
     except BaseException:

@@ -205,8 +205,10 @@ class SGRegistry:
 
 def registry_actor(cfg, run_path: str, *, detached: bool, node_id: Optional[str] = None,
                    group_options: Optional[Dict[str, Any]] = None):
-    """Start the experiment's named ``SGRegistry`` (``sgserver:<experiment>`` in namespace ``sharedsg``).
-    It takes no CPU of its own (``resources.server_cpus`` is each group actor's)."""
+    """Start the experiment's SG service: its named ``SGRegistry`` (``sgserver:<experiment>`` in
+    namespace ``sharedsg``), which starts one :func:`~sharedsg.runtime.server.group_actor` per group
+    as streams register (``group_options`` for each). The registry takes no CPU of its own
+    (``resources.server_cpus`` is each group actor's)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     options: Dict[str, Any] = dict(

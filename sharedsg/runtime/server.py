@@ -60,7 +60,8 @@ RATE_WINDOW_S = 10.0  # ingest and update rates in ``state`` are over this windo
 SAMPLES = 1024  # pull latencies and version lags kept for the percentiles in ``state``
 
 
-def _percentile(values: List[float], q: float) -> Optional[float]:
+def percentile(values: List[float], q: float) -> Optional[float]:
+    """The ``q``-quantile of ``values`` (the nearest rank, no interpolation); None when empty."""
     if not values:
         return None
     ordered = sorted(values)
@@ -369,7 +370,7 @@ class SGGroupServer:
             for n, s in self.streams.items():
                 ledger = self.accepted[n]
                 streams[n] = dict(s, group=self.group, last_seq=ledger.watermark, ahead=sorted(ledger.ahead))
-            p50, p99 = _percentile(pulls, 0.5), _percentile(pulls, 0.99)
+            p50, p99 = percentile(pulls, 0.5), percentile(pulls, 0.99)
             return {
                 "group": self.group, "actor": group_actor_name(self.cfg.experiment.name, self.group),
                 "node": socket.gethostname(), "pid": os.getpid(), "device": self.device, "policy": self.policy,
@@ -400,11 +401,3 @@ def group_actor(cfg, group: str, run_path: str, *, model: Optional[Dict[str, Any
     model = model if model is not None else plain["model"]
     return ray.remote(SGGroupServer).options(**merged).remote(plain, group, model, str(run_path))
 
-
-def server_actor(cfg, run_path: str, *, detached: bool, node_id: Optional[str] = None,
-                 group_options: Optional[Dict[str, Any]] = None):
-    """Start the experiment's SG service: its named registry (``sgserver:<experiment>``), which
-    starts one :func:`group_actor` per group as streams register (``group_options`` for each)."""
-    from sharedsg.runtime.registry import registry_actor
-
-    return registry_actor(cfg, run_path, detached=detached, node_id=node_id, group_options=group_options)
