@@ -185,7 +185,8 @@ def connect(group: SGGroup | str, name: str, dims: Mapping[str, int], context_di
 
 def serve(experiment: str, storage: str, **sg: Any) -> Any:
     """Start SG service ``experiment`` on the Ray this process is connected to (checkpoints under
-    ``storage``); models join its groups with ``connect("experiment/group", ...)``."""
+    ``storage``); models join its groups with ``connect("experiment/group", ...)``. It lives while the
+    returned :class:`~sharedsg.runtime.link.Service` is held (or until its ``stop()``)."""
     from sharedsg.runtime.link import Service
 
     return Service(experiment, storage, settings(SGConfig, sg))

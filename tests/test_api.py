@@ -259,3 +259,63 @@ def test_the_example_writes_its_table_and_plot(tmp_path):
     assert all(r["steps"] == 20 for r in rows if r["arm"] != "bp")
     assert (out / "mnist_shared_sg.png").stat().st_size > 0 and "| shared | cnn |" in (out / "table.md").read_text()
     assert sharedsg.connect is connect
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data("mnist")
+def test_a_plain_model_attaches_to_a_running_attachable_experiment(tmp_path):
+    """An NMN run with experiment.attachable=true (its local Ray outlives it); the example's MLP is
+    refused by the NMN's group (exit 2, one line) and trains through a new group of that service."""
+    import os
+
+    import psutil
+
+    from sharedsg.runtime.testing import tiny_yaml
+
+    cfg = tiny_yaml(tmp_path / "tiny.yaml", tmp_path / "runs", name="api-attach")
+    env = dict(os.environ, RAY_ADDRESS="", CUDA_VISIBLE_DEVICES="", SHAREDSG_CACHE=str(tmp_path / "cache"),
+               PYTHONPATH=f"{ROOT}:{os.environ.get('PYTHONPATH', '')}")
+
+    def run(*args):
+        return subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=400)
+
+    state_file = tmp_path / "cache" / "local-ray.json"
+    try:
+        started = run("-m", "sharedsg.cli", "run", str(cfg), "experiment.attachable=true")
+        assert started.returncode == 0, started.stderr[-3000:]
+        refused = run(str(EXAMPLE), "--attach", "api-attach/shared", "--steps", "3")
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+        line = [s for s in refused.stderr.splitlines() if s.startswith("error:")]
+        assert len(line) == 1 and "ic=None (group has 8)" in line[0] and "h=256 (group has none)" in line[0]
+        attached = run(str(EXAMPLE), "--attach", "api-attach/mnist", "--steps", "5")
+        assert attached.returncode == 0, attached.stderr[-3000:]
+        assert json.loads(attached.stdout.strip().splitlines()[-1])["steps"] == 5
+        status = run("-m", "sharedsg.cli", "status", "--experiment", "api-attach", "--json")
+        streams = json.loads(status.stdout)["api-attach"]["streams"]
+        assert streams["mnist-mlp"]["pushes"] == 5 and streams["mnist-mlp"]["group"] == "mnist"
+        assert {"cyclist", "pedestrian"} <= set(streams)
+    finally:
+        run("-m", "sharedsg.cli", "stop", "--experiment", "api-attach")
+        if state_file.exists():
+            pid = int(json.loads(state_file.read_text())["pid"])
+            if psutil.pid_exists(pid):
+                os.kill(pid, 15)
+
+
+@pytest.mark.needs_data("mnist")
+def test_the_docs_in_process_snippet_runs_verbatim():
+    import re
+
+    from sharedsg.config import data_root
+    from sharedsg.data.mnist import load_mnist
+
+    code = re.search(r"## In one process\n\n```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), re.S).group(1)
+    assert len(code.strip().splitlines()) <= 15
+    train = load_mnist(data_root() / "mnist", "train")
+    x = torch.tensor(train.images[:200]).float().div(255)
+    loader = list(zip(x.split(50), torch.tensor(train.labels[:200]).long().split(50)))
+    scope = {"loader": loader}
+    exec(compile(code, "docs/api.md", "exec"), scope)
+    fit = scope["sg"].fit()["h"]
+    assert fit["steps"] == 4 and fit["version"] == 3 and scope["group"].pushes == {"mlp": 4}
