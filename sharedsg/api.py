@@ -85,8 +85,9 @@ class Endpoint:
     def __init__(self, link: Any, dims: Mapping[str, int], cfg: DictConfig) -> None:
         self.link, self.cfg, self.dims = link, cfg, dict(dims)
         self.names = tuple(k for k in self.dims if k != "target")
-        self.modules = SGModules({n: self.dims[n] for n in self.names}, self.dims["target"], link.sg.hidden,
-                                 link.sg.kind).requires_grad_(False)
+        with torch.random.fork_rng():  # the replica's initial weights are never used: the model's random stream stays
+            self.modules = SGModules({n: self.dims[n] for n in self.names}, self.dims["target"], link.sg.hidden,
+                                     link.sg.kind).requires_grad_(False)
         self.version = -1
         self._load(link.receive(self.version))
         self.marked: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}

@@ -158,6 +158,14 @@ def test_add_mode_adds_alpha_times_the_synthetic_gradient():
     torch.testing.assert_close(seen["below"], 1.5 * true)
 
 
+def test_connect_leaves_the_models_random_stream_as_it_was():
+    torch.manual_seed(3)
+    connect(SGGroup(), "a", DIMS, CONTEXT)
+    drawn = torch.rand(4)
+    torch.manual_seed(3)
+    assert torch.equal(drawn, torch.rand(4))
+
+
 def test_a_model_that_does_not_fit_is_refused_in_one_line():
     group = SGGroup()
     connect(group, "a", DIMS, CONTEXT)
