@@ -2,7 +2,8 @@
 
 Per seed, three arms: back-propagation only; own SG (each model DNI-decoupled through a group of
 its own); shared SG (both models feeding one group). Test accuracy and the SG fit side by side,
-as a table (table.md, results.json) and a plot (mnist_shared_sg.png) in --out:
+as a table (table.md, results.json) and a plot (mnist_shared_sg.png) in --out (the SG service's
+checkpoints in --out/service, replaced on every run):
 
     python examples/mnist_shared_sg.py [--out DIR] [--seeds 0 1 2] [--steps 400]
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -89,6 +91,7 @@ def compare(args: argparse.Namespace) -> List[Dict[str, Any]]:
     Model = ray.remote(num_cpus=1)(_Model)
     models = {kind: Model.remote() for kind in ("mlp", "cnn")}
     rows = []
+    shutil.rmtree(args.out / "service", ignore_errors=True)  # a service restores its groups from there: start afresh
     for seed in args.seeds:
         experiment = f"mnist-shared-sg-{seed}"
         service = sharedsg.serve(experiment, str(args.out / "service" / f"seed{seed}"), kind="mlp", hidden=HIDDEN,
