@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sharedsg.config import ApiConfig, ConfigError, ModelConfig, SGConfig
+from sharedsg.config import ApiConfig, ConfigError, ExperimentConfig, ModelConfig, SGConfig
 from sharedsg.configcheck import check_values
 from sharedsg.errors import DimensionMismatch, UserError
 from sharedsg.learn.sg import SGLearner
@@ -190,4 +190,5 @@ def serve(experiment: str, storage: str, **sg: Any) -> Any:
     returned :class:`~sharedsg.runtime.link.Service` is held (or until its ``stop()``)."""
     from sharedsg.runtime.link import Service
 
-    return Service(experiment, storage, settings(SGConfig, sg))
+    name = settings(ExperimentConfig, {"name": experiment}).name  # no '/': connect() splits there
+    return Service(name, storage, settings(SGConfig, sg))

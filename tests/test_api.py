@@ -228,6 +228,8 @@ def test_on_ray_a_model_that_does_not_fit_is_refused_in_one_line(ray_service):
     assert "\n" not in str(exc.value) and "g=6 (group has none)" in str(exc.value)
     with pytest.raises(UserError, match="no experiment 'nope'"):
         connect("nope/g", "c", DIMS, CONTEXT)
+    with pytest.raises(UserError, match="experiment.name|name"):
+        serve("a/b", "unused")
 
 
 def test_on_ray_detach_leaves_the_group_serving_the_others(ray_service):

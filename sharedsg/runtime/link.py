@@ -24,6 +24,7 @@ from sharedsg.runtime import with_defaults
 from sharedsg.runtime.client import SGClient
 from sharedsg.runtime.job import connect, find_server
 from sharedsg.runtime.registry import registry_actor
+from sharedsg.storage import resolve_root
 
 
 class RayLink:
@@ -65,6 +66,7 @@ class Service:
     """An SG service (a registry, one group actor per group) named ``experiment`` for API groups."""
 
     def __init__(self, experiment: str, storage: str, sg: DictConfig) -> None:
+        storage = resolve_root(storage)  # the group actors' working folders are not this process's
         cfg = OmegaConf.merge(OmegaConf.structured(Config), {"experiment": {"name": experiment, "storage": storage}})
         cfg.sg = sg
         self.registry = registry_actor(cfg, storage, detached=False)
