@@ -92,6 +92,21 @@ class SGConfig:
 
 
 @dataclass
+class ApiConfig:
+    """A model's endpoint of the public API (:func:`sharedsg.api.connect`, docs/api.md)."""
+
+    # how the synthetic gradient s = SG(h, y) reaches what lies below a marked activation h:
+    # add = true gradient + alpha * s (Eq. 10's fast step, taken by the model's own optimiser);
+    # decoupled = s instead of the true gradient (DNI); send = the true gradient only (targets still sent)
+    mode: str = choice("add", "decoupled", "send")
+    alpha: float = bounded(1.0, gt=0)  # add: the weight of s (Eq. 10's alpha relative to the optimiser's rate)
+    # how the model's loss reduces over the batch: mean = targets are B * dL/dh, the per-sample loss
+    # gradients the SG predicts (the project's convention), and s / B is applied; sum = as they come
+    loss: str = choice("mean", "sum")
+    fit_window: int = bounded(50, ge=1)  # steps that fit() averages over
+
+
+@dataclass
 class LearnerConfig:
     """How one stream learns (docs/design.md, 'One training step of a stream')."""
 

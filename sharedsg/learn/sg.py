@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from omegaconf import DictConfig
@@ -12,8 +12,7 @@ from sharedsg.errors import DimensionMismatch
 from sharedsg.learn.adam import Adam
 from sharedsg.learn.tasks import make_task
 from sharedsg.learn.types import SGState, SGTargets
-from sharedsg.model.controllers import CONTROLLERS
-from sharedsg.model.synthetic import build_sg_modules, fusable, sg_loss
+from sharedsg.model.synthetic import SGModules, build_sg_modules, fusable, sg_loss
 
 
 def _concatenate(batches: List[SGTargets]) -> List[SGTargets]:
@@ -32,13 +31,22 @@ class SGLearner:
 
     The state is versioned: ``version`` increases by one with every :meth:`update`,
     so a stream can tell whether its copy is stale.
+
+    ``dims`` (``{name: width, ..., "target": d}``, the form :attr:`dims` reports): predictors for
+    these activations instead of an NMN's three controllers (the public API, :mod:`sharedsg.api`).
     """
 
     def __init__(self, model: DictConfig, sg: DictConfig, seed: int = 0,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", dims: Optional[Mapping[str, int]] = None) -> None:
         torch.manual_seed(seed + 7919)
         self.device = torch.device(device)
-        self.modules = build_sg_modules(model, sg, make_task(model).target_dim).to(self.device)
+        if dims is None:
+            modules = build_sg_modules(model, sg, make_task(model).target_dim)
+        else:
+            modules = SGModules({k: int(v) for k, v in dims.items() if k != "target"}, int(dims["target"]),
+                                sg.hidden, sg.kind)
+        self.modules = modules.to(self.device)
+        self.names = tuple(self.modules.controller_dims)
         fast = model.impl == "fast"
         # model.impl=fast: Adam's fused form (one kernel for all parameters, the same arithmetic) and, for
         # LSTM predictors on a CPU, the gradients without autograd (SGPredictor.loss_gradients)
@@ -54,6 +62,7 @@ class SGLearner:
     def check_dims(self, dims: Dict[str, int]) -> None:
         """Raise :class:`DimensionMismatch` naming every dimension that differs from the group's."""
         wrong = [f"{k}={dims.get(k)} (group has {v})" for k, v in self.dims.items() if dims.get(k) != v]
+        wrong += [f"{k}={v} (group has none)" for k, v in dims.items() if k not in self.dims]
         if wrong:
             raise DimensionMismatch("stream dimensions do not fit the SG group: " + ", ".join(wrong))
 
@@ -76,18 +85,18 @@ class SGLearner:
         for _ in range(self.updates_per_push):
             per_c = self._step(chunks, total_n)
         self.version += 1
-        return dict(zip([f"sg/{c}/loss" for c in CONTROLLERS], per_c.tolist()))  # one host transfer
+        return dict(zip([f"sg/{c}/loss" for c in self.names], per_c.tolist()))  # one host transfer
 
     def _step(self, chunks: List[SGTargets], total_n: int) -> torch.Tensor:
         """One optimiser step by autograd through the three predictors; their losses (3,), on the device."""
         self.optimizer.zero_grad(set_to_none=True)
         if self.fused:
             return self._step_fused(chunks, total_n)
-        per_c = {c: torch.zeros((), device=self.device) for c in CONTROLLERS}
+        per_c = {c: torch.zeros((), device=self.device) for c in self.names}
         for chunk in chunks:
             pred = self.modules(chunk.h, chunk.y)
             weight = chunk.batch_size / total_n
-            for c in CONTROLLERS:
+            for c in self.names:
                 per_c[c] = per_c[c] + weight * sg_loss(pred[c], chunk.g[c])
         loss = torch.stack(list(per_c.values()))
         loss.sum().backward()
@@ -98,7 +107,7 @@ class SGLearner:
     def _step_fused(self, chunks: List[SGTargets], total_n: int) -> torch.Tensor:
         """:meth:`_step` with each predictor's loss and gradients from :meth:`SGPredictor.loss_gradients`."""
         losses = []
-        for c in CONTROLLERS:
+        for c in self.names:
             pred = self.modules.predictors[c]
             params, loss = list(pred.parameters()), None
             for chunk in chunks:
@@ -119,7 +128,7 @@ class SGLearner:
     def predict(self, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Synthetic gradients for the ``rpc`` transport (CPU tensors in and out)."""
         out = self.modules({c: v.to(self.device) for c, v in h.items()}, y.to(self.device))
-        return dict(zip(CONTROLLERS, torch.stack([out[c] for c in CONTROLLERS]).cpu().unbind(0)))  # one transfer
+        return dict(zip(self.names, torch.stack([out[c] for c in self.names]).cpu().unbind(0)))  # one transfer
 
     def state(self) -> SGState:
         return SGState(self.version, {k: v.detach().cpu().clone() for k, v in self.modules.state_dict().items()})

@@ -81,18 +81,19 @@ class SGPredictor(nn.Module):
 
 
 class SGModules(nn.Module):
-    """The three predictors of one sharing group, keyed by the paper's controller names."""
+    """The predictors of one sharing group, one per entry of ``controller_dims``: the paper's
+    controller names for an NMN (:func:`build_sg_modules`), any activation names for the public API."""
 
     def __init__(self, controller_dims: Dict[str, int], target_dim: int, hidden: int, kind: str) -> None:
         super().__init__()
         self.controller_dims = dict(controller_dims)
         self.target_dim = target_dim
         self.predictors = nn.ModuleDict(
-            {c: SGPredictor(controller_dims[c], target_dim, hidden, kind) for c in CONTROLLERS}
+            {c: SGPredictor(width, target_dim, hidden, kind) for c, width in self.controller_dims.items()}
         )
 
     def forward(self, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:
-        return {c: self.predictors[c](h[c], y) for c in CONTROLLERS}
+        return {c: self.predictors[c](h[c], y) for c in self.controller_dims}
 
 
 LSTM_MODE = 2

@@ -105,8 +105,10 @@ class SGGroupServer:
         self.every_s = float(sg.checkpoint_every_s)
         self.coalesce_max = int(sg.coalesce_max)
         self.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
-        model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), model)
-        self.sg = SGLearner(model_cfg, sg, seed=int(self.cfg.experiment.seed), device=self.device)
+        # a group started by the public API (sharedsg.api) names its activations' widths in ``sg_dims``
+        model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), {k: v for k, v in model.items() if k != "sg_dims"})
+        self.sg = SGLearner(model_cfg, sg, seed=int(self.cfg.experiment.seed), device=self.device,
+                            dims=model.get("sg_dims"))
         self.ingest = Ingest(self.policy, int(sg.buffer_size))
         self.streams: Dict[str, Dict[str, Any]] = {}
         self.accepted: Dict[str, PushLedger] = {}  # deduplication at ingest
