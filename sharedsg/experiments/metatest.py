@@ -84,9 +84,8 @@ def _mse(predict, batch: Batch) -> float:
 def _nmn_stream(cfg: DictConfig, method: str, seed: int, device: torch.device) -> Stream:
     """The NMN as a stream on the cyclist windows, on ``device``; ``proposed`` joins its own SG
     group (an :class:`SGLearner` in this job), ``baseline`` (``bp_only``) has none."""
-    cfg = cfg.copy()
-    cfg.learner.mixing = "sum" if method == "proposed" else "bp_only"
-    cfg.streams = {"cyclist": {"data_class": "cyclist", "seed": seed}}
+    cfg = OmegaConf.merge(cfg, {"learner": {"mixing": "sum" if method == "proposed" else "bp_only"},
+                                "streams": {"cyclist": {"data_class": "cyclist", "seed": seed}}})
     stream = Stream(cfg, "cyclist", device=device)
     if method == "proposed":
         stream.join(LocalEndpoint(SGLearner(cfg.model, cfg.sg, seed=seed, device=device)))
