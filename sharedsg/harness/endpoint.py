@@ -72,8 +72,8 @@ class SGEndpoint(Protocol):
         (the ``rpc`` transport); after training on every push it acknowledged, with ``exact``."""
 
     def info(self) -> Dict[str, Any]:
-        """``seq``, ``acked``, ``known_version``, ``push_errors``, ``blocking_pulls``, ``reconnects``,
-        ``resumed_from_server``."""
+        """``seq``, ``acked``, ``known_version``, ``push_errors``, ``max_in_flight`` (the most pushes
+        ever un-acknowledged at once), ``blocking_pulls``, ``reconnects``, ``resumed_from_server``."""
 
 
 class LocalEndpoint:
@@ -117,4 +117,4 @@ class LocalEndpoint:
 
     def info(self) -> Dict[str, Any]:
         return {"seq": self.seq, "acked": self.seq, "known_version": self.version, "push_errors": 0,
-                "blocking_pulls": self.blocking_pulls, "reconnects": 0, "resumed_from_server": False}
+                "max_in_flight": 0, "blocking_pulls": self.blocking_pulls, "reconnects": 0, "resumed_from_server": False}

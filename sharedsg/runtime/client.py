@@ -36,6 +36,7 @@ class SGClient:
         self.pull_s: List[float] = []  # blocking pull latencies not yet reported
         self.last_losses: Dict[str, float] = {}
         self.push_errors = 0
+        self.max_in_flight = 0  # the most pushes ever un-acknowledged at once
         self.blocking_pulls = 0
         self.reconnects = 0
         self.error: Optional[str] = None
@@ -77,6 +78,7 @@ class SGClient:
                           for p in parts)
         ref = self.actor.push.remote(self.name, self.seq, meta, *parts)
         self.pending[ref] = self.seq
+        self.max_in_flight = max(self.max_in_flight, len(self.pending))
         if wait:
             self.poll(0)
 
@@ -137,5 +139,6 @@ class SGClient:
 
     def info(self) -> Dict[str, Any]:
         return {"seq": self.seq, "acked": self.ledger.watermark, "known_version": self.known_version,
-                "push_errors": self.push_errors, "blocking_pulls": self.blocking_pulls, "reconnects": self.reconnects,
+                "push_errors": self.push_errors, "max_in_flight": self.max_in_flight,
+                "blocking_pulls": self.blocking_pulls, "reconnects": self.reconnects,
                 "resumed_from_server": self.resumed_from_server}
