@@ -13,9 +13,11 @@ Guarantees every implementation gives:
   :attr:`~SGEndpoint.version` is the newest one this endpoint has seen (in acknowledgements or
   weights), so a stream can tell how many versions behind its copy is;
 - **sequence numbers, exactly once**: :meth:`~SGEndpoint.send` numbers the stream's pushes
-  1, 2, 3, ... (after a restart: after its checkpoint's, or the group's high mark); the group
-  trains on each number at most once, and every number is either counted as a push there or,
-  acknowledged but lost in a crash, as a lost push (``lost_pushes``);
+  1, 2, 3, ... (after a restart: after its checkpoint's, or the group's high mark) and never
+  resends one; the group trains on each number at most once, and counts every number once:
+  as a push, or, lost in a crash of the group (acknowledged but not in its checkpoint, or failed
+  on the dead actor), as a lost push (``lost_pushes``) when the stream's next push reports its
+  acknowledgement watermark;
 - **in flight**: at most ``sg.max_inflight_pushes`` pushes are un-acknowledged, ever (the
   in-process endpoint: none).
 """
