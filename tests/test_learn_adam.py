@@ -82,13 +82,13 @@ def test_a_stream_and_an_sg_update_never_import_dynamo():
     code = (
         "import sys\n"
         "from sharedsg.config import load_config\n"
+        "from sharedsg.harness.endpoint import LocalEndpoint\n"
         "from sharedsg.harness.stream import Stream\n"
         "from sharedsg.learn.sg import SGLearner\n"
         "cfg = load_config(None, ['data.obs_len=8', 'data.pred_len=8', 'learner.batch_size=4'])\n"
         "s = Stream(cfg, next(iter(cfg.streams)))\n"
-        "r = s.step()\n"
-        "sg = SGLearner(cfg.model, cfg.sg, seed=0)\n"
-        "sg.update([r.targets])\n"
+        "s.join(LocalEndpoint(SGLearner(cfg.model, cfg.sg, seed=0)))\n"
+        "s.train()\n"
         "s.learner.load_state_dict(s.learner.state_dict())\n"
         "print('torch._dynamo' in sys.modules)\n"
     )

@@ -1,4 +1,4 @@
-"""RayBackend on a real local Ray: sharing groups, and rpc + synchronous == LocalBackend."""
+"""RayBackend on a real local Ray: sharing groups, and synchronous == LocalBackend (both transports)."""
 
 import pytest
 
@@ -80,24 +80,28 @@ def test_sharing_groups(tmp_path, sharing):
             "server/overflow", "server/version_lag_mean"} <= tags, sorted(tags)
 
 
+@pytest.mark.parametrize("transport", ["replica", "rpc"])
 @pytest.mark.parametrize("sharing", ["separate", "shared"])
-def test_rpc_synchronous_matches_local(tmp_path, sharing):
-    overrides = ("sg.transport=rpc", "experiment.synchronous=true", f"sg.sharing={sharing}",
-                 f"experiment.name=rpc-{sharing}")
+def test_synchronous_matches_local(tmp_path, transport, sharing):
+    """--local runs the exchange of a Ray run minus the transport (one Stream.train): with
+    experiment.synchronous the same seed gives the same losses, SG versions and lags."""
+    overrides = (f"sg.transport={transport}", "experiment.synchronous=true", f"sg.sharing={sharing}",
+                 f"experiment.name={transport}-{sharing}")
     local_cfg = tiny_config(tmp_path / "local", *overrides)
     local = LocalBackend(local_cfg)
-    want, _ = steps(local, local_cfg, 6)
+    want, want_versions = steps(local, local_cfg, 6)
     local_eval = {n: local.evaluate(n)["loss/eval"] for n in local_cfg.streams}
     cfg = tiny_config(tmp_path / "ray", *overrides)
     backend, log = ray_backend(cfg)
     try:
-        got, _ = steps(backend, cfg, 6)
+        got, got_versions = steps(backend, cfg, 6)
         ray_eval = {n: backend.evaluate(n)["loss/eval"] for n in cfg.streams}
     finally:
         backend.close()
         log.close()
     for name in cfg.streams:
         assert got[name] == pytest.approx(want[name], abs=1e-5), name
+        assert got_versions[name] == want_versions[name], name
         assert ray_eval[name] == pytest.approx(local_eval[name], abs=1e-5)
 
 

@@ -33,6 +33,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from sharedsg.bench.fewshot import fewshot_episodes_per_s, parse_setting, proposed_step
 from sharedsg.config import load_config
 from sharedsg.data.batch import Batch
+from sharedsg.harness.endpoint import LocalEndpoint
+from sharedsg.harness.stream import Stream
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
 
@@ -57,16 +59,14 @@ def _trajectory_batch(cfg, batch_size: int) -> Batch:
 
 
 def trajectory_step(overrides: List[str], impl: str, mixing: str, batch_size: int) -> Step:
-    """One stream step plus the SG update and weight refresh, as ``--local`` runs them."""
+    """One stream step and its SG exchange (the SG update and weight refresh), as ``--local`` runs them."""
     cfg = load_config(None, overrides + [f"learner.mixing={mixing}", f"model.impl={impl}"])
-    learner = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
-    sg = SGLearner(cfg.model, cfg.sg)
+    stream = Stream(cfg, next(iter(cfg.streams)))
+    stream.join(LocalEndpoint(SGLearner(cfg.model, cfg.sg)))
     batch = _trajectory_batch(cfg, batch_size)
 
     def step() -> None:
-        result = learner.step(batch)
-        sg.update([result.targets])
-        learner.load_sg(sg.state())
+        stream.train(batch)
     return step
 
 

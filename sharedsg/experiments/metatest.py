@@ -36,12 +36,13 @@ from sharedsg.config import Config
 from sharedsg.data.batch import Batch, BatchSource
 from sharedsg.data.sources import make_source
 from sharedsg.errors import UserError
+from sharedsg.harness.endpoint import LocalEndpoint
 from sharedsg.harness.launcher import Launcher
 from sharedsg.harness.runlog import RunLog, write_json_atomic
+from sharedsg.harness.stream import Stream
 from sharedsg.experiments.summary import auc, spread
 from sharedsg.learn.maml import meta_gradient
 from sharedsg.learn.sg import SGLearner
-from sharedsg.learn.stream import StreamLearner
 from sharedsg.model.seq2seq import Seq2Seq
 
 METHODS = ("proposed", "baseline", "maml2", "maml1", "supervised")
@@ -79,31 +80,27 @@ def _mse(predict, batch: Batch) -> float:
         return float(F.mse_loss(y_hat, batch.y.to(y_hat.device)))
 
 
-def _nmn_learners(cfg: DictConfig, method: str, seed: int, device: torch.device):
-    """The NMN stream learner and its SG learner, on ``device``."""
-    cfg = cfg.copy()
-    cfg.learner.mixing = "sum" if method == "proposed" else "bp_only"
-    return (StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=seed, device=device),
-            SGLearner(cfg.model, cfg.sg, seed=seed, device=device))
+def _nmn_stream(cfg: DictConfig, method: str, seed: int, device: torch.device) -> Stream:
+    """The NMN as a stream on the cyclist windows, on ``device``; ``proposed`` joins its own SG
+    group (an :class:`SGLearner` in this job), ``baseline`` (``bp_only``) has none."""
+    cfg = OmegaConf.merge(cfg, {"learner": {"mixing": "sum" if method == "proposed" else "bp_only"},
+                                "streams": {"cyclist": {"data_class": "cyclist", "seed": seed}}})
+    stream = Stream(cfg, "cyclist", device=device)
+    if method == "proposed":
+        stream.join(LocalEndpoint(SGLearner(cfg.model, cfg.sg, seed=seed, device=device)))
+    return stream
 
 
 def _nmn(cfg: DictConfig, method: str, seed: int, device: torch.device, cyclists, adapt: Batch, held: Batch,
          fig5: Batch) -> dict:
-    learner, sg = _nmn_learners(cfg, method, seed, device)
+    stream = _nmn_stream(cfg, method, seed, device)
     steps = held.y.shape[1]
-
-    def step(batch: Batch) -> None:
-        result = learner.step(batch)
-        if method == "proposed":
-            sg.update([result.targets])
-            learner.load_sg(sg.state())
-
     for _ in range(int(cfg.metatest.pretrain_iterations)):
-        step(cyclists.next_batch(int(cfg.learner.batch_size)))
-    predict = lambda x: learner.predict(x, steps)  # noqa: E731
+        stream.train(cyclists.next_batch(stream.batch_size))
+    predict = lambda x: stream.predict(x, steps)  # noqa: E731
     curve = [_mse(predict, held)]
     for _ in range(int(cfg.metatest.adapt_iterations)):
-        step(adapt)
+        stream.train(adapt)
         curve.append(_mse(predict, held))
     return {"curve": curve, "fig5": predict(fig5.x).numpy().tolist()}
 

@@ -1,7 +1,9 @@
 """The ray-free harness that both :mod:`sharedsg.experiments` and :mod:`sharedsg.runtime` use.
 
-- :mod:`.stream`: ``Stream`` (one NMN stream: learner, data, SG group) and the one place a
-  stream's seed, batch size and SG group are decided;
+- :mod:`.stream`: ``Stream`` (one NMN stream: learner, data, SG group, and its SG exchange,
+  ``Stream.train``) and the one place a stream's seed, batch size and SG group are decided;
+- :mod:`.endpoint`: ``SGEndpoint``, the verbs of a stream's side of the SG exchange, and
+  ``LocalEndpoint`` (an SG group in this process);
 - :mod:`.backend`: the ``Backend`` protocol and ``LocalBackend`` (streams and SG groups in this
   process); ``sharedsg.runtime.backend.RayBackend`` is the same protocol on Ray actors;
 - :mod:`.loop`: the train loop (schedules, evaluations, TensorBoard) of ``run`` and ``attach``;

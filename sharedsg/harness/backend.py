@@ -11,6 +11,7 @@ from typing import Dict, List, Mapping, Optional, Protocol
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from sharedsg.harness.endpoint import LocalEndpoint
 from sharedsg.harness.stream import Stream
 from sharedsg.learn.sg import SGLearner
 
@@ -38,7 +39,9 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Streams and SG groups in one process; the SG copy is always fresh (version lag 0)."""
+    """Streams and SG groups in one process: each stream exchanges with its group through a
+    :class:`~sharedsg.harness.endpoint.LocalEndpoint` (:meth:`Stream.train`: the staleness rule and
+    order of a Ray run; a push is trained on as it is sent)."""
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
@@ -54,24 +57,11 @@ class LocalBackend:
                 self.groups[stream.group] = SGLearner(self.cfg.model, self.cfg.sg, seed=self.cfg.experiment.seed)
             sg = self.groups[stream.group]
             sg.check_dims(stream.learner.dims)
-            stream.learner.load_sg(sg.state())
+            stream.join(LocalEndpoint(sg))
             self.streams[name] = stream
 
     def train(self, names: List[str], iteration: int) -> Dict[str, Dict[str, float]]:
-        out: Dict[str, Dict[str, float]] = {}
-        for name in names:
-            s = self.streams[name]
-            sg = self.groups[s.group]
-            if s.learner.sg_version != sg.version:  # another stream of the group moved it on
-                s.learner.load_sg(sg.state())
-            result = s.step()
-            metrics = dict(result.metrics)
-            metrics["sg/version_lag"] = float(sg.version - s.learner.sg_version)
-            metrics.update(sg.update([result.targets]))
-            s.learner.load_sg(sg.state())
-            metrics["sg/version"] = float(sg.version)
-            out[name] = metrics
-        return out
+        return {name: self.streams[name].train() for name in names}
 
     def evaluate(self, name: str) -> Dict[str, float]:
         return self.streams[name].evaluate()

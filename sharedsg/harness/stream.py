@@ -1,8 +1,12 @@
-"""``Stream``: one NMN stream without Ray — its :class:`StreamLearner`, its data and its SG group.
+"""``Stream``: one NMN stream without Ray — its :class:`StreamLearner`, its data, its SG group
+and the SG exchange with that group (:meth:`Stream.train`), through an
+:class:`~sharedsg.harness.endpoint.SGEndpoint`.
 
-:class:`~sharedsg.harness.backend.LocalBackend` holds its streams in this process;
-``sharedsg.runtime.stream.StreamActor`` wraps the very same class in a Ray actor and adds the
-SG exchange with the server (RLlib's Learner pattern: one class, local or remote).
+:class:`~sharedsg.harness.backend.LocalBackend` holds its streams in this process with a
+:class:`~sharedsg.harness.endpoint.LocalEndpoint` each; ``sharedsg.runtime.stream.StreamActor``
+wraps the very same class in a Ray actor with a ``RayEndpoint`` (RLlib's Learner pattern: one
+class, local or remote), and the meta-test runs it on its own batches. So the exchange, its
+staleness rule and its order are written once, here.
 
 The facts of a stream that both sides must agree on are decided here, once: its seed
 (:func:`stream_seed`), its batch size (:func:`batch_size_of`) and its SG group
@@ -16,9 +20,11 @@ from typing import Dict, Optional
 import torch
 from omegaconf import DictConfig
 
+from sharedsg.data.batch import Batch
 from sharedsg.data.sources import make_source
-from sharedsg.learn.stream import Predictor, StreamLearner
-from sharedsg.learn.types import StepResult
+from sharedsg.harness.endpoint import SGEndpoint
+from sharedsg.learn.stream import StreamLearner
+from sharedsg.learn.types import SGState
 
 
 def sharing_group(sharing: str, stream: str) -> str:
@@ -46,7 +52,8 @@ def batch_size_of(cfg: DictConfig, stream_cfg: DictConfig) -> int:
 
 
 class Stream:
-    """One stream: the learner, its training and held-out data, its batch size and SG group."""
+    """One stream: the learner, its training and held-out data, its batch size, its SG group and
+    (once it has :meth:`join`-ed) the endpoint of that group."""
 
     def __init__(self, cfg: DictConfig, name: str, device: Optional[str | torch.device] = None) -> None:
         stream_cfg = cfg.streams[name]
@@ -60,10 +67,66 @@ class Stream:
                                      device=device if device is not None else cfg.learner.device)
         self.train_src = make_source(cfg.data, self.data_class, "train", self.seed)
         self.test_src = make_source(cfg.data, self.data_class, "test", self.seed)
+        self.rpc = cfg.sg.transport == "rpc"
+        self.max_staleness = int(cfg.sg.max_staleness)
+        self.synchronous = bool(cfg.experiment.synchronous)
+        self.endpoint: Optional[SGEndpoint] = None
 
-    def step(self, predict: Optional[Predictor] = None) -> StepResult:
-        """One training step on the next batch (synthetic gradients from ``predict``, else the local SG copy)."""
-        return self.learner.step(self.train_src.next_batch(self.batch_size), predict)
+    def join(self, endpoint: SGEndpoint, resumed: bool = False) -> None:
+        """Exchange with the SG group through ``endpoint`` from now on, starting from the group's
+        weights (a stream ``resumed`` from a checkpoint keeps its copy if it is the group's version)."""
+        self.endpoint = endpoint
+        if not resumed or self.learner.sg_version != endpoint.version:
+            self._load(endpoint.pull(-1))
+
+    def _load(self, state: Optional[SGState]) -> None:
+        if state is not None and (state.version > self.learner.sg_version or self.learner.steps == 0):
+            self.learner.load_sg(state)
+
+    def _lag(self) -> int:
+        """Versions the SG copy is behind the newest version the endpoint has seen."""
+        return self.endpoint.version - self.learner.sg_version
+
+    def train(self, batch: Optional[Batch] = None) -> Dict[str, float]:
+        """One training step on ``batch`` (default: the next training batch) and its SG exchange
+        (docs/design.md, 'One training step'); the step's metrics.
+
+        ``replica``: (1) load the weights fetched since the last step; when the copy is more than
+        ``sg.max_staleness`` versions behind, wait for the fetch in flight, and if it is still that
+        far behind, pull (blocking) — so the copy a step uses never lags more than ``sg.max_staleness``
+        versions behind the newest version seen; (2) the step on the copy (Eq. 9-10); (3) send the
+        targets; (4) once the copy is ``max(1, sg.max_staleness)`` versions behind, start fetching.
+        ``rpc``: the step with the group's synthetic gradients, then send and wait for the
+        acknowledgement. ``experiment.synchronous``: after sending, wait until the group has trained
+        on the push, and a fetch completes before the step returns (Ray then runs what ``--local`` does).
+        Without an endpoint (a stream with no SG group) only the step.
+        """
+        batch = batch if batch is not None else self.train_src.next_batch(self.batch_size)
+        ep = self.endpoint
+        if ep is None:
+            return dict(self.learner.step(batch).metrics)
+        if self.rpc:
+            result = self.learner.step(batch, ep.predict)
+            ep.send(result.targets, lag=0.0, wait=True)
+            lag = 0
+        else:
+            self._load(ep.receive(self.learner.sg_version))
+            if self._lag() > self.max_staleness:
+                self._load(ep.receive(self.learner.sg_version, wait=True))
+            if self._lag() > self.max_staleness:
+                self._load(ep.pull(self.learner.sg_version))
+            lag = self._lag()
+            result = self.learner.step(batch)
+            ep.send(result.targets, lag=float(lag))
+        if self.synchronous:
+            ep.flush()
+        if not self.rpc and self._lag() >= max(1, self.max_staleness):
+            ep.refresh(self.learner.sg_version, wait=self.synchronous)
+        metrics = dict(result.metrics)
+        metrics.update(ep.losses)
+        metrics["sg/version_lag"] = float(lag)
+        metrics["sg/version"] = float(ep.version)
+        return metrics
 
     def evaluate(self) -> Dict[str, float]:
         return self.learner.evaluate(self.test_src.eval_batches(self.batch_size, self.eval_batches))

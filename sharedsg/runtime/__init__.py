@@ -4,6 +4,7 @@ harness (:mod:`sharedsg.harness`) and never imports :mod:`sharedsg.experiments`.
 - :mod:`.registry`: ``SGRegistry``, the experiment's named SG service (``sgserver:<experiment>``);
 - :mod:`.server`: ``SGGroupServer``, one actor per SG group (ingest apart from learning);
 - :mod:`.client`: ``SGClient``, a stream's side of the SG protocol (pushes, acknowledgements, weights);
+- :mod:`.endpoint`: ``RayEndpoint``, the harness's ``SGEndpoint`` over an ``SGClient``;
 - :mod:`.stream`: ``StreamActor``, one NMN stream (the ray-free :class:`~sharedsg.harness.stream.Stream`);
 - :mod:`.backend`: ``RayBackend``, the harness's :class:`~sharedsg.harness.backend.Backend` on Ray;
 - :mod:`.placement`: one placement group per run (server groups + streams, all or nothing, GPU shares);

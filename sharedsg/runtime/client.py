@@ -1,7 +1,8 @@
-"""``SGClient``: a stream's side of the SG protocol on Ray (the stream actors and the server benchmark's pushers).
+"""``SGClient``: a stream's side of the SG protocol on Ray, the transport under
+:class:`~sharedsg.runtime.endpoint.RayEndpoint` (and the server benchmark's pushers).
 
 - registers with the experiment's registry and talks to its group's actor from then on;
-- numbers its pushes and keeps at most ``max_inflight`` of them un-acknowledged; a
+- numbers its pushes and never has more than ``max_inflight`` of them un-acknowledged; a
   :class:`~sharedsg.learn.ledger.PushLedger` resolves the replies (they come in any order) into
   the acknowledgement watermark sent with every push;
 - starts its sequence numbers at its checkpoint's, or, without one, after the group's high mark
@@ -32,10 +33,10 @@ class SGClient:
         self._register_args = (dims, model, dict(info, checkpoint_seq=start_seq))
         self.max_inflight = max(1, int(max_inflight))
         self.pending: Dict[ray.ObjectRef, int] = {}  # pushes in flight -> their sequence numbers
-        self.refresh: Optional[ray.ObjectRef] = None  # a pull in the background
         self.pull_s: List[float] = []  # blocking pull latencies not yet reported
         self.last_losses: Dict[str, float] = {}
         self.push_errors = 0
+        self.max_in_flight = 0  # the most pushes ever un-acknowledged at once
         self.blocking_pulls = 0
         self.reconnects = 0
         self.error: Optional[str] = None
@@ -61,12 +62,12 @@ class SGClient:
         self.reconnects += 1
         self._register_args[2]["checkpoint_seq"] = self.seq
         self._register()
-        self.refresh = None
 
     # -- pushes ---------------------------------------------------------------------------------
     def push(self, targets: SGTargets, lag: Optional[float] = None, wait: bool = False) -> None:
-        """Send one step's targets; wait for its acknowledgement (``wait``) or only until at most
-        ``max_inflight`` pushes are in flight."""
+        """Send one step's targets; wait for its acknowledgement (``wait``). Before it goes out, wait
+        until fewer than ``max_inflight`` pushes are in flight, so there are never more."""
+        self.poll(self.max_inflight - 1)
         self.seq += 1
         meta = {"acked": self.ledger.watermark, "in_flight": len(self.pending) + 1, "lag": lag,
                 "pull_s": self.pull_s}
@@ -77,7 +78,9 @@ class SGClient:
                           for p in parts)
         ref = self.actor.push.remote(self.name, self.seq, meta, *parts)
         self.pending[ref] = self.seq
-        self.poll(0 if wait else self.max_inflight)
+        self.max_in_flight = max(self.max_in_flight, len(self.pending))
+        if wait:
+            self.poll(0)
 
     def poll(self, wait_for: int = 0) -> None:
         """Collect the acknowledgements that are in, waiting until at most ``wait_for`` pushes are in flight."""
@@ -115,7 +118,8 @@ class SGClient:
         self.poll(0)
 
     # -- weights ---------------------------------------------------------------------------------
-    def _fetch(self, reply: Optional[Dict[str, Any]]) -> Optional[SGState]:
+    def weights_of(self, reply: Optional[Dict[str, Any]]) -> Optional[SGState]:
+        """The weights a ``pull`` reply refers to (None: nothing newer); its version is seen."""
         if reply is None:
             return None
         self.known_version = max(self.known_version, int(reply["version"]))
@@ -126,38 +130,15 @@ class SGClient:
         t0 = time.perf_counter()
         self.blocking_pulls += 1
         try:
-            state = self._fetch(ray.get(self.actor.pull.remote(since_version)))
+            state = self.weights_of(ray.get(self.actor.pull.remote(since_version)))
         except ray.exceptions.ActorDiedError:
             self._reconnect()
-            state = self._fetch(ray.get(self.actor.pull.remote(since_version)))
+            state = self.weights_of(ray.get(self.actor.pull.remote(since_version)))
         self.pull_s.append(time.perf_counter() - t0)
-        return state
-
-    def prefetch(self, have_version: int, max_staleness: int) -> None:
-        """Ask for newer weights in the background once the copy is ``max_staleness`` (at least 1) versions behind."""
-        if self.refresh is None and self.known_version - have_version >= max(1, max_staleness):
-            self.refresh = self.actor.pull.remote(have_version)
-
-    def fresh(self, have_version: int, max_staleness: int) -> Optional[SGState]:
-        """Newer weights to load before the next step: a finished prefetch, or a blocking pull when
-        the copy is more than ``max_staleness`` versions behind the newest version seen."""
-        state = None
-        too_old = self.known_version - have_version > max_staleness
-        if self.refresh is not None:
-            ready, _ = ray.wait([self.refresh], timeout=0)
-            if ready or too_old:
-                try:
-                    state = self._fetch(ray.get(self.refresh))
-                except ray.exceptions.RayError:
-                    state = None
-                self.refresh = None
-        if state is not None:
-            have_version = max(have_version, state.version)
-        if self.known_version - have_version > max_staleness:
-            state = self.pull(have_version) or state
         return state
 
     def info(self) -> Dict[str, Any]:
         return {"seq": self.seq, "acked": self.ledger.watermark, "known_version": self.known_version,
-                "push_errors": self.push_errors, "blocking_pulls": self.blocking_pulls, "reconnects": self.reconnects,
+                "push_errors": self.push_errors, "max_in_flight": self.max_in_flight,
+                "blocking_pulls": self.blocking_pulls, "reconnects": self.reconnects,
                 "resumed_from_server": self.resumed_from_server}

@@ -1,19 +1,20 @@
 """``StreamActor``: one NMN stream on Ray — the ray-free :class:`~sharedsg.harness.stream.Stream`
-that :class:`~sharedsg.harness.backend.LocalBackend` runs in-process, plus the SG exchange
-with the experiment's SG service (an :class:`~sharedsg.runtime.client.SGClient`).
+that :class:`~sharedsg.harness.backend.LocalBackend` runs in-process, exchanging with the
+experiment's SG service through a :class:`~sharedsg.runtime.endpoint.RayEndpoint` instead of a
+:class:`~sharedsg.harness.endpoint.LocalEndpoint`. The exchange itself (:meth:`Stream.train`)
+is the same code.
 
 Transports (``sg.transport``):
 
 - ``replica`` (default): the stream keeps a local copy of its group's SG weights. Pushes are
   fire-and-forget (at most ``sg.max_inflight_pushes`` un-acknowledged); each acknowledgement
-  carries the group's version. When that known version is ahead of the copy the stream
-  prefetches the newer weights in the background and swaps them in at its next step; it waits
-  for them only when the copy is more than ``sg.max_staleness`` versions behind the newest
-  version it has seen. So SG refresh and push overlap with compute.
+  carries the group's version. Newer weights are fetched in the background and swapped in at the
+  next step; the stream waits for them only when its copy is more than ``sg.max_staleness``
+  versions behind the newest version it has seen. So SG refresh and push overlap with compute.
 - ``rpc``: every step asks the group actor for the synthetic gradients and waits for its push's
-  acknowledgement; with ``exact`` the group predicts only after training on every accepted push
-  (with ``experiment.synchronous`` the run matches the in-process LocalBackend).
+  acknowledgement; with ``exact`` the group predicts only after training on every accepted push.
 
+With ``experiment.synchronous`` both match the in-process LocalBackend (tested).
 The device is the one Ray assigned (``ray.get_gpu_ids()``; a GPU that this torch cannot use is an
 error, :func:`assigned_device`); tensors cross the wire on the CPU.
 A checkpoint (learner, optimiser, sequence numbers) is written every
@@ -35,9 +36,9 @@ from omegaconf import OmegaConf
 from sharedsg import storage
 from sharedsg.errors import UserError
 from sharedsg.harness.stream import Stream
-from sharedsg.learn.types import SGState
 from sharedsg.runtime import NAMESPACE, checkpoint, with_defaults, server_name, was_reconstructed
 from sharedsg.runtime.client import SGClient
+from sharedsg.runtime.endpoint import RayEndpoint
 
 
 def assigned_device(require_cuda: bool) -> Tuple[str, Optional[str]]:
@@ -66,8 +67,6 @@ class StreamActor:
         self.name = name
         # found by name (not passed in): a restarted actor finds the restarted registry too
         registry = ray.get_actor(server_name(self.cfg.experiment.name), namespace=NAMESPACE)
-        self.rpc = self.cfg.sg.transport == "rpc"
-        self.max_staleness = int(self.cfg.sg.max_staleness)
         self.ckpt_every = int(self.cfg.resources.stream_checkpoint_every)
         self.device, self.error = assigned_device(bool(self.cfg.resources.require_cuda))
         if self.error is None:
@@ -97,8 +96,7 @@ class StreamActor:
         self.error = self.sg.error
         if self.error is None:
             self.group = self.sg.group
-            if saved is None or self.learner.sg_version != self.sg.known_version:
-                self._load(self.sg.pull(-1))
+            self.stream.join(RayEndpoint(self.sg), resumed=saved is not None)
 
     # -- setup and info ----------------------------------------------------------------------
     def setup(self) -> Dict[str, Any]:
@@ -114,34 +112,11 @@ class StreamActor:
             out.update(self.sg.info())
         return out
 
-    # -- SG weights ----------------------------------------------------------------------------
-    def _load(self, state: Optional[SGState]) -> None:
-        if state is not None and (state.version > self.learner.sg_version or self.learner.steps == 0):
-            self.learner.load_sg(state)
-
     # -- training ------------------------------------------------------------------------------
     def train(self, iteration: int = 0) -> Dict[str, float]:
-        """One step on the next training batch; its metrics (CPU floats)."""
+        """One step of the stream and its SG exchange (:meth:`Stream.train`); its metrics (CPU floats)."""
         t0 = time.perf_counter()
-        sg = self.sg
-        if self.rpc:
-            def predict(h, y):
-                return ray.get(sg.actor.predict.remote({c: v.cpu() for c, v in h.items()}, y.cpu()))
-
-            result = self.stream.step(predict)
-            sg.push(result.targets, lag=0.0, wait=True)
-            lag = 0.0
-        else:
-            sg.poll(wait_for=len(sg.pending))  # collect the acks that are in; never wait here
-            self._load(sg.fresh(self.learner.sg_version, self.max_staleness))
-            lag = float(sg.known_version - self.learner.sg_version)
-            result = self.stream.step()
-            sg.push(result.targets, lag=lag)
-            sg.prefetch(self.learner.sg_version, self.max_staleness)
-        metrics = dict(result.metrics)
-        metrics.update(sg.last_losses)
-        metrics["sg/version_lag"] = lag
-        metrics["sg/version"] = float(sg.known_version)
+        metrics = self.stream.train()
         metrics["perf/step_time_s"] = time.perf_counter() - t0
         if self.ckpt_every and self.learner.steps % self.ckpt_every == 0:
             self.save()
@@ -157,9 +132,8 @@ class StreamActor:
     def flush(self) -> Dict[str, Any]:
         """Wait for every push in flight to be acknowledged and the group to have trained on all it
         accepted (``buffered``: taken or evicted); the stream's info."""
-        self.sg.flush()
         if self.error is None:
-            ray.get(self.sg.actor.drain.remote())
+            self.stream.endpoint.flush()
         return self.info()
 
     def save(self) -> str:
