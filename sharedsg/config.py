@@ -118,7 +118,9 @@ class DataConfig:
     """Where the data comes from and how trajectories are windowed."""
 
     format: str = choice("sample", "sdd", "ind", "omniglot", "mnist")  # sample (shipped SDD subset) | sdd | ind | omniglot | mnist
-    root: str = ""  # empty: $SHAREDSG_DATA, else the per-user data folder (see data_root)
+    # empty: $SHAREDSG_DATA, else the per-user data folder (see data_root), resolved where the config
+    # is loaded (the driver), so that every actor reads the folder the driver checked
+    root: str = ""
     cache_dir: str = ""  # empty: $SHAREDSG_CACHE, else ~/.cache/sharedsg
     obs_len: int = bounded(50, ge=1)  # observed frames (Sec. 4.2)
     pred_len: int = bounded(50, ge=1)  # predicted frames
@@ -367,6 +369,7 @@ def load_config(path: Optional[str | os.PathLike] = None, overrides: List[str] =
         raise ConfigError(f"config error: {_one_line(exc)}") from None
     validate(cfg)
     resolve_storage(cfg)
+    cfg.data.root = str(data_root(cfg.data.root))
     return cfg
 
 

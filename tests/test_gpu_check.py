@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.needs_data("omniglot")
 def test_gpu_check_cpu_path(tmp_path):
     out = tmp_path / "gpu.json"
     proc = subprocess.run(

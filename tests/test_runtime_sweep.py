@@ -94,6 +94,7 @@ def test_mnist_rare_batches_land_at_the_scheduled_iterations(tmp_path):
 ITERATIONS = 60  # the watched job's length: long enough to be seen running for a few progress ticks
 
 
+@pytest.mark.needs_data("omniglot")
 def test_jobs_show_progress_and_status_lists_them(tmp_path, capsys):
     """While an Omniglot sweep runs: its job actors answer `sharedsg status` (sweep, job, last
     progress line) and the driver prints a progress table every experiment.progress_every_s."""
