@@ -30,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     kind = get_kind(cfg.experiment.kind)
+    if kind.runner is not None and (args.local or not (args.address or os.environ.get("RAY_ADDRESS"))):
+        from sharedsg.data.sources import check_data
+
+        check_data(cfg.data)  # a missing or damaged dataset: one line before anything starts or is written
     if kind.runner is None:  # a job kind: exactly `sharedsg sweep CONFIG` (resumable jobs)
         results = run_plan([cfg], local=args.local, address=args.address)
         print(json.dumps({k: v for k, v in results.items() if k != "configs"}, indent=2))
