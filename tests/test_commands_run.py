@@ -1,6 +1,9 @@
-"""``sharedsg run --local``: a small trajectory config trains on the shipped SDD sample."""
+"""``sharedsg run``: a small trajectory config trains on the shipped SDD sample (``--local``); a
+name that would leave the storage folder, or missing or damaged data, is one line and exit 2
+with nothing written."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,8 +43,6 @@ def test_local_run_trains(tmp_path, mixing):
 
 def _sharedsg(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """The ``sharedsg`` command a user runs, in ``cwd``."""
-    import os
-
     return subprocess.run([sys.executable, "-m", "sharedsg.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO), **env))
 
