@@ -30,16 +30,17 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     kind = get_kind(cfg.experiment.kind)
-    if kind.runner is not None and (args.local or not (args.address or os.environ.get("RAY_ADDRESS"))):
-        from sharedsg.data.sources import check_data
-
-        check_data(cfg.data)  # a missing or damaged dataset: one line before anything starts or is written
     if kind.runner is None:  # a job kind: exactly `sharedsg sweep CONFIG` (resumable jobs)
         results = run_plan([cfg], local=args.local, address=args.address)
         print(json.dumps({k: v for k, v in results.items() if k != "configs"}, indent=2))
         return 0
     if args.local:
         check_device(cfg.learner.device)  # the local backend trains on learner.device
+    if args.local or not (args.address or os.environ.get("RAY_ADDRESS")):
+        from sharedsg.data.sources import check_data
+
+        check_data(cfg.data)  # a missing or damaged dataset: one line before anything starts or is written
+    if args.local:
         # as many torch threads as a stream actor gets: small LSTMs gain little from more, and an
         # oversubscribed machine loses a lot (measured 35x slower steps with 2 threads under load)
         torch.set_num_threads(max(1, int(cfg.resources.cpus_per_stream)))

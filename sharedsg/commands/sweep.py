@@ -45,14 +45,15 @@ def run_plan(cfgs: List[DictConfig], name: Optional[str] = None, local: bool = F
 
     specs = job_plan(cfgs)
     path = sweep_path(cfgs, name)
+    if local:
+        for cfg in cfgs:
+            check_device(cfg.learner.device)  # the jobs compute on learner.device
     if local or not (address or os.environ.get("RAY_ADDRESS")):
         from sharedsg.data.sources import check_data
 
         for cfg in cfgs:
             check_data(cfg.data)
     if local:
-        for cfg in cfgs:
-            check_device(cfg.learner.device)  # the jobs compute on learner.device
         return run_jobs(specs, path, log=log, finish=finish_plan)
     from sharedsg.runtime.sweep import run_sweep  # only the runtime imports ray
 
