@@ -21,6 +21,18 @@ import os
 from typing import Any, Dict, Optional
 
 from sharedsg import storage
+from sharedsg.errors import UserError
+
+
+class DamagedCheckpoint(UserError):
+    """A checkpoint file that exists but cannot be read."""
+
+
+def _damaged(path: str | os.PathLike, exc: Exception) -> DamagedCheckpoint:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return DamagedCheckpoint(f"checkpoint {path} is damaged ({type(exc).__name__}: {reason}) and was left as it is; "
+                             f"to start this job afresh, move it away (e.g. to {os.fspath(path)}.damaged) and run "
+                             f"the same command again")
 
 
 def save(path: str | os.PathLike, obj: Dict[str, Any]) -> str:
@@ -39,7 +51,10 @@ def load(path: str | os.PathLike) -> Optional[Dict[str, Any]]:
         return None
     import torch
 
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or not a checkpoint: RuntimeError, UnpicklingError, EOFError, ...
+        raise _damaged(path, exc) from None
 
 
 def save_json(path: str | os.PathLike, obj: Dict[str, Any]) -> str:
@@ -50,4 +65,9 @@ def save_json(path: str | os.PathLike, obj: Dict[str, Any]) -> str:
 def load_json(path: str | os.PathLike) -> Optional[Dict[str, Any]]:
     """The JSON checkpoint at ``path``, or None when there is none."""
     data = storage.read_bytes(path)
-    return None if data is None else json.loads(data)
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise _damaged(path, exc) from None

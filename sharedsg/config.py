@@ -23,7 +23,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sharedsg.configcheck import ConfigError, bounded, check_layer, check_values, choice, matching
+from sharedsg.configcheck import (FOLDER_NAME_HINT, ConfigError, bounded, check_layer, check_values, choice, folder_name,
+                                  is_folder_name, matching)
 
 
 @dataclass
@@ -133,7 +134,9 @@ class DataConfig:
     """Where the data comes from and how trajectories are windowed."""
 
     format: str = choice("sample", "sdd", "ind", "omniglot", "mnist")  # sample (shipped SDD subset) | sdd | ind | omniglot | mnist
-    root: str = ""  # empty: $SHAREDSG_DATA, else the per-user data folder (see data_root)
+    # empty: $SHAREDSG_DATA, else the per-user data folder (see data_root), resolved where the config
+    # is loaded (the driver), so that every actor reads the folder the driver checked
+    root: str = ""
     cache_dir: str = ""  # empty: $SHAREDSG_CACHE, else ~/.cache/sharedsg
     obs_len: int = bounded(50, ge=1)  # observed frames (Sec. 4.2)
     pred_len: int = bounded(50, ge=1)  # predicted frames
@@ -163,13 +166,13 @@ class StreamConfig:
 
     data_class: str = "cyclist"  # cyclist | pedestrian for trajectories; a split name otherwise
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    group: str = ""  # SG group; empty: from sg.sharing (one "shared" group, or one per stream)
+    group: str = folder_name("", optional=True)  # SG group; empty: from sg.sharing (one "shared" group, or one per stream)
     seed: int = bounded(-1, ge=0, also=(-1,))  # -1: experiment.seed * 1000 + the stream's position in the config
 
 
 @dataclass
 class ExperimentConfig:
-    name: str = matching("experiment", r"[^/]+", "a non-empty name without '/'")
+    name: str = folder_name("experiment")  # the folder <storage>/<name>/ and the Ray actors' names
     kind: str = "train"  # which module of sharedsg.experiments runs it
     iterations: int = bounded(100, ge=1)
     seed: int = bounded(0, ge=0)
@@ -181,7 +184,7 @@ class ExperimentConfig:
     # (s3://, gs://, file://; needs pyarrow). sharedsg/storage.py
     storage: str = "runs"
     run_dir: str = ""  # the former name of storage, still accepted; after loading it equals storage
-    run_name: str = ""  # empty: a timestamp
+    run_name: str = folder_name("", optional=True)  # the folder <storage>/<name>/<run_name>/; empty: a timestamp
     attachable: bool = False
     # Ray: streams scheduled in one iteration step one after another, in config order, each
     # waiting for its push (LocalBackend's order; with sg.transport=rpc the losses match --local)
@@ -382,6 +385,7 @@ def load_config(path: Optional[str | os.PathLike] = None, overrides: List[str] =
         raise ConfigError(f"config error: {_one_line(exc)}") from None
     validate(cfg)
     resolve_storage(cfg)
+    cfg.data.root = str(data_root(cfg.data.root))
     return cfg
 
 
@@ -413,6 +417,10 @@ def validate(cfg: DictConfig) -> None:
                           "pick shared or separate for this experiment")
     if not cfg.streams:
         raise ConfigError("config error: streams: at least one stream is needed, e.g. streams.cyclist.data_class=cyclist")
+    for name in cfg.streams:
+        if not is_folder_name(str(name)):
+            raise ConfigError(f"config error: streams: the stream name '{name}' must be {FOLDER_NAME_HINT} "
+                              f"(it names the stream's folder in the run)")
     for setting in cfg.fewshot.settings:
         parse_setting(setting)
     for kind in ("meta_batches", "cpu_s"):

@@ -7,7 +7,9 @@ next to its default, in the field's metadata:
   ``default=`` says otherwise); on a list field every element must be one of them;
 * ``bounded(10, ge=1)``: a number within bounds (``ge``/``gt``/``le``/``lt``), optionally
   with ``also=(-1,)`` for a sentinel outside them; on a list field, every element;
-* ``matching("cpu", r"cpu|cuda(:\\d+)?", "cpu, cuda or cuda:N")``: a string matching a pattern.
+* ``matching("cpu", r"cpu|cuda(:\\d+)?", "cpu, cuda or cuda:N")``: a string matching a pattern;
+* ``folder_name("experiment")``: a name that becomes one folder under ``experiment.storage``
+  (:func:`is_folder_name`), so that no name can lead a run's files out of it.
 
 :func:`check_layer` looks at one raw layer (a YAML file or the command-line overrides)
 before it is merged, for the mistakes OmegaConf would silently convert or report without
@@ -97,6 +99,22 @@ def bounded(default: Any = dataclasses.MISSING, *, factory: Optional[Callable[[]
 def matching(default: str, pattern: str, hint: str) -> Any:
     """A string field whose whole value matches ``pattern``; ``hint`` says in words what is accepted."""
     return _field(default, None, {"pattern": pattern, "hint": hint})
+
+
+#: one path component: not empty, not '.' or '..', no '/', '\\' or NUL (so it cannot leave its parent folder)
+FOLDER_NAME = r"(?!\.\.?$)[^/\\\x00]+"
+FOLDER_NAME_HINT = "one folder name (not '.' or '..', no '/' or '\\'), e.g. my_run"
+
+
+def is_folder_name(name: str) -> bool:
+    """Whether ``name`` is one path component that stays inside its parent folder."""
+    return re.fullmatch(FOLDER_NAME, name) is not None
+
+
+def folder_name(default: str, *, optional: bool = False) -> Any:
+    """A string field naming one folder (or file) under ``experiment.storage``; ``optional``: empty too."""
+    return matching(default, f"(?:{FOLDER_NAME})?" if optional else FOLDER_NAME,
+                    ("empty or " if optional else "") + FOLDER_NAME_HINT)
 
 
 def _fail(key: str, message: str) -> ConfigError:

@@ -14,6 +14,7 @@ from sharedsg import cli
 from sharedsg.config import (Config, ConfigError, DataConfig, ExperimentConfig, FewShotConfig, LearnerConfig,
                              MetaTestConfig, ModelConfig, RareConfig, ResourcesConfig, ScheduleConfig, SGConfig,
                              StreamConfig, check_device, data_root, load_config)
+from sharedsg.configcheck import FOLDER_NAME_HINT
 from sharedsg.data.sources import resolve_root
 
 REPO = Path(__file__).resolve().parent.parent
@@ -185,7 +186,13 @@ def test_every_bound_and_choice_is_enforced():
     ("experiment.seeds=[0,-1]", "experiment.seeds[1]: must be non-negative, got -1"),
     ("fewshot.maml_order=3", "fewshot.maml_order: '3' is not one of 1, 2"),
     ("rare.methods=[proposed,maml]", "rare.methods: 'maml' is not one of proposed, baseline"),
-    ("experiment.name=a/b", "experiment.name: 'a/b' must be a non-empty name without '/'"),
+    ("experiment.name=a/b", f"experiment.name: 'a/b' must be {FOLDER_NAME_HINT}"),
+    ("experiment.name=..", f"experiment.name: '..' must be {FOLDER_NAME_HINT}"),
+    ("experiment.run_name=../up", f"experiment.run_name: '../up' must be empty or {FOLDER_NAME_HINT}"),
+    ("experiment.run_name=/tmp/abs", f"experiment.run_name: '/tmp/abs' must be empty or {FOLDER_NAME_HINT}"),
+    ("experiment.run_name=.", f"experiment.run_name: '.' must be empty or {FOLDER_NAME_HINT}"),
+    ("streams.cyclist.group=../g", f"streams.cyclist.group: '../g' must be empty or {FOLDER_NAME_HINT}"),
+    ("streams={../out: {data_class: cyclist}}", f"streams: the stream name '../out' must be {FOLDER_NAME_HINT}"),
     ("model.persist_memory=1", "model.persist_memory: must be true or false, got 1"),
     ("fewshot.settings=5w1s", "fewshot.settings: must be a list"),
     ("fewshot.settings=[5x1]", "fewshot.settings: '5x1' is not NwKs"),

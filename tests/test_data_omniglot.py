@@ -14,7 +14,9 @@ from sharedsg.config import data_root
 from sharedsg.data.errors import DataError
 from sharedsg.data.omniglot import SHIPPED_TABLE, OmniglotPool, load_omniglot, read_character_table, read_png_zip
 
-OMNIGLOT = data_root() / "omniglot"
+def omniglot_dir():
+    """The Omniglot folder of the data root (read when a test runs: unmarked tests see no data)."""
+    return data_root() / "omniglot"
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def omniglot(cache):
-    return load_omniglot(OMNIGLOT, cache)
+    return load_omniglot(omniglot_dir(), cache)
 
 
 @pytest.mark.needs_data("omniglot")
@@ -43,14 +45,14 @@ def test_counts_and_split(omniglot):
 @pytest.mark.needs_data("omniglot")
 def test_warm_load_is_fast_and_identical(omniglot, cache):
     start = time.perf_counter()
-    again = load_omniglot(OMNIGLOT, cache)
+    again = load_omniglot(omniglot_dir(), cache)
     assert time.perf_counter() - start < 5.0
     assert np.array_equal(again.images, omniglot.images)
 
 
 @pytest.mark.needs_data("omniglot")
 def test_png_layout_matches_npz(omniglot):
-    chars = read_png_zip(OMNIGLOT / "images_background_small1.zip")
+    chars = read_png_zip(omniglot_dir() / "images_background_small1.zip")
     assert len(chars) == 136  # Balinese, Early_Aramaic, Greek, Korean, Latin: 2720 PNGs
     for char_id, (alphabet, character, images) in chars.items():
         assert (omniglot.alphabets[char_id - 1], omniglot.characters[char_id - 1]) == (alphabet, character)
@@ -59,8 +61,8 @@ def test_png_layout_matches_npz(omniglot):
 
 @pytest.mark.needs_data("omniglot")
 def test_incomplete_release_zips_are_rejected(tmp_path, cache):
-    shutil.copy(OMNIGLOT / "images_background_small1.zip", tmp_path / "images_background.zip")
-    shutil.copy(OMNIGLOT / "images_background_small2.zip", tmp_path / "images_evaluation.zip")
+    shutil.copy(omniglot_dir() / "images_background_small1.zip", tmp_path / "images_background.zip")
+    shutil.copy(omniglot_dir() / "images_background_small2.zip", tmp_path / "images_evaluation.zip")
     with pytest.raises(DataError, match=r"images_background\.zip: 136 characters, expected 964"):
         load_omniglot(tmp_path, cache)
 
@@ -68,14 +70,14 @@ def test_incomplete_release_zips_are_rejected(tmp_path, cache):
 @pytest.mark.needs_data("omniglot")
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupted_npz_is_an_error(tmp_path, cache, damage):
-    raw = bytearray((OMNIGLOT / "images_background.npz").read_bytes())
+    raw = bytearray((omniglot_dir() / "images_background.npz").read_bytes())
     if damage == "truncate":
         raw = raw[: len(raw) // 2]
     else:
         raw[len(raw) // 2] ^= 0xFF
     (tmp_path / "images_background.npz").write_bytes(bytes(raw))
-    shutil.copy(OMNIGLOT / "images_evaluation.npz", tmp_path)
-    shutil.copy(OMNIGLOT / "characters.csv", tmp_path)
+    shutil.copy(omniglot_dir() / "images_evaluation.npz", tmp_path)
+    shutil.copy(omniglot_dir() / "characters.csv", tmp_path)
     with pytest.raises(DataError, match=r"images_background\.npz: corrupted or truncated npz") as info:
         load_omniglot(tmp_path, cache)
     assert "\n" not in str(info.value)
@@ -90,7 +92,7 @@ def test_missing_images_name_what_is_needed(tmp_path, cache):
 
 @pytest.mark.needs_data("omniglot")
 def test_shipped_character_table_equals_the_real_one():
-    assert read_character_table(None) == read_character_table(OMNIGLOT / "characters.csv")
+    assert read_character_table(None) == read_character_table(omniglot_dir() / "characters.csv")
 
 
 @pytest.mark.needs_data("omniglot")

@@ -16,12 +16,10 @@ from sharedsg.data.sources import load_tracks, load_windows, make_source
 from sharedsg.data.tracks import resample, windows
 from sharedsg.data.trajectories import WindowSpec, build_windows
 
-ROOT = data_root()
-
 
 @pytest.fixture(scope="module")
 def sdd():
-    return load_tracks("sdd", ROOT, 29.97)
+    return load_tracks("sdd", data_root(), 29.97)
 
 
 @pytest.mark.needs_data("sdd")
@@ -95,7 +93,7 @@ def test_sources_share_one_scaler_and_are_seeded():
     assert not torch.equal(batch.x, make_source(cfg.data, "cyclist", "train", seed=1).next_batch(16).x)
     first = [b.x for b in cyclist.eval_batches(32, 3)]
     assert len(first) == 3 and all(torch.equal(a, b.x) for a, b in zip(first, cyclist.eval_batches(32, 3)))
-    assert load_windows("sdd", ROOT, 29.97, replace(WindowSpec())) is load_windows("sdd", ROOT, 29.97, WindowSpec())
+    assert load_windows("sdd", data_root(), 29.97, replace(WindowSpec())) is load_windows("sdd", data_root(), 29.97, WindowSpec())
 
 
 def test_bad_choices_are_one_line_errors():

@@ -150,6 +150,7 @@ def test_mean_ci95():
     assert mean == pytest.approx(0.5) and ci == pytest.approx(1.96 * np.std([0.0, 1.0] * 500, ddof=1) / np.sqrt(1000))
 
 
+@pytest.mark.needs_data("omniglot")
 def test_maml_meta_trains_on_one_query_per_class_and_tests_on_the_setting(data):
     job = FewShotJob(_cfg("fewshot.queries=3", "fewshot.maml_train_queries=1", "fewshot.meta_batches={maml: 2}"),
                      "5w1s-maml")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from sharedsg.data.errors import DataError
 from sharedsg.harness.jobs import JobSpec, logged_steps, mean_ci95, run_jobs
 
 
@@ -65,9 +66,27 @@ def test_scalars_reach_tensorboard_while_the_job_runs_and_once_after_a_resume(tm
         ev = _events(tmp_path / name)
         assert [s for s, _ in ev["loss/train"]] == list(range(6)) and [s for s, _ in ev["accuracy/val"]] == list(range(6))
         assert ev["accuracy/test"] == [(6, 0.5)]
-    assert logged_steps(tmp_path / "a") == {"loss/train": 5, "accuracy/val": 5, "accuracy/test": 6,
-                                            "hparam/placeholder": 0}
+    assert logged_steps(tmp_path / "a") == {"loss/train": 5, "accuracy/val": 5, "accuracy/test": 6}
     assert logged_steps(tmp_path / "missing") == {}
+
+
+class RefusedJob:
+    """A job whose data is refused before it starts."""
+
+    def __init__(self, cfg, name):
+        self.scalars = []
+
+    def run(self, directory: Path, progress=None):
+        raise DataError(f"{directory}: no data; get it first")
+
+
+def test_a_job_that_fails_before_it_starts_leaves_no_folder(tmp_path):
+    cfg = OmegaConf.create({"experiment": {"progress_every_s": 30.0}})
+    specs = [JobSpec("a", cfg, CountingJob), JobSpec("refused", cfg, RefusedJob), JobSpec("c", cfg, CountingJob)]
+    with pytest.raises(DataError, match="refused: no data"):
+        run_jobs(specs, str(tmp_path), log=lambda m: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "results.json"]
+    assert list(json.loads((tmp_path / "results.json").read_text())["jobs"]) == ["a"]
 
 
 def test_mean_ci95():

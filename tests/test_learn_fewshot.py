@@ -38,6 +38,7 @@ def test_lstm_step_is_the_lstm_cell():
     torch.testing.assert_close(got[0], want[0]) and torch.testing.assert_close(got[1], want[1])
 
 
+@pytest.mark.needs_data("omniglot")
 def test_memory_persists_within_an_episode_and_resets_between_episodes(episodes):
     m = _method(False)
     for ep in episodes[:2]:
@@ -63,6 +64,7 @@ def test_memory_persists_within_an_episode_and_resets_between_episodes(episodes)
     torch.testing.assert_close(beside, full, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.needs_data("omniglot")
 @pytest.mark.parametrize("write", ["m", "mq"])
 def test_write_controller_gets_a_non_zero_true_gradient(episodes, write):
     m = _method(False, f"fewshot.write_input={write}")
@@ -74,6 +76,7 @@ def test_write_controller_gets_a_non_zero_true_gradient(episodes, write):
     assert all(float(g.abs().sum()) > 0 for g in grads)
 
 
+@pytest.mark.needs_data("omniglot")
 @pytest.mark.parametrize("where", ["support", "queries"])
 def test_baseline_is_proposed_with_the_fast_path_off(episodes, where):
     prop, base = _method(True, f"fewshot.fast_weights={where}"), _method(False)
@@ -95,6 +98,7 @@ def test_baseline_is_proposed_with_the_fast_path_off(episodes, where):
         torch.testing.assert_close(gp[n], gb[n], rtol=1e-4, atol=1e-7, msg=n)
 
 
+@pytest.mark.needs_data("omniglot")
 @pytest.mark.parametrize("impl", ["reference", "fast"])
 @pytest.mark.parametrize("write", ["m", "mq"])
 def test_oracle_sg_fast_step_is_the_true_gradient_step(episodes, write, impl):
@@ -124,6 +128,7 @@ def test_oracle_sg_fast_step_is_the_true_gradient_step(episodes, write, impl):
                 assert float(g.abs().sum()) > 0
 
 
+@pytest.mark.needs_data("omniglot")
 @pytest.mark.parametrize("impl", ["reference", "fast"])
 def test_oracle_fast_step_is_a_true_gradient_step_of_the_query_loss(episodes, impl):
     """fewshot.fast_weights=support (the default): with s = the true gradient (the Eq. 11 targets), the
@@ -164,6 +169,7 @@ def test_oracle_fast_step_is_a_true_gradient_step_of_the_query_loss(episodes, im
     assert bool((after < before.detach()).all()), (before, after)
 
 
+@pytest.mark.needs_data("omniglot")
 def test_fast_weights_on_the_queries_leave_the_support_pass(episodes):
     """fewshot.fast_weights=queries (the earlier form): the queries read the first pass's memory."""
     m = _method(True, "fewshot.fast_weights=queries")
@@ -173,6 +179,7 @@ def test_fast_weights_on_the_queries_leave_the_support_pass(episodes):
     assert sp is first and all(float(v.abs().max()) > 0 for v in s.values())
 
 
+@pytest.mark.needs_data("omniglot")
 def test_proposed_trains_its_sgs_and_takes_fast_steps(episodes):
     m = _method(True)
     before = {k: v.clone() for k, v in m.sg.state_dict().items()}
@@ -188,6 +195,7 @@ def test_proposed_trains_its_sgs_and_takes_fast_steps(episodes):
     assert 0.0 <= m.test_episode(episodes[3]) <= 1.0
 
 
+@pytest.mark.needs_data("omniglot")
 @pytest.mark.parametrize("label,write", [("own", "m"), ("previous", "m"), ("own", "mq"), ("previous", "mq")])
 def test_fast_impl_is_the_reference(label, write):
     """model.impl=fast (the fast step of Eq. 10 by hand) against reference (torch.func) on 2-shot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from sharedsg.config import load_config
@@ -30,6 +31,7 @@ def test_first_write_goes_to_the_least_used_slots_and_is_read_back():
     assert float(s2.usage.sum()) > 0
 
 
+@pytest.mark.needs_data("omniglot")
 def test_query_depends_on_its_class_support_and_training_lowers_the_loss():
     torch.set_num_threads(1)
     cfg = load_config(None, TINY)

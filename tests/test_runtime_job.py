@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.runtime import job  # noqa: E402
 from sharedsg.runtime.testing import tiny_config, tiny_yaml  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
 
 EXPERIMENT = "attach-exp"
 
@@ -174,6 +177,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(cluster, tmp_path):
     ("- cyclist2\n", "the top level must be a mapping of settings"),
     ("streams: 3\n", "config error: streams: must be a mapping of settings, got 3"),
     ("streams:\n  late:\n    schedule:\n      every: 0\n", "config error: streams.late.schedule.every: must be positive, got 0"),
+    ("streams:\n  ../escaped:\n    data_class: cyclist\n", "streams: the stream name '../escaped' must be one folder name"),
+    ("streams:\n  late:\n    group: /tmp/g\n", "streams.late.group: '/tmp/g' must be empty or one folder name"),
 ])
 def test_attach_config_refuses_a_malformed_stream_config(tmp_path, text, needle):
     """No Ray needed: the stream config is checked on the driver before anything connects."""
@@ -186,6 +191,7 @@ def test_attach_config_refuses_a_malformed_stream_config(tmp_path, text, needle)
 
 INLINE_SCRIPT = """
 import sys
+from pathlib import Path
 import numpy as np
 import ray
 from ray._private.internal_api import memory_summary
@@ -214,3 +220,21 @@ def test_embedded_ray_sends_objects_up_to_inline_object_kb_inline(tmp_path):
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
     assert ", 0 objects" in lines["2048"], proc.stdout
     assert ", 4 objects" in lines["100"], proc.stdout
+
+
+@pytest.mark.slow
+def test_the_embedded_ray_starts_without_the_token_warning(tmp_path):
+    """``sharedsg run`` on its embedded Ray: token authentication is on (RAY_AUTH_MODE=token, set by
+    sharedsg) and Ray prints no warning about it; a RAY_AUTH_MODE the user set is kept."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    command = [sys.executable, "-m", "sharedsg.cli", "run", str(REPO / "configs" / "local_small.yaml"),
+               "experiment.iterations=1", "experiment.progress=false", f"experiment.storage={tmp_path}"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Token authentication" not in proc.stderr and "WARNING" not in proc.stderr, proc.stderr[-2000:]
+    script = "from sharedsg.runtime import job; import os; job.token_auth_for_embedded_ray(); print(os.environ['RAY_AUTH_MODE'])"
+    for given, want in ((None, "token"), ("disabled", "disabled")):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                             env=dict(env, **({"RAY_AUTH_MODE": given} if given else {})))
+        assert out.stdout.strip() == want, out.stderr[-2000:]
+

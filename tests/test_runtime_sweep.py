@@ -94,6 +94,7 @@ def test_mnist_rare_batches_land_at_the_scheduled_iterations(tmp_path):
 ITERATIONS = 60  # the watched job's length: long enough to be seen running for a few progress ticks
 
 
+@pytest.mark.needs_data("omniglot")
 def test_jobs_show_progress_and_status_lists_them(tmp_path, capsys):
     """While an Omniglot sweep runs: its job actors answer `sharedsg status` (sweep, job, last
     progress line) and the driver prints a progress table every experiment.progress_every_s."""
@@ -182,6 +183,21 @@ def test_a_gpu_job_on_a_cpu_only_torch_stops_with_one_line(tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sharedsg: error:")]
     assert len(err) == 1 and "job 5w1s-baseline: Ray gave this actor GPU 0" in err[0], err
     assert "CPU-only torch" in err[0] and "resources.require_cuda=false" in err[0]
+
+
+def test_a_job_that_finds_no_data_on_its_node_is_one_line_and_leaves_no_folder(tmp_path, capsys):
+    """On a cluster (``--address``) the driver leaves the data check to the jobs: a job actor that
+    finds no data returns its one line (no retried task, no actor traceback), no job folder."""
+    (tmp_path / "no-data").mkdir()
+    args = ["sweep", str(REPO / "configs/omniglot/5w1s.yaml"), "--address", ray.get_runtime_context().gcs_address,
+            f"experiment.storage={tmp_path / 'runs'}", f"data.root={tmp_path / 'no-data'}", *ONE_JOB]
+    assert main(args) == 2
+    stderr = capsys.readouterr().err
+    err = [line for line in stderr.splitlines() if line.startswith("sharedsg: error:")]
+    assert len(err) == 1 and err[0].startswith("sharedsg: error: job 5w1s-baseline: "), stderr
+    assert "no-data/omniglot: no Omniglot images" in err[0]
+    assert "ray::" not in stderr and "Traceback" not in stderr and "retry" not in stderr.lower(), stderr
+    assert [p.name for p in (tmp_path / "runs").rglob("*")] == []
 
 
 def test_meta_test_jobs_get_their_assigned_device(tmp_path):

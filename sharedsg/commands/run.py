@@ -36,6 +36,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.local:
         check_device(cfg.learner.device)  # the local backend trains on learner.device
+    if args.local or not (args.address or os.environ.get("RAY_ADDRESS")):
+        from sharedsg.data.sources import check_data
+
+        check_data(cfg.data)  # a missing or damaged dataset: one line before anything starts or is written
+    if args.local:
         # as many torch threads as a stream actor gets: small LSTMs gain little from more, and an
         # oversubscribed machine loses a lot (measured 35x slower steps with 2 threads under load)
         torch.set_num_threads(max(1, int(cfg.resources.cpus_per_stream)))

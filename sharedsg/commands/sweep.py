@@ -3,6 +3,11 @@
 Runs every job (Omniglot setting x method, or MNIST method) of the configs as its own Ray
 actor in parallel; running the same command again resumes from the jobs' checkpoints.
 ``--local`` runs the jobs one after another in this process instead (no Ray).
+
+Before any job starts (or anything is written) the driver loads each config's dataset, so a
+missing or damaged one is one line and exit 2, on Ray as with ``--local``; only a sweep on a
+cluster (``--address`` or ``RAY_ADDRESS``) leaves that to its jobs, whose nodes may hold the data
+where this machine does not (their error is one line too).
 ``sharedsg run CONFIG`` of a job kind is the same as ``sharedsg sweep CONFIG``.
 """
 
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Callable, Dict, List, Optional
@@ -17,6 +23,7 @@ from typing import Callable, Dict, List, Optional
 from omegaconf import DictConfig
 
 from sharedsg.config import ConfigError, check_device, load_config
+from sharedsg.configcheck import FOLDER_NAME_HINT, is_folder_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +48,12 @@ def run_plan(cfgs: List[DictConfig], name: Optional[str] = None, local: bool = F
     if local:
         for cfg in cfgs:
             check_device(cfg.learner.device)  # the jobs compute on learner.device
+    if local or not (address or os.environ.get("RAY_ADDRESS")):
+        from sharedsg.data.sources import check_data
+
+        for cfg in cfgs:
+            check_data(cfg.data)
+    if local:
         return run_jobs(specs, path, log=log, finish=finish_plan)
     from sharedsg.runtime.sweep import run_sweep  # only the runtime imports ray
 
@@ -53,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = [i for i in items if "=" in i]
     if not files:
         raise ConfigError("sweep needs at least one config file, e.g. configs/omniglot/5w1s.yaml")
+    if args.name is not None and not is_folder_name(args.name):
+        raise ConfigError(f"--name: '{args.name}' must be {FOLDER_NAME_HINT} (it names the sweep's folder in experiment.storage)")
     cfgs = [load_config(f, overrides) for f in files]
     t0 = time.perf_counter()
     results = run_plan(cfgs, args.name, args.local, args.address, args.num_cpus)

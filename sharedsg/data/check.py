@@ -1,7 +1,10 @@
-"""``sharedsg data check``: which datasets are under a root, their counts and checksum status.
+"""``sharedsg data check``: every dataset under a root, as present (with its counts and checksum
+status), absent (with how to get it) or damaged (with its one-line error), and the shipped SDD
+sample.
 
-Every dataset is checked independently: a broken one is reported with its
-one-line error and the others are still counted.
+Every dataset is checked independently: a damaged one is reported and the others are still
+counted. A dataset none of whose files are there is absent, also when its folder exists (e.g.
+an empty ``mnist/``) or when the root itself does not.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, Callable, Dict
 import numpy as np
 
 from sharedsg.config import DataConfig
-from sharedsg.data.errors import DataError
+from sharedsg.data.errors import HOW_TO_GET, DataError
 from sharedsg.data.ind import find_ind_dir, load_ind
 from sharedsg.data.integrity import checksum_status, expected_sha256, read_manifest
 from sharedsg.data.mnist import FILES, find_idx, read_idx
@@ -100,19 +103,25 @@ def check_sample() -> Report:
     return {"path": str(SAMPLE_PATH), "tracks": tracks.track_counts}
 
 
-def _present(root: Path) -> Dict[str, bool]:
+def _found(root: Path) -> Dict[str, bool]:
+    """Which datasets have any of their files under ``root``."""
+    omniglot, mnist = root / "omniglot", root / "mnist"
+    try:
+        find_ind_dir(root)
+        ind = True
+    except DataError:
+        ind = False
     return {
-        "omniglot": (root / "omniglot").is_dir(),
-        "mnist": (root / "mnist").is_dir(),
-        "sdd": (root / "sdd").is_dir(),
-        "ind": any((root / d).is_dir() for d in ("ind", "inD")),
+        "omniglot": any((omniglot / f"{stem}.{ext}").is_file() for stem, _, _ in HALVES for ext in ("npz", "zip")),
+        "mnist": any((mnist / n).is_file() or (mnist / f"{n}.gz").is_file() for pair in FILES.values() for n in pair),
+        "sdd": any((root / "sdd").glob("*/video*/annotations.txt")),
+        "ind": ind,
     }
 
 
 def check_root(root: Path) -> Report:
-    """A report per dataset: status (ok | error | absent), counts, checksums."""
-    if not root.is_dir():
-        raise DataError(f"{root}: no such folder; pass --root DIR, set SHAREDSG_DATA, or run `sharedsg data download omniglot|mnist`")
+    """A report per dataset: status (present | absent | damaged), counts, checksums; ``how`` to
+    get an absent one; the shipped sample last."""
     manifest = read_manifest(root)
     checks: Dict[str, Callable[[], Report]] = {
         "omniglot": lambda: check_omniglot(root / "omniglot"),
@@ -121,55 +130,55 @@ def check_root(root: Path) -> Report:
         "ind": lambda: check_ind(root),
     }
     datasets: Dict[str, Report] = {}
-    for name, present in _present(root).items():
-        if not present:
-            datasets[name] = {"status": "absent"}
+    for name, found in _found(root).items():
+        if not found:
+            datasets[name] = {"status": "absent", "how": HOW_TO_GET[name]}
             continue
         try:
-            report = {"status": "ok", **checks[name]()}
+            report = {"status": "present", **checks[name]()}
         except DataError as exc:
-            report = {"status": "error", "error": str(exc)}
+            report = {"status": "damaged", "error": str(exc)}
         folder = root / name
         if folder.is_dir() and name != "ind":
             report["checksums"] = _checksums(root, folder, manifest)
-            if any(v in ("mismatch", "missing") for v in report["checksums"].values()) and report["status"] == "ok":
-                report["status"] = "checksum mismatch"
+            bad = [p for p, v in report["checksums"].items() if v in ("mismatch", "missing")]
+            if bad and report["status"] == "present":
+                report.update(status="damaged", error=f"sha256 mismatch or missing file: {', '.join(bad)}; download it again")
         datasets[name] = report
     try:
-        datasets["sample"] = {"status": "ok", **check_sample()}
+        datasets["sample"] = {"status": "present", **check_sample()}
     except DataError as exc:
-        datasets["sample"] = {"status": "error", "error": str(exc)}
-    return {"root": str(root), "datasets": datasets}
+        datasets["sample"] = {"status": "damaged", "error": str(exc)}
+    return {"root": str(root), "root_exists": root.is_dir(), "datasets": datasets}
 
 
 def summary_lines(report: Report) -> list[str]:
     """Human-readable lines, one per dataset."""
-    lines = [f"data root: {report['root']}"]
+    lines = [f"data root: {report['root']}" + ("" if report["root_exists"] else " (no such folder: every dataset absent)")]
     for name, entry in report["datasets"].items():
         status = entry["status"]
         if status == "absent":
-            lines.append(f"  {name:9s} absent")
+            lines.append(f"  {name:9s} absent   to get it: {entry['how']}")
             continue
-        if "error" in entry:
-            lines.append(f"  {name:9s} ERROR  {entry['error']}")
+        if status == "damaged":
+            lines.append(f"  {name:9s} damaged  {entry['error']}")
             continue
         if name == "omniglot":
             detail = (f"{entry['characters']} characters, {entry['images']} images ({entry['layout']} layout); "
                       f"split {entry['train_characters']} train / {entry['test_characters']} test")
         elif name == "mnist":
             detail = f"train {entry['train']}, test {entry['test']}; raw MD5 {entry['raw_md5']}"
-        elif name in ("sdd", "ind", "sample"):
+        else:  # sdd, ind, sample
             tracks = entry["tracks"]
             detail = f"tracks: {tracks['cyclist']} cyclist, {tracks['pedestrian']} pedestrian"
             skipped = {k: v for k, v in entry.get("skipped", {}).items() if v}
             if skipped:
                 detail += "; skipped " + ", ".join(f"{v} {k}" for k, v in skipped.items())
-        else:
-            detail = ""
+            if name == "sample":
+                detail += f" (shipped: {entry['path']})"
         sums = entry.get("checksums", {})
         if sums:
-            counts = {s: list(sums.values()).count(s) for s in ("ok", "mismatch", "missing", "unknown")}
+            counts = {s: list(sums.values()).count(s) for s in ("ok", "unknown")}
             detail += "; sha256 " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-            detail += "".join(f"\n      {s}: {p}" for p, s in sums.items() if s in ("mismatch", "missing"))
-        lines.append(f"  {name:9s} {status:6s} {detail}")
+        lines.append(f"  {name:9s} present  {detail}")
     return lines

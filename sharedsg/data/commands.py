@@ -5,8 +5,8 @@
 * ``download {omniglot,mnist} [--root DIR] [--url URL] [--force]``: fetch and check a dataset.
 * ``prepare [--root DIR] [--cache DIR]``: build the Omniglot 28x28 cache (Sec. 4.1) once.
 
-Exit status: 0 when everything checked is fine, 1 when ``check`` found a problem,
-2 on a user error (one line on stderr).
+Exit status: 0 when nothing checked is damaged (absent datasets, or no data root at all,
+included), 1 when ``check`` found a damaged dataset, 2 on a user error (one line on stderr).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
     sub.required = True
     root_help = "data root (default: $SHAREDSG_DATA, else ~/.local/share/sharedsg or $XDG_DATA_HOME/sharedsg)"
-    check = sub.add_parser("check", help="list the datasets under the data root with counts and checksums")
+    check = sub.add_parser("check", help="list every dataset under the data root: present (counts), absent (how to get it) or damaged")
     check.add_argument("--root", type=Path, default=None, help=root_help)
     check.add_argument("--json", action="store_true", help="print one JSON object")
     sample = sub.add_parser("build-sample", help="rebuild the shipped SDD sample from an SDD folder")
@@ -56,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if action == "check":
         report = check_root(args.root or data_root())
         print(json.dumps(report) if args.json else "\n".join(summary_lines(report)))
-        bad = [e for e in report["datasets"].values() if e["status"] not in ("ok", "absent")]
-        return 1 if bad else 0
+        return 1 if any(e["status"] == "damaged" for e in report["datasets"].values()) else 0
     if action == "build-sample":
         out = build_sample(args.sdd, args.out)
         print(f"wrote {out} ({out.stat().st_size} bytes)")

@@ -4,7 +4,9 @@ Omniglot (Sec. 4.1) comes as the two npz files whose sha256 is known; MNIST
 (Sec. 5.1) as the four canonical IDX gz files, checked by the MD5 of their
 decompressed bytes (gz bytes differ between mirrors). The base URL is
 configurable (``data.omniglot_url``, ``data.mnist_url`` or ``--url``) and may be
-a ``file://`` URL or a local folder. A file that fails its check is deleted.
+a ``file://`` URL or a local folder. A download that fails (or is interrupted) leaves nothing
+behind: the files and folders it created are removed, so ``sharedsg data check`` still says
+absent.
 """
 
 from __future__ import annotations
@@ -69,26 +71,43 @@ def _verify(dataset: str, path: Path, sha256: Optional[str]) -> None:
 def download(dataset: str, root: Path, base: str, force: bool = False) -> List[Path]:
     """Fetch ``dataset`` (omniglot | mnist) from ``base`` into ``root/<dataset>``; return the files.
 
-    Files already present and valid are kept unless ``force``.
+    Files already present and valid are kept unless ``force``. On any failure the files and
+    folders this call created are removed before the error propagates.
     """
     if dataset not in DOWNLOADS:
         raise DataError(f"no download for '{dataset}'; choose one of {', '.join(DOWNLOADS)} (SDD and inD need their own licence steps)")
+    folder = root / dataset
+    created_dirs = [d for d in (folder, *folder.parents) if not d.exists()]  # innermost first
     written: List[Path] = []
-    for name, sha256 in DOWNLOADS[dataset]:
-        dest = root / dataset / name
-        if dest.is_file() and not force:
+    new_files: List[Path] = []
+    try:
+        for name, sha256 in DOWNLOADS[dataset]:
+            dest = folder / name
+            if dest.is_file() and not force:
+                try:
+                    _verify(dataset, dest, sha256)
+                    written.append(dest)
+                    continue
+                except DataError:
+                    pass  # fetch it again
+            location = f"{base.rstrip('/')}/{name}" if "://" in base else str(Path(base).expanduser() / name)
+            existed = dest.exists()
+            fetch(location, dest, sha256)
+            if not existed:
+                new_files.append(dest)
             try:
-                _verify(dataset, dest, sha256)
-                written.append(dest)
-                continue
+                _verify(dataset, dest, None)
             except DataError:
-                pass  # fetch it again
-        location = f"{base.rstrip('/')}/{name}" if "://" in base else str(Path(base).expanduser() / name)
-        fetch(location, dest, sha256)
-        try:
-            _verify(dataset, dest, None)
-        except DataError:
-            dest.unlink(missing_ok=True)
-            raise
-        written.append(dest)
+                dest.unlink(missing_ok=True)
+                raise
+            written.append(dest)
+    except BaseException:
+        for path in new_files:
+            path.unlink(missing_ok=True)
+        for d in created_dirs:
+            try:
+                d.rmdir()
+            except OSError:  # not empty: something else is in it
+                break
+        raise
     return written

@@ -84,6 +84,19 @@ def load_omniglot_cached(root: Path, cache: Path) -> OmniglotData:
     return load_omniglot(root / "omniglot", cache)
 
 
+def check_data(data_cfg: DictConfig) -> None:
+    """Load the dataset ``data.format`` names, as a run would (cached per process), so that a missing
+    or damaged one is a one-line :class:`DataError` before the run starts anything or writes a file."""
+    fmt, root = str(data_cfg.format), resolve_root(data_cfg)
+    if fmt in TRAJECTORY_FORMATS:
+        load_tracks(fmt, root, float(data_cfg.sdd_fps), resolve_cache(data_cfg) if fmt == "sdd" else None)
+    elif fmt == "mnist":
+        load_mnist(root / "mnist", "train")
+        load_mnist(root / "mnist", "test")
+    elif fmt == "omniglot":
+        load_omniglot_cached(root, resolve_cache(data_cfg))
+
+
 def _to_batch_x(images: np.ndarray) -> torch.Tensor:
     """(B, 28, 28) float32 -> (B, T=1, 1, 28, 28)."""
     return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).reshape(len(images), 1, 1, *images.shape[-2:])

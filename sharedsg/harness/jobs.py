@@ -93,9 +93,10 @@ class SweepResults:
             "configs": _unique_configs(specs)}
         self._last: Dict[str, Dict[str, int]] = {}  # job -> tag -> last step in its TensorBoard events
         for spec in specs:
-            self._last[spec.name] = logged_steps(self.path / spec.name)  # before this session writes anything
-            if not self._last[spec.name]:  # a new job folder (a resumed one has its config already)
-                self.log.config(spec.name, spec.cfg)
+            self._last[spec.name] = logged_steps(self.path / spec.name)  # before this run writes anything
+        # jobs without events yet: their config goes in with their first scalars, so that a job
+        # that fails before it starts leaves no folder (a resumed one has its config already)
+        self._unlogged = {spec.name: spec.cfg for spec in specs if not self._last[spec.name]}
         self._uploaded = time.monotonic()
 
     def log_scalars(self, name: str, scalars: List[Scalar], upload_every_s: float = 0.0) -> int:
@@ -103,6 +104,9 @@ class SweepResults:
         step is not past its tag's last logged step (this session's or an earlier one's: a resumed
         sweep) is skipped. With a URI storage the run folder is uploaded at most every
         ``upload_every_s`` seconds. Returns how many were written."""
+        if not scalars and name in self._unlogged:
+            return 0  # not started yet: no folder
+        self._log_config(name)
         last, w, n = self._last.setdefault(name, {}), self.log.writer(name), 0
         for tag, step, value in scalars:
             if int(step) > last.get(tag, -1):
@@ -115,7 +119,13 @@ class SweepResults:
             self.log.flush()
         return n
 
+    def _log_config(self, name: str) -> None:
+        """The job's config into its folder, with the first thing it writes there."""
+        if name in self._unlogged:
+            self.log.config(name, self._unlogged.pop(name))
+
     def done(self, name: str, res: Dict[str, object]) -> None:
+        self._log_config(name)
         self.log_scalars(name, res.get("scalars", []))
         self.results["jobs"][name] = strip_scalars(res)
         self._write()

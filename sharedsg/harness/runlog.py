@@ -66,14 +66,15 @@ class RunLog:
             w.add_scalar(tag, float(v), step)
 
     def config(self, name: str, cfg: DictConfig, metrics: Mapping[str, float] | None = None) -> None:
-        """The config as text and as hparams (flattened scalars)."""
+        """The config as text and as hparams (flattened scalars), with ``metrics`` as the hparams'
+        metrics when given (none otherwise: TensorBoard lists the hparams without a chart)."""
         w = self.writer(name)
         w.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```", 0)
         flat = {}
         for k, v in _flatten(OmegaConf.to_container(cfg, resolve=True)).items():
             if isinstance(v, (int, float, str, bool)):
                 flat[k] = v
-        w.add_hparams(flat, dict(metrics or {"hparam/placeholder": 0.0}), run_name=".")
+        w.add_hparams(flat, dict(metrics or {}), run_name=".")
 
     def figure(self, name: str, tag: str, fig, step: int = 0) -> None:
         self.writer(name).add_figure(tag, fig, step)

@@ -87,6 +87,7 @@ def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, 
     if address is None:
         mb = int(cfg.resources.object_store_mb) if cfg is not None else 200
         cpus = _cpus_for(cfg, num_cpus)
+        token_auth_for_embedded_ray()
         # "local": a Ray of its own even when another runs on this machine (which a bare
         # ray.init() would join, and refuse num_cpus for)
         ray.init(address="local", include_dashboard=False, object_store_memory=mb * 1024 * 1024, num_cpus=cpus,
@@ -104,6 +105,25 @@ def connect(address: Optional[str] = None, cfg: Optional[DictConfig] = None, *, 
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"cannot join the Ray cluster at {address}: {first}") from None
     return address
+
+
+def token_auth_for_embedded_ray() -> None:
+    """Token authentication for the Ray that ``connect`` starts inside the command, set explicitly.
+
+    Ray (2.60) turns token authentication on by default for a Ray that ``ray.init`` starts and
+    then warns at every start ("Token authentication is enabled for this Ray cluster. Set
+    RAY_AUTH_MODE=disabled to opt out"). The embedded Ray is local-only (this command's own
+    processes use it), but its ports are open to every user of the machine, so sharedsg keeps
+    Ray's default, token on (the token is Ray's ``~/.ray/auth_token``, generated once), and says
+    so by setting ``RAY_AUTH_MODE=token`` itself, which Ray takes without a warning; the workers
+    inherit it. A ``RAY_AUTH_MODE`` the user set is left as it is. Ray reads the mode when it is
+    imported, so its config is refreshed (what Ray's own default does after setting it)."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    from ray._raylet import Config
+
+    os.environ["RAY_AUTH_MODE"] = "token"
+    Config.initialize("")
 
 
 def disconnect() -> None:

@@ -81,7 +81,11 @@ class StreamActor:
         self.ckpt_path = checkpoint.stream_checkpoint(run_path, name)
         self.restored_step: Optional[int] = None
         self.reconstructed = was_reconstructed()
-        saved = checkpoint.load(self.ckpt_path)
+        try:
+            saved = checkpoint.load(self.ckpt_path)
+        except UserError as exc:  # a damaged checkpoint: setup() reports it; nothing registered with the server
+            self.error = str(exc)
+            return
         start_seq = None
         if saved is not None:
             self.learner.load_state_dict(saved["learner"])

@@ -82,8 +82,12 @@ class JobActor:
             return {"error": error}
         c.learner.device = device  # the job builds its model, batches and evaluation there
         self.state.update(status="running")
-        self.job = job(c, self.name)
-        out = self.job.run(Path(directory), progress=self._progress)
+        try:
+            self.job = job(c, self.name)
+            out = self.job.run(Path(directory), progress=self._progress)
+        except UserError as exc:  # its data or config: one line at the driver, not a retried task's traceback
+            self.state.update(status="failed", message=str(exc))
+            return {"error": str(exc)}
         self.state.update(status="done", updated=time.time())
         return {**out, "device": device, "gpu_ids": self.state["gpu_ids"]}
 
@@ -94,7 +98,11 @@ class JobActor:
         if error is not None:
             return {"error": error}
         self.state.update(status="running", message=f"{getattr(fn, '__name__', 'job')} started")
-        out = fn(*args, device=device)
+        try:
+            out = fn(*args, device=device)
+        except UserError as exc:
+            self.state.update(status="failed", message=str(exc))
+            return {"error": str(exc)}
         self.state.update(status="done", updated=time.time())
         return out
 

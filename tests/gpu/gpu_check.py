@@ -14,7 +14,8 @@ Parts (each prints one line ``PASS|FAIL|SKIP <part>: ...``; the JSON of every nu
 3. ``local_run``: a short ``sharedsg run configs/knowledge_sharing.yaml --local`` with
    ``learner.device=cuda`` (one seed, both arms): completes, results.json written.
 4. ``omniglot_job``: one Omniglot 5-way 1-shot job (``FewShotJob``, tiny) with
-   ``learner.device=cuda``; reports where its parameters actually live.
+   ``learner.device=cuda``; reports where its parameters actually live. Without Omniglot in the
+   data root it says SKIP and how to get it.
 5. ``speed``: steps/s of the demo-sized trajectory step on cpu and cuda, and the host syncs per
    cuda step (``torch.cuda.set_sync_debug_mode``: every synchronising call is counted).
 
@@ -106,6 +107,19 @@ def local_run(device: str, out: Path, iterations: int) -> Dict[str, object]:
     rc = main(args)
     results = json.loads((out / "knowledge_sharing" / "gpu-check" / "results.json").read_text())
     return {"rc": rc, "wall_s": time.perf_counter() - t0, "mse": results["mse"]}
+
+
+def omniglot_absent() -> Optional[str]:
+    """Why the Omniglot job cannot run here (no Omniglot in the data root), or None."""
+    from sharedsg.config import data_root
+    from sharedsg.data.errors import DataError, how_to_enable
+    from sharedsg.data.omniglot import detect_layout
+
+    try:
+        detect_layout(data_root() / "omniglot")
+    except DataError:
+        return f"no omniglot data: {how_to_enable('omniglot')}"
+    return None
 
 
 def omniglot_job(device: str, out: Path) -> Dict[str, object]:
@@ -219,9 +233,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         dev = "cuda" if cuda else "cpu"
         part(f"local_run_{dev}", lambda: local_run(dev, tmp_path / "runs", args.iterations),
              lambda v: None if v["rc"] == 0 else f"exit {v['rc']}")
-        part(f"omniglot_job_{dev}", lambda: omniglot_job(dev, tmp_path),
-             lambda v: None if v["parameter_devices"] == [dev] else
-             f"asked for learner.device={dev}, its parameters are on {v['parameter_devices']}")
+        absent = omniglot_absent()
+        if absent:
+            print(f"SKIP omniglot_job_{dev}: {absent}", flush=True)
+        else:
+            part(f"omniglot_job_{dev}", lambda: omniglot_job(dev, tmp_path),
+                 lambda v: None if v["parameter_devices"] == [dev] else
+                 f"asked for learner.device={dev}, its parameters are on {v['parameter_devices']}")
         part("speed_cpu", lambda: speed("cpu", args.speed_steps), lambda v: None)
         if cuda:
             part("speed_cuda", lambda: speed("cuda", args.speed_steps), lambda v: None)
