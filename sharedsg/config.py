@@ -134,8 +134,8 @@ class DataConfig:
     """Where the data comes from and how trajectories are windowed."""
 
     format: str = choice("sample", "sdd", "ind", "omniglot", "mnist")  # sample (shipped SDD subset) | sdd | ind | omniglot | mnist
-    # empty: $SHAREDSG_DATA, else the per-user data folder (see data_root), resolved where the config
-    # is loaded (the driver), so that every actor reads the folder the driver checked
+    # empty: $SHAREDSG_DATA, else the per-user data folder (see data_root); pinned where the config is
+    # loaded when that folder exists there (pin_data_root), else each node resolves its own
     root: str = ""
     cache_dir: str = ""  # empty: $SHAREDSG_CACHE, else ~/.cache/sharedsg
     obs_len: int = bounded(50, ge=1)  # observed frames (Sec. 4.2)
@@ -385,7 +385,7 @@ def load_config(path: Optional[str | os.PathLike] = None, overrides: List[str] =
         raise ConfigError(f"config error: {_one_line(exc)}") from None
     validate(cfg)
     resolve_storage(cfg)
-    cfg.data.root = str(data_root(cfg.data.root))
+    pin_data_root(cfg)
     return cfg
 
 
@@ -450,6 +450,16 @@ def data_root(root: str = "") -> Path:
     """``root`` (``data.root``), else ``$SHAREDSG_DATA``, else :func:`user_data_dir`."""
     chosen = root or os.environ.get("SHAREDSG_DATA") or ""
     return Path(chosen).expanduser() if chosen else user_data_dir()
+
+
+def pin_data_root(cfg: DictConfig) -> None:
+    """Write the data root this machine resolves into ``cfg`` (``data.root``) when that folder exists
+    here: every actor then reads the folder the driver checked, whatever ``SHAREDSG_DATA`` its Ray was
+    started with. A driver without it (a laptop submitting to a cluster) leaves ``data.root`` empty, and
+    each node resolves its own (``SHAREDSG_DATA`` in its environment, else its per-user folder)."""
+    root = data_root(cfg.data.root)
+    if root.is_dir():
+        cfg.data.root = str(root)
 
 
 def cache_dir(cache: str = "") -> Path:

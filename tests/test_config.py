@@ -282,6 +282,16 @@ def test_data_root_precedence(monkeypatch, tmp_path):
     assert resolve_root(cfg.data) == tmp_path / "cfg"
 
 
+def test_the_data_root_is_pinned_on_the_driver_only_where_it_exists(monkeypatch, tmp_path):
+    """A driver that has the data folder pins it (its actors read what it checked); one that has not
+    (a laptop submitting to a cluster) leaves data.root empty for every node to resolve its own."""
+    monkeypatch.setenv("SHAREDSG_DATA", str(tmp_path / "absent"))
+    assert load_config(None, []).data.root == ""
+    (tmp_path / "here").mkdir()
+    monkeypatch.setenv("SHAREDSG_DATA", str(tmp_path / "here"))
+    assert load_config(None, []).data.root == str(tmp_path / "here")
+
+
 def test_the_package_never_refers_to_a_folder_beside_the_checkout():
     offenders = [str(p.relative_to(REPO)) for p in (REPO / "sharedsg").rglob("*.py")
                  if "../shared" in p.read_text() or "shared/data" in p.read_text()]
