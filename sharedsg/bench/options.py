@@ -73,8 +73,8 @@ def sg_fit(p: argparse.ArgumentParser) -> None:
                    help="whose target sets, comma separated (omniglot_5w1s is skipped without Omniglot)")
     p.add_argument("--settings", type=names(*SG_FIT_SETTINGS), default=",".join(SG_FIT_SETTINGS),
                    help="the configured sg.* and which alternatives (one thing changed each), comma separated")
-    p.add_argument("--records", type=integer(5), default=150, help="trajectory target sets recorded (steps of the stream)")
-    p.add_argument("--fewshot-records", type=integer(5), default=60,
+    p.add_argument("--records", type=integer(5), default=200, help="trajectory target sets recorded (steps of the stream)")
+    p.add_argument("--fewshot-records", type=integer(5), default=40,
                    help="few-shot target sets recorded (meta-updates of 16 episodes)")
     p.add_argument("--holdout", type=number(0.05), default=0.2, help="share of the records held out (the last ones)")
     p.add_argument("--passes", type=integer(1), default=3, help="passes over the training sets")
@@ -82,7 +82,7 @@ def sg_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=integer(1), default=1, help="torch threads")
     p.add_argument("--ceiling", action="store_true",
                    help="add the ceiling: a larger predictor on --ceiling-factor times the records (minutes)")
-    p.add_argument("--ceiling-factor", type=integer(2), default=6, help="the ceiling's records, times --records")
+    p.add_argument("--ceiling-factor", type=integer(2), default=5, help="the ceiling's records, times --records")
     p.add_argument("--ceiling-hidden", type=integer(1), default=256, help="the ceiling predictor's hidden size")
-    p.add_argument("--ceiling-passes", type=integer(1), default=10, help="the ceiling's passes over its training sets")
+    p.add_argument("--ceiling-passes", type=integer(1), default=5, help="the ceiling's passes over its training sets")
     p.add_argument("overrides", nargs="*", help="config key=value overrides (on top of the task's shape), e.g. sg.lr=3e-4")
