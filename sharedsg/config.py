@@ -67,7 +67,7 @@ class SGConfig:
 
     kind: str = choice("lstm", "mlp")  # lstm (the paper) or mlp
     hidden: int = bounded(64, ge=1)
-    lr: float = bounded(3e-3, gt=0)  # Adam learning rate of the SG modules (Eq. 11; docs/results/sg_fit.md)
+    lr: float = bounded(9e-3, gt=0)  # Adam learning rate of the SG modules (Eq. 11; docs/results/sg_fit.md)
     updates_per_push: int = bounded(1, ge=1)  # optimiser steps on each pushed set of targets
     # rms: each predictor fits its targets divided by their running RMS and scales its prediction back
     # (model/synthetic.py); none: raw targets (docs/results/sg_fit.md: sharedsg bench sg-fit)
