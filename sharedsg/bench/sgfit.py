@@ -16,10 +16,10 @@ On the held-out sets, per controller: cosine of the flattened s and g, relative 
 mean(g^2) (a zero predictor scores 1.0) and norm ratio = mean ||s|| / mean ||g|| (per sample and
 step). Each setting changes one thing of the configured ``sg.*``: raw vs scaled targets
 (``sg.target_scaling``), ``sg.lr``, ``sg.hidden``, ``sg.kind``, and what the predictor is
-conditioned on (``h`` only or ``y`` only: the other input zeroed; for trajectories, ``sg.y_frame``). ``--ceiling`` adds a larger
-predictor (``--ceiling-hidden``) trained on ``--ceiling-factor`` times the records for
-``--ceiling-passes`` passes: the same learner recorded ``--ceiling-factor`` times as long, the
-same sets held out, every other set (before and after them) trained on.
+conditioned on (``h`` only or ``y`` only: the other input zeroed; for trajectories,
+``sg.y_frame``). ``--ceiling`` adds a larger predictor (``--ceiling-hidden``) trained for
+``--ceiling-passes`` passes on ``--ceiling-factor`` times the records: the same learner recorded
+that much longer, the same sets held out, every other set (before and after them) trained on.
 """
 
 from __future__ import annotations

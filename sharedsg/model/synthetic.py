@@ -126,7 +126,8 @@ class SGModules(nn.Module):
         self.controller_dims = dict(controller_dims)
         self.target_dim = target_dim
         self.predictors = nn.ModuleDict(
-            {c: SGPredictor(controller_dims[c], target_dim, hidden, kind, scaling=scaling, momentum=momentum) for c in CONTROLLERS}
+            {c: SGPredictor(controller_dims[c], target_dim, hidden, kind, scaling=scaling, momentum=momentum)
+             for c in CONTROLLERS}
         )
 
     def forward(self, h: Dict[str, torch.Tensor], y: torch.Tensor) -> Dict[str, torch.Tensor]:
