@@ -87,7 +87,8 @@ class Endpoint:
         self.names = tuple(k for k in self.dims if k != "target")
         with torch.random.fork_rng():  # the replica's initial weights are never used: the model's random stream stays
             self.modules = SGModules({n: self.dims[n] for n in self.names}, self.dims["target"], link.sg.hidden,
-                                     link.sg.kind).requires_grad_(False)
+                                     link.sg.kind, scaling=link.sg.target_scaling,
+                                     momentum=link.sg.scale_momentum).requires_grad_(False)
         self.version = -1
         self._load(link.receive(self.version))
         self.marked: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}

@@ -68,8 +68,15 @@ class SGConfig:
 
     kind: str = choice("lstm", "mlp")  # lstm (the paper) or mlp
     hidden: int = bounded(64, ge=1)
-    lr: float = bounded(1e-3, gt=0)  # Adam learning rate of the SG modules (Eq. 11)
+    lr: float = bounded(9e-3, gt=0)  # Adam learning rate of the SG modules (Eq. 11; docs/results/sg_fit.md)
     updates_per_push: int = bounded(1, ge=1)  # optimiser steps on each pushed set of targets
+    # rms: each predictor fits its targets divided by their running RMS and scales its prediction back
+    # (model/synthetic.py); none: raw targets (docs/results/sg_fit.md: sharedsg bench sg-fit)
+    target_scaling: str = choice("rms", "none")
+    scale_momentum: float = bounded(0.01, gt=0, le=1)  # weight of an update in the running RMS (after 1/it updates)
+    # the y_t of Eq. 9 for trajectories: decoder = in the frame the decoder predicts (minus the last observed
+    # frame with model.predict_offsets: the prediction's error is then a function of (h, y)); data = as the data gives it
+    y_frame: str = choice("decoder", "data")
     # shared: one group for all streams; separate: one group per stream; both: knowledge_sharing runs both arms
     sharing: str = choice("shared", "separate", "both")
     transport: str = choice("replica", "rpc")  # replica: local SG copy refreshed by version; rpc: server predicts

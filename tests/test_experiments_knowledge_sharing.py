@@ -63,7 +63,7 @@ def test_events_per_stream_and_pedestrian_schedule(run_dir, seed):
             acc = _acc(run_dir / f"seed{seed}" / f"{arm}-{role}")
             tags = set(acc.Tags()["scalars"])
             for tag in ("loss/train", "loss/eval", "ade/train", "grad_norm/oc/synthetic", "sg/wc/cosine",
-                        "memory/attention_entropy", "sg/version_lag", "perf/steps_per_s"):
+                        "sg/wc/rel_mse", "sg/ic/norm_ratio", "memory/attention_entropy", "sg/version_lag", "perf/steps_per_s"):
                 assert tag in tags, (arm, role, tag)
             steps = [e.step for e in acc.Scalars("loss/train")]
             assert steps == (list(range(12)) if role == "cyclist" else [4, 8]), (arm, role, steps)
@@ -90,6 +90,13 @@ def test_sg_sharing_picks_one_arm_and_its_groups(tmp_path):
     assert set(res["sg_versions"]["0"]) == {"separate-cyclist", "separate-pedestrian"}
     assert sorted(p.name for p in (tmp_path / "knowledge_sharing" / "r" / "seed0").iterdir()) == [
         "separate-cyclist", "separate-pedestrian"]
+    # the SG fit per stream and controller: the mean of the TensorBoard step values from iteration 2.5 on
+    acc = _acc(tmp_path / "knowledge_sharing" / "r" / "seed0" / "separate-cyclist")
+    fit = res["sg_fit"]["0"]["separate-cyclist"]
+    for c in ("ic", "oc", "wc"):
+        for metric in ("cosine", "rel_mse", "norm_ratio"):
+            late = [e.value for e in acc.Scalars(f"sg/{c}/{metric}") if e.step >= 2.5]
+            assert len(late) == 2 and fit[c][metric] == pytest.approx(sum(late) / 2, rel=1e-5), (c, metric)
 
 
 def test_sg_sharing_both_is_refused_outside_knowledge_sharing(tmp_path, capsys):

@@ -120,3 +120,29 @@ def test_targets_and_states_cross_the_wire_as_out_of_band_buffers(small_cfg):
         for x, y in zip(tensors, flat):
             assert torch.equal(x, y)
             y.add_(0)  # writable
+
+
+@pytest.mark.parametrize("scaling", ["rms", "none"])
+def test_a_streams_copy_predicts_what_the_group_does_scaled_back(small_cfg, scaling):
+    """sg.target_scaling=rms: the running RMS travels with the weights (SGState, checkpoints), so a
+    stream's copy gives the group's prediction, scale * f(h, y), in the targets' own units."""
+    cfg = small_cfg(f"sg.target_scaling={scaling}", "learner.mixing=bp_only")
+    stream = StreamLearner(cfg.model, cfg.learner, cfg.sg, seed=0)
+    sg = SGLearner(cfg.model, cfg.sg, seed=0)
+    batches = _walks(3, b=4, t=6)
+    results = [stream.gradients(b)[1] for b in batches]
+    for r in results * 3:
+        sg.update([r.targets])
+    rms = {c: float(torch.cat([r.targets.g[c].flatten() for r in results]).pow(2).mean().sqrt()) for c in ("ic", "oc", "wc")}
+    state = pickle.loads(pickle.dumps(sg.state()))  # as Ray carries it
+    stream.load_sg(state)
+    t = results[0].targets
+    ours, group = stream.local_predict(t.h, t.y), sg.predict(t.h, t.y)
+    for c in ("ic", "oc", "wc"):
+        pred = sg.modules.predictors[c]
+        assert float(stream.sg.predictors[c].scale) == float(pred.scale)
+        assert float(pred.scale) == (pytest.approx(rms[c], rel=1e-5) if scaling == "rms" else 1.0)
+        torch.testing.assert_close(ours[c], group[c])
+        with torch.no_grad():
+            torch.testing.assert_close(group[c], pred.normalised(t.h[c], t.y) * pred.scale)
+        assert group[c].abs().mean() > 0

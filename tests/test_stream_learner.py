@@ -51,7 +51,7 @@ def test_sg_only_pushes_synthetic_gradient_through_each_controller(small_cfg, im
     that controller alone: its LSTM re-run over its own inputs (taken as given) from its state at the batch start."""
     learner, batch = _learner(small_cfg("learner.fast_path=unroll", f"model.impl={impl}"), "sg_only"), _batch(1)
     nmn, out, loss = _reference(learner, batch)
-    y_enc = learner.task.encode_target(batch.y)
+    y_enc = learner.sg_condition(batch)  # sg.y_frame: y as the SG sees it
     s = learner.local_predict({c: torch.stack(out.h[c], dim=1).detach() for c in CONTROLLERS}, y_enc)
     true = dict(zip([n for n, _ in nmn.named_parameters()], torch.autograd.grad(loss, list(nmn.parameters()))))
     grads, _ = learner.gradients(batch)
@@ -97,8 +97,11 @@ def test_step_returns_targets_and_metrics(small_cfg):
     for c in CONTROLLERS:
         assert result.targets.h[c].shape == (4, 6, 8)
         assert result.targets.g[c].shape == (4, 6, 8)
-        for tag in (f"grad_norm/{c}/true", f"grad_norm/{c}/synthetic", f"sg/{c}/cosine", f"sg/{c}/mse"):
+        for tag in (f"grad_norm/{c}/true", f"grad_norm/{c}/synthetic", f"sg/{c}/cosine", f"sg/{c}/mse",
+                    f"sg/{c}/rel_mse", f"sg/{c}/norm_ratio"):
             assert tag in result.metrics
+        ratio = result.metrics[f"grad_norm/{c}/synthetic"] / result.metrics[f"grad_norm/{c}/true"]
+        assert result.metrics[f"sg/{c}/norm_ratio"] == pytest.approx(ratio, rel=1e-5)
     assert result.targets.y.shape == (4, 6, 2)
     for tag in ("loss/train", "ade/train", "memory/attention_entropy"):
         assert torch.isfinite(torch.tensor(result.metrics[tag]))
@@ -190,3 +193,27 @@ def test_a_stream_and_its_sg_group_never_import_sympy_matplotlib_or_tensorboard(
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_an_oracle_predictor_scores_a_perfect_fit(small_cfg, impl):
+    learner = _learner(small_cfg(f"model.impl={impl}"), "sum")
+    batch = _batch(2)
+    g = learner.paths(batch)[2].targets.g  # paths leaves the learner as it was
+    metrics = learner.paths(batch, predict=lambda h, y: g)[2].metrics
+    for c in CONTROLLERS:
+        assert metrics[f"sg/{c}/cosine"] == pytest.approx(1.0, abs=1e-5)
+        assert metrics[f"sg/{c}/rel_mse"] == pytest.approx(0.0, abs=1e-6)
+        assert metrics[f"sg/{c}/norm_ratio"] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("frame", ["decoder", "data"])
+def test_the_sg_sees_y_in_the_decoders_frame(small_cfg, frame):
+    """sg.y_frame=decoder with model.predict_offsets: y minus the last observed frame (Eq. 8's frame)."""
+    learner = _learner(small_cfg(f"sg.y_frame={frame}"), "sum")
+    batch = _batch(3)
+    y = learner.step(batch).targets.y
+    expect = batch.y - batch.x[:, -1:] if frame == "decoder" else batch.y
+    torch.testing.assert_close(y, expect)
+    plain = _learner(small_cfg(f"sg.y_frame={frame}", "model.predict_offsets=false"), "sum")
+    torch.testing.assert_close(plain.step(batch).targets.y, batch.y)

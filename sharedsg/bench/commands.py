@@ -1,4 +1,4 @@
-"""``sharedsg bench learner|data|runtime|server|soak [--json]``: benchmarks that print numbers."""
+"""``sharedsg bench learner|data|runtime|server|soak|sg-fit [--json]``: benchmarks that print numbers."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ BENCHES = {
                 options.runtime, "sharedsg.runtime.bench", "run_runtime_bench"),  # imports ray: lives in runtime/
     "server": ("SG service capacity: N pushers against the server and a no-op sink",
                options.server, "sharedsg.runtime.bench_server", "run_server_bench"),
+    "sg-fit": ("held-out fit of the SG predictors to recorded true gradients, settings compared",
+               options.sg_fit, "sharedsg.bench.sgfit", "run_sg_fit_bench"),
     "soak": ("N streams for minutes, the SG group actor killed twice and one stream once",
              options.soak, "sharedsg.runtime.bench_soak", "run_soak_bench"),
 }

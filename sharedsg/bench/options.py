@@ -61,3 +61,28 @@ def soak(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rss-at", type=number(0.0), default=5.0,
                    help="minute whose peak RSS the end is compared with (at most 1/3 of the run)")
     p.add_argument("overrides", nargs="*", help="config key=value overrides")
+
+
+SG_FIT_TASKS = ("trajectory", "omniglot_5w1s")  # sharedsg bench sg-fit --tasks (sharedsg.bench.sgfit.TASKS)
+SG_FIT_SETTINGS = ("configured", "scaling", "lr", "hidden", "kind", "condition")  # ... --settings
+
+
+def sg_fit(p: argparse.ArgumentParser) -> None:
+    """The options of ``sharedsg bench sg-fit``."""
+    p.add_argument("--tasks", type=names(*SG_FIT_TASKS), default=",".join(SG_FIT_TASKS),
+                   help="whose target sets, comma separated (omniglot_5w1s is skipped without Omniglot)")
+    p.add_argument("--settings", type=names(*SG_FIT_SETTINGS), default=",".join(SG_FIT_SETTINGS),
+                   help="the configured sg.* and which alternatives (one thing changed each), comma separated")
+    p.add_argument("--records", type=integer(5), default=200, help="trajectory target sets recorded (steps of the stream)")
+    p.add_argument("--fewshot-records", type=integer(5), default=40,
+                   help="few-shot target sets recorded (meta-updates of 16 episodes)")
+    p.add_argument("--holdout", type=number(0.05), default=0.2, help="share of the records held out (the last ones)")
+    p.add_argument("--passes", type=integer(1), default=3, help="passes over the training sets")
+    p.add_argument("--seed", type=integer(0), default=0, help="seed of the recorded learner and of the predictors")
+    p.add_argument("--threads", type=integer(1), default=1, help="torch threads")
+    p.add_argument("--ceiling", action="store_true",
+                   help="add the ceiling: a larger predictor on --ceiling-factor times the records (minutes)")
+    p.add_argument("--ceiling-factor", type=integer(2), default=5, help="the ceiling's records, times --records")
+    p.add_argument("--ceiling-hidden", type=integer(1), default=256, help="the ceiling predictor's hidden size")
+    p.add_argument("--ceiling-passes", type=integer(1), default=5, help="the ceiling's passes over its training sets")
+    p.add_argument("overrides", nargs="*", help="config key=value overrides (on top of the task's shape), e.g. sg.lr=3e-4")

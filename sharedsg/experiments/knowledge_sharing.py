@@ -12,7 +12,8 @@ gives under its arm's sharing.
 Outputs in the run directory: TensorBoard under ``seed<S>/<arm>-<role>/``, Fig. 8-style
 learning curves (``fig8_learning_curves.png``), Fig. 9-style trajectories
 (``fig9_trajectories.png``) and ``results.json`` (held-out MSE, final and area under the
-curve, per arm and role, mean and spread over seeds).
+curve, per arm and role, mean and spread over seeds; per seed and stream, the second-half mean
+of each controller's SG fit, ``sg_fit``: cosine, relative MSE and norm ratio, docs/results/sg_fit.md).
 """
 
 from __future__ import annotations
@@ -142,9 +143,23 @@ def run_knowledge_sharing(cfg: DictConfig, launcher: Launcher, log: RunLog) -> D
             for role in ROLES
         },
         "curves": curves,
+        "sg_fit": {str(s): {stream: second_half_means(h, int(cfg.experiment.iterations)) for stream, h in hist.items()}
+                   for s, hist in histories.items()},
     }
     write_json_atomic(log.path / "results.json", results)
     return results
+
+
+def second_half_means(history: Dict[str, list], iterations: int) -> Dict[str, Dict[str, float]]:
+    """controller -> {cosine, rel_mse, norm_ratio}: the mean of a stream's step metrics
+    ``sg/<c>/<metric>`` over its steps in the second half of the run (iteration >= iterations / 2)."""
+    late = [i for i, it in enumerate(history["updates"]) if it >= iterations / 2]
+    out: Dict[str, Dict[str, float]] = {}
+    for key, values in history.items():
+        if key.startswith("sg/") and late:
+            _, c, metric = key.split("/")
+            out.setdefault(c, {})[metric] = float(np.mean([values[i] for i in late]))
+    return out
 
 
 def _tensorboard_overlay(log: RunLog, curves, iterations, updates, seeds) -> None:

@@ -16,7 +16,9 @@ from sharedsg.harness.runlog import RunLog
 from sharedsg.harness.schedule import scheduled
 
 History = Dict[str, Dict[str, List[float]]]
-"""stream -> {"iteration": [...], "loss/eval": [...], "updates": [iterations it trained at]}."""
+"""stream -> {"iteration": [...], "loss/eval": [...], "updates": [iterations it trained at], and per
+SG fit metric (``sg/<c>/cosine``, ``rel_mse``, ``norm_ratio``) its value at each of those steps}."""
+SG_FIT = ("cosine", "rel_mse", "norm_ratio")  # the step metrics sg/<c>/<these> kept in the history
 
 
 def train_loop(cfg: DictConfig, backend: Backend, log: RunLog, desc: str = "") -> History:
@@ -34,6 +36,9 @@ def train_loop(cfg: DictConfig, backend: Backend, log: RunLog, desc: str = "") -
         elapsed = time.perf_counter() - t0
         for name, metrics in results.items():
             history[name]["updates"].append(it)
+            for key, value in metrics.items():
+                if key.startswith("sg/") and key.rsplit("/", 1)[-1] in SG_FIT:
+                    history[name].setdefault(key, []).append(value)
             metrics = dict(metrics, **{"perf/steps_per_s": len(names) / elapsed if elapsed > 0 else 0.0})
             log.scalars(name, it, metrics)
         if (it + 1) % cfg.experiment.eval_every == 0 or it == cfg.experiment.iterations - 1:

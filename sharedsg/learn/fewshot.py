@@ -44,7 +44,7 @@ from torch.nn import functional as F
 from sharedsg.data.episodes import Episode
 from sharedsg.model.fewshot import FAST_CONTROLLERS, FewShotNMN, SupportPass, Weights, cell_weights, lstm_step
 from sharedsg.model.fused import activate_gates, lstm_factors_from_gates, lstm_step_backward
-from sharedsg.model.synthetic import SGPredictor, sg_loss
+from sharedsg.model.synthetic import SGPredictor, sg_fit_metrics
 
 
 def fast_step(model: FewShotNMN, sp: SupportPass, s: Dict[str, torch.Tensor], alpha: float,
@@ -146,7 +146,9 @@ class FewShotNMNMethod:
         self.sg: Optional[nn.ModuleDict] = None
         if fast if train_sg is None else train_sg:
             torch.manual_seed(seed + 1)
-            self.sg = nn.ModuleDict({c: SGPredictor(k, ways, int(cfg.sg.hidden), str(cfg.sg.kind))
+            self.sg = nn.ModuleDict({c: SGPredictor(k, ways, int(cfg.sg.hidden), str(cfg.sg.kind),
+                                                    scaling=str(cfg.sg.target_scaling),
+                                                    momentum=float(cfg.sg.scale_momentum))
                                      for c in FAST_CONTROLLERS}).to(cfg.learner.device)
             self.sg_optimizer = torch.optim.Adam(self.sg.parameters(), lr=float(cfg.sg.lr))
 
@@ -220,16 +222,20 @@ class FewShotNMNMethod:
         if self.sg is not None:
             self.train_sg(first, batch["sy"], targets)
             for c in FAST_CONTROLLERS:
-                metrics[f"sg/{c}/cosine"] = F.cosine_similarity(s[c].flatten(), targets[c].flatten(), dim=0)
+                fit = sg_fit_metrics(s[c], targets[c])
+                metrics.update({f"sg/{c}/{k}": fit[k] for k in ("cosine", "rel_mse", "norm_ratio")})
                 metrics[f"grad_norm/{c}/synthetic"] = s[c].norm(dim=-1).mean()
         values = torch.stack([v.detach().float() for v in metrics.values()]).tolist()
         return dict(zip(metrics, values))
 
     def train_sg(self, first: SupportPass, labels: torch.Tensor, targets: Dict[str, torch.Tensor]) -> None:
         """Eq. 11: one Adam step (``sg.lr``) of the SG predictors on ||SG_c(h_c,t, y_t) - target||^2, from
-        the support pass they saw (``first``) and its labels (B, S) to the true gradients ``targets``."""
+        the support pass they saw (``first``) and its labels (B, S) to the true gradients ``targets``
+        (with ``sg.target_scaling=rms``: on target / scale, after the running RMS took these targets)."""
         y = F.one_hot(labels, self.ways).float()
-        loss = sum(sg_loss(self.sg[c](first.outputs(c), y), targets[c]) for c in FAST_CONTROLLERS)
+        for c in FAST_CONTROLLERS:
+            self.sg[c].observe([targets[c]])
+        loss = sum(self.sg[c].fit_loss(first.outputs(c), y, targets[c]) for c in FAST_CONTROLLERS)
         loss.backward()
         self.sg_optimizer.step()
         self.sg_optimizer.zero_grad(set_to_none=True)

@@ -12,7 +12,7 @@ from sharedsg.errors import DimensionMismatch
 from sharedsg.learn.adam import Adam
 from sharedsg.learn.tasks import make_task
 from sharedsg.learn.types import SGState, SGTargets
-from sharedsg.model.synthetic import SGModules, build_sg_modules, fusable, sg_loss
+from sharedsg.model.synthetic import SGModules, build_sg_modules, fusable
 
 
 def _concatenate(batches: List[SGTargets]) -> List[SGTargets]:
@@ -44,7 +44,7 @@ class SGLearner:
             modules = build_sg_modules(model, sg, make_task(model).target_dim)
         else:
             modules = SGModules({k: int(v) for k, v in dims.items() if k != "target"}, int(dims["target"]),
-                                sg.hidden, sg.kind)
+                                sg.hidden, sg.kind, scaling=sg.target_scaling, momentum=sg.scale_momentum)
         self.modules = modules.to(self.device)
         self.names = tuple(self.modules.controller_dims)
         fast = model.impl == "fast"
@@ -73,7 +73,9 @@ class SGLearner:
 
     def update(self, batches: Iterable[SGTargets]) -> Dict[str, float]:
         """Eq. 11 on the given target sets (one push each, from any streams): one optimiser step
-        on their sample-weighted mean loss; version += 1.
+        on their sample-weighted mean loss; version += 1. With ``sg.target_scaling=rms`` each
+        predictor's running RMS takes these targets first and the loss (returned as
+        ``sg/<c>/loss``) is on g / scale: the MSE relative to the targets' mean square.
 
         Sets of the same shape are concatenated into one forward pass (the server's group
         commit). On a CPU that costs about what k separate passes do and saves the per-update
@@ -82,6 +84,8 @@ class SGLearner:
         """
         chunks = _concatenate([b.to(self.device) for b in batches])
         total_n = sum(c.batch_size for c in chunks)
+        for c in self.names:  # sg.target_scaling=rms: the running RMS moves first, then Eq. 11 on g / scale
+            self.modules.predictors[c].observe([chunk.g[c] for chunk in chunks])
         for _ in range(self.updates_per_push):
             per_c = self._step(chunks, total_n)
         self.version += 1
@@ -94,10 +98,9 @@ class SGLearner:
             return self._step_fused(chunks, total_n)
         per_c = {c: torch.zeros((), device=self.device) for c in self.names}
         for chunk in chunks:
-            pred = self.modules(chunk.h, chunk.y)
             weight = chunk.batch_size / total_n
             for c in self.names:
-                per_c[c] = per_c[c] + weight * sg_loss(pred[c], chunk.g[c])
+                per_c[c] = per_c[c] + weight * self.modules.predictors[c].fit_loss(chunk.h[c], chunk.y, chunk.g[c])
         loss = torch.stack(list(per_c.values()))
         loss.sum().backward()
         self.optimizer.step()

@@ -53,7 +53,7 @@ from sharedsg.model.controllers import CONTROLLERS
 from sharedsg.model.memory import attention_entropy
 from sharedsg.model.nmn import NMN
 from sharedsg.model.state import NMNState
-from sharedsg.model.synthetic import build_sg_modules
+from sharedsg.model.synthetic import build_sg_modules, mean_step_norm, sg_fit_metrics
 
 Predictor = Callable[[Dict[str, torch.Tensor], torch.Tensor], Dict[str, torch.Tensor]]
 """(h: controller -> (B, T, k), y_enc: (B, T, d)) -> controller -> synthetic gradient (B, T, k)."""
@@ -82,17 +82,6 @@ class _Pass:
     fast: Callable[[Dict[str, torch.Tensor]], Grads]  # s (B, T, k), already / B -> controller parameter grads
 
 
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a, b = a.flatten(), b.flatten()
-    denom = a.norm() * b.norm()
-    return torch.where(denom > 0, a @ b / denom.clamp_min(1e-30), torch.zeros_like(denom))
-
-
-def _mean_step_norm(g: torch.Tensor) -> torch.Tensor:
-    """Mean over samples and steps of the L2 norm of a (B, T, k) gradient."""
-    return torch.linalg.vector_norm(g, dim=-1).mean()
-
-
 def _to_host(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
     """CPU copies of same-dtype tensors with one device-to-host transfer (contiguous, owning memory)."""
     if all(t.device.type == "cpu" for t in tensors):
@@ -117,6 +106,7 @@ class StreamLearner:
         self.carried: Optional[NMNState] = None
         self.sg = build_sg_modules(model, sg, self.task.target_dim).to(self.device)
         self.sg.requires_grad_(False)
+        self.y_frame = str(sg.y_frame)
         self.sg_version = 0
         # model.impl=fast: Adam's fused form, the same arithmetic in one kernel for all parameters
         fast = model.impl == "fast"
@@ -148,6 +138,15 @@ class StreamLearner:
         true, fast, result = self.paths(batch, predict)
         return {n: (self._mix(g, fast[n]) if n in fast else g) for n, g in true.items()}, result
 
+    def sg_condition(self, batch: Batch) -> torch.Tensor:
+        """The y_t the SG predictors are conditioned on (Eq. 9): the encoded target, with
+        ``sg.y_frame=decoder`` and ``model.predict_offsets`` minus the last observed frame (the frame
+        the decoder predicts in, Eq. 8: the OC's direct gradient is then a function of (h, y))."""
+        y = self.task.encode_target(batch.y)
+        if self.y_frame == "decoder" and self.nmn.offsets:
+            y = y - batch.x[:, -1:, : y.shape[-1]]
+        return y
+
     def _state(self) -> Optional[NMNState]:
         return self.carried if self.persist else None
 
@@ -161,7 +160,7 @@ class StreamLearner:
         run = self._pass_fast if self.nmn.impl == "fast" else self._pass_reference
         p = run(batch)
         bsz = p.y_hat.shape[0]
-        y_enc = self.task.encode_target(batch.y)
+        y_enc = self.sg_condition(batch)
         s = (predict or self.local_predict)(p.h, y_enc)
         s = {c: v.to(self.device) for c, v in s.items()}
         fast: Grads = p.fast({c: s[c] / bsz for c in CONTROLLERS}) if self.w_fast != 0.0 else {}
@@ -169,9 +168,9 @@ class StreamLearner:
         names = ["loss/train", f"{self.task.metric_name}/train", "memory/attention_entropy"]
         values = [p.loss.detach(), self.task.metric(p.y_hat, batch.y), attention_entropy(p.z)]
         for c in CONTROLLERS:
-            names += [f"grad_norm/{c}/true", f"grad_norm/{c}/synthetic", f"sg/{c}/cosine", f"sg/{c}/mse"]
-            values += [_mean_step_norm(p.g[c]), _mean_step_norm(s[c]), _cosine(s[c], p.g[c]),
-                       torch.mean((s[c] - p.g[c]) ** 2)]
+            fit = sg_fit_metrics(s[c], p.g[c])
+            names += [f"grad_norm/{c}/true", f"grad_norm/{c}/synthetic", *(f"sg/{c}/{k}" for k in fit)]
+            values += [mean_step_norm(p.g[c]), mean_step_norm(s[c]), *fit.values()]
         parts = [torch.stack(values).float(), *(p.h[c] for c in CONTROLLERS), y_enc.detach(),
                  *(p.g[c] for c in CONTROLLERS)]
         host = _to_host(parts)  # one transfer: metrics and SG targets
