@@ -2,10 +2,10 @@
 # saying what each step installs (pip's progress bars show the downloads).
 #
 # Which torch build: pip installs TORCH_SPEC from the indexes pip is configured with. From the public
-# index (pypi.org), torch==2.13.0 on Linux is the CUDA build (several GB of downloads); for the CPU
-# build (~200 MB) give PyTorch's CPU index, used for the torch step only:
+# index (pypi.org), torch==2.13.0 on Linux is the CUDA build (several GB of downloads). TORCH_INDEX
+# picks PyTorch's index for one build, used for the torch step only; the CPU build (~190 MB):
 #   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
-# or another build: make test TORCH_SPEC='torch==2.13.0+cu121' TORCH_INDEX=https://download.pytorch.org/whl/cu121
+# (a given CUDA version: https://download.pytorch.org/whl/cuXYZ). TORCH_SPEC overrides the version.
 # PIP_EXTRA adds options to both pip steps (e.g. PIP_EXTRA='--no-cache-dir' or '--quiet').
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,9 +20,9 @@ PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar on $(PIP_EX
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "make: creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "make: 1/2 installing $(TORCH_SPEC)$(if $(TORCH_INDEX), from $(TORCH_INDEX)) (about 1 min for the CPU build, several for a CUDA build)"
+	@echo "make: 1/2 installing $(TORCH_SPEC)$(if $(TORCH_INDEX), from $(TORCH_INDEX)) (the CPU build: about 1 min; a CUDA build: several GB to download)"
 	$(PIP) $(if $(TORCH_INDEX),--index-url '$(TORCH_INDEX)') '$(TORCH_SPEC)'
-	@echo "make: 2/2 installing sharedsg and its dependencies: ray, tensorboard, pytest, ... (about 1-2 min)"
+	@echo "make: 2/2 installing sharedsg and its dependencies: ray, tensorboard, pytest, ... (about 2 min)"
 	$(PIP) -e '.[test]'
 	@echo "make: $(VENV) is ready"
 	@touch $(STAMP)
