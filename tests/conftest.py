@@ -172,15 +172,19 @@ def shared_ray() -> Iterator[SharedRay]:
 
 
 @pytest.fixture(scope="module")
-def ray_session(shared_ray: SharedRay) -> None:
+def ray_session(shared_ray: SharedRay) -> Iterator[None]:
     """This module's tests run on the test run's shared Ray: CPUs only (``num_gpus=0``)."""
     shared_ray.use(gpus=0)
+    yield
+    _no_named_actor_outlives_the_module()
 
 
 @pytest.fixture(scope="module")
-def ray_session_one_gpu(shared_ray: SharedRay) -> None:
+def ray_session_one_gpu(shared_ray: SharedRay) -> Iterator[None]:
     """This module's tests run on the shared Ray declaring one GPU (which need not exist)."""
     shared_ray.use(gpus=1)
+    yield
+    _no_named_actor_outlives_the_module()
 
 
 @pytest.fixture(scope="module")
@@ -190,19 +194,15 @@ def own_ray(shared_ray: SharedRay) -> None:
     shared_ray.stop()
 
 
-@pytest.fixture(autouse=True)
-def _no_named_actor_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    """On the shared Ray, a test's named actors (registry, SG groups, streams, jobs) end with it, so
-    that the next test (same experiment name or not) starts from a clean Ray: the test fails
-    otherwise, naming them (and they are killed)."""
-    yield
-    if not {"ray_session", "ray_session_one_gpu"} & set(request.fixturenames):
-        return
+def _no_named_actor_outlives_the_module(timeout_s: float = 30.0) -> None:
+    """A module's named actors (registry, SG groups, streams, jobs) end with it, as they did when
+    each module had a Ray of its own, so that the next module starts from a clean Ray: otherwise
+    this fails, naming them (and kills them)."""
     import ray
 
     if not ray.is_initialized():
         return
-    deadline = time.monotonic() + 30.0
+    deadline = time.monotonic() + timeout_s
     while (left := ray.util.list_named_actors(all_namespaces=True)) and time.monotonic() < deadline:
         time.sleep(0.2)
     for entry in left:
@@ -210,4 +210,4 @@ def _no_named_actor_outlives_its_test(request: pytest.FixtureRequest) -> Iterato
             ray.kill(ray.get_actor(entry["name"], namespace=entry["namespace"]), no_restart=True)
         except ValueError:  # gone meanwhile
             pass
-    assert not left, f"named actors outlived the test: {left}"
+    assert not left, f"named actors outlived their test module: {left}"
