@@ -39,6 +39,7 @@ def _acc(path: Path) -> EventAccumulator:
     return acc
 
 
+@pytest.mark.slow  # reads run_dir: the CLI starting Ray in a subprocess
 def test_results_json_has_both_arms_and_roles(run_dir):
     res = json.loads((run_dir / "results.json").read_text())
     assert res["seeds"] == [0, 1]
@@ -51,11 +52,13 @@ def test_results_json_has_both_arms_and_roles(run_dir):
     assert res["updates"]["pedestrian"] == [4, 8]
 
 
+@pytest.mark.slow  # reads run_dir: the CLI starting Ray in a subprocess
 def test_figures_written(run_dir):
     for name in ("fig8_learning_curves.png", "fig9_trajectories.png"):
         assert (run_dir / name).stat().st_size > 10_000
 
 
+@pytest.mark.slow  # reads run_dir: the CLI starting Ray in a subprocess
 @pytest.mark.parametrize("seed", [0, 1])
 def test_events_per_stream_and_pedestrian_schedule(run_dir, seed):
     for arm in ("shared", "separate"):
@@ -69,6 +72,7 @@ def test_events_per_stream_and_pedestrian_schedule(run_dir, seed):
             assert steps == (list(range(12)) if role == "cyclist" else [4, 8]), (arm, role, steps)
 
 
+@pytest.mark.slow  # reads run_dir: the CLI starting Ray in a subprocess
 def test_tensorboard_overlay_has_both_arms(run_dir):
     for arm in ("shared", "separate"):
         acc = _acc(run_dir / "overlay" / arm)

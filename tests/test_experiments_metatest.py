@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 METHODS = ["proposed", "baseline", "maml2", "maml1", "supervised"]
 
 
+@pytest.mark.slow  # `sharedsg run` starts Ray in a subprocess
 def test_metatest_cli_on_ray(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "sharedsg.cli", "run", str(REPO / "configs" / "trajectory_metatest.yaml"),

@@ -9,13 +9,9 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from sharedsg.runtime.actors import stop_actors  # noqa: E402
-from sharedsg.runtime.testing import local_ray  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def shared_ray():
-    with local_ray(num_cpus=3):
-        yield
+pytestmark = pytest.mark.usefixtures("ray_session")  # the test run's one Ray (tests/conftest.py)
 
 
 @ray.remote(max_restarts=-1)

@@ -11,13 +11,10 @@ from sharedsg.experiments.train import run_training  # noqa: E402
 from sharedsg.runtime import job  # noqa: E402
 from sharedsg.runtime.backend import RayBackend, server_scalars  # noqa: E402
 from sharedsg.runtime.registry import registry_actor  # noqa: E402
-from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
+from sharedsg.runtime.testing import tiny_config  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    with local_ray(num_cpus=4):
-        yield
+pytestmark = pytest.mark.usefixtures("ray_session")  # the test run's one Ray (tests/conftest.py)
 
 
 def ray_backend(cfg):

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # each benchmark starts Ray in a subprocess
 
 from sharedsg.runtime.testing import TINY  # noqa: E402
 

@@ -10,14 +10,10 @@ from omegaconf import OmegaConf  # noqa: E402
 from sharedsg.harness.stream import Stream  # noqa: E402
 from sharedsg.runtime.client import SGClient  # noqa: E402
 from sharedsg.runtime.endpoint import RayEndpoint  # noqa: E402
-from sharedsg.runtime.server import server_actor  # noqa: E402
-from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
+from sharedsg.runtime.registry import registry_actor  # noqa: E402
+from sharedsg.runtime.testing import tiny_config  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    with local_ray(num_cpus=4):
-        yield
+pytestmark = pytest.mark.usefixtures("ray_session")  # the test run's one Ray (tests/conftest.py)
 
 
 @pytest.fixture
@@ -27,7 +23,7 @@ def service(tmp_path):
 
     def start(*overrides):
         cfg = tiny_config(tmp_path, "sg.sharing=shared", *overrides)
-        registry = server_actor(cfg, str(tmp_path / cfg.experiment.name), detached=False)
+        registry = registry_actor(cfg, str(tmp_path / cfg.experiment.name), detached=False)
         registries.append(registry)
         model = OmegaConf.to_container(cfg.model, resolve=True)
         streams = {}

@@ -10,13 +10,10 @@ from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.runtime import NAMESPACE, checkpoint, group_actor_name  # noqa: E402
 from sharedsg.runtime.backend import RayBackend  # noqa: E402
 from sharedsg.runtime.registry import registry_actor  # noqa: E402
-from sharedsg.runtime.testing import kill_and_wait, local_ray, settled_state, tiny_config  # noqa: E402
+from sharedsg.runtime.testing import kill_and_wait, settled_state, tiny_config  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    with local_ray(num_cpus=4):
-        yield
+pytestmark = pytest.mark.usefixtures("ray_session")  # the test run's one Ray (tests/conftest.py)
 
 
 def start(cfg):

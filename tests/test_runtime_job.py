@@ -23,7 +23,7 @@ EXPERIMENT = "attach-exp"
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(own_ray):
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "num_gpus": 0,
                                                       "object_store_memory": 100 * 1024 * 1024})
     c.add_node(num_cpus=2, num_gpus=0, object_store_memory=100 * 1024 * 1024)
@@ -49,6 +49,7 @@ def assert_one_line_error(proc, *needles):
     return errors[0]
 
 
+@pytest.mark.slow  # a two-node cluster, the CLI in subprocesses
 def test_attach_status_stop(cluster, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -113,6 +114,7 @@ def _sigint_as_in_a_terminal() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
+@pytest.mark.slow  # a two-node cluster and `sharedsg run` starting Ray in a subprocess
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(cluster, tmp_path):
     """Ctrl-C in a terminal (SIGINT to the whole process group, Ray's processes included) during
     a run on an embedded Ray: exit 130 with one line and no traceback; the TensorBoard events and
@@ -209,6 +211,7 @@ for kb in (2048, 100):  # the default, then Ray's own limit
 """
 
 
+@pytest.mark.slow  # two Rays started in a subprocess
 def test_embedded_ray_sends_objects_up_to_inline_object_kb_inline(tmp_path):
     """The Ray that `sharedsg run` starts passes results (a stream's push, a group's SG weights) of up
     to ``resources.inline_object_kb`` inline, not through the object store; at Ray's own 100 KB

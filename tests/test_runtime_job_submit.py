@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # a Ray head and a job in subprocesses
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

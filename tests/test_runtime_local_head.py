@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # a local Ray and four commands in subprocesses
 
 
 def readme_block(lang: str) -> str:

@@ -39,7 +39,7 @@ DEMO = [  # configs/knowledge_sharing.yaml, shrunk: one seed, a few iterations, 
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(own_ray):
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "num_gpus": 0,
                                                       "object_store_memory": 100 * 1024 * 1024})
     worker = c.add_node(num_cpus=4, num_gpus=1, object_store_memory=100 * 1024 * 1024)
@@ -68,6 +68,7 @@ def run_pgs():
     return [p for p in placement_group_table().values() if p["state"] != "REMOVED"]
 
 
+@pytest.mark.slow  # a two-node cluster, the CLI in a subprocess
 def test_auto_packs_the_demo_streams_on_one_gpu(cluster, tmp_path):
     c, _ = cluster
     proc = cli("run", "configs/knowledge_sharing.yaml", *DEMO, "resources.gpus_per_stream=auto",
@@ -83,6 +84,7 @@ def test_auto_packs_the_demo_streams_on_one_gpu(cluster, tmp_path):
     assert placement.stream_gpus(load_config(REPO / "configs/knowledge_sharing.yaml", DEMO), 4, 3) == 0.25
 
 
+@pytest.mark.slow  # a two-node cluster, the CLI in a subprocess
 def test_more_gpus_than_the_cluster_has_stop_in_time_with_one_line(cluster, tmp_path):
     c, _ = cluster
     started = time.monotonic()
@@ -100,6 +102,7 @@ def test_more_gpus_than_the_cluster_has_stop_in_time_with_one_line(cluster, tmp_
     assert run_pgs() == []  # the reservation was given back
 
 
+@pytest.mark.slow  # a two-node cluster
 def test_streams_on_the_gpu_worker_server_where_server_gpus_says(cluster, tmp_path):
     import ray._private.state as ray_state
 
@@ -129,6 +132,7 @@ def test_streams_on_the_gpu_worker_server_where_server_gpus_says(cluster, tmp_pa
     assert run_pgs() == []
 
 
+@pytest.mark.slow  # a two-node cluster, the CLI in a subprocess
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a torch without CUDA")
 def test_a_gpu_on_a_cpu_only_torch_is_one_line(cluster, tmp_path):
     c, _ = cluster

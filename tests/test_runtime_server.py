@@ -13,13 +13,10 @@ from sharedsg.learn.stream import StreamLearner  # noqa: E402
 from sharedsg.runtime import checkpoint  # noqa: E402
 from sharedsg.runtime.registry import registry_actor  # noqa: E402
 from sharedsg.runtime.server import percentile  # noqa: E402
-from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
+from sharedsg.runtime.testing import tiny_config  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    with local_ray(num_cpus=4):
-        yield
+pytestmark = pytest.mark.usefixtures("ray_session")  # the test run's one Ray (tests/conftest.py)
 
 
 def service(tmp_path, *overrides):

@@ -1,6 +1,6 @@
-"""``sharedsg sweep`` on a real local Ray (one Ray for this module): Omniglot and MNIST jobs as actors.
+"""``sharedsg sweep`` on a real local Ray (the test run's shared one): Omniglot and MNIST jobs as actors.
 
-The module's Ray declares one GPU, which does not exist here, for the tests of the jobs' device
+For this module that Ray declares one GPU, which this machine does not have, for the tests of the jobs' device
 (the other tests ask for none). With ``resources.gpus_per_job=1`` Ray hands a job actor GPU 0.
 The driver's config there says ``learner.device=cuda:0`` (this machine has no CUDA), so a job
 that kept the driver's device instead of the one its actor was assigned fails: with
@@ -13,28 +13,19 @@ the same code, not run here (no GPU).
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
 import torch
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 
 from sharedsg.cli import main  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["model.conv_channels=4", "model.slot_width=8", "sg.hidden=8", "experiment.progress=false"]
 FAKE_GPU = ["resources.gpus_per_job=1", "resources.require_cuda=false", "learner.device=cuda:0"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, object_store_memory=100 * 1024 ** 2,
-             namespace="sharedsg",
-             logging_level=logging.WARNING)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("ray_session_one_gpu")  # the test run's Ray, with one GPU (tests/conftest.py)
 
 
 def _events(directory: Path):

@@ -1,19 +1,17 @@
-"""Helpers for the runtime tests and the benchmark: tiny configs and a small local Ray."""
+"""Helpers for the runtime tests and the benchmarks: tiny configs, an actor killed as a crash kills
+it, and the registry's state once every group answers."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, List
 
 import ray
 from omegaconf import DictConfig
 
 from sharedsg.config import load_config
-from sharedsg.runtime import NAMESPACE
 
 TINY = [
     "model.slot_width=8", "model.encoder_hidden=8", "sg.hidden=8", "learner.batch_size=8",
@@ -43,18 +41,6 @@ streams:
 {extra}"""
     Path(path).write_text(text)
     return Path(path)
-
-
-@contextlib.contextmanager
-def local_ray(num_cpus: int = 4, object_store_mb: int = 150, num_gpus: int = 0) -> Iterator[None]:
-    """A small Ray in this process (no dashboard); shut down afterwards. ``num_gpus=0`` unless a
-    test is about GPUs (then Ray declares that many, which need not exist)."""
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-             object_store_memory=object_store_mb * 1024 * 1024, namespace=NAMESPACE, logging_level=logging.WARNING)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def kill_and_wait(actor: ray.actor.ActorHandle, timeout_s: float = 30.0) -> None:
