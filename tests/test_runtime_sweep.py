@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("ray")
+ray = pytest.importorskip("ray")
 
 from sharedsg.cli import main  # noqa: E402
 
