@@ -12,6 +12,9 @@ from pathlib import Path
 from sharedsg.bench.args import integer, integers, names, number
 
 LEARNER_CASES = ("trajectory", "sg_update", "fewshot")  # sharedsg bench learner --cases
+# sharedsg bench nmn-synthetic --variants: fewshot.ic_input:fewshot.oc_input
+NMN_VARIANTS = ("raw:read", "layernorm:read", "fan_in:read", "raw:read_query", "layernorm:read_query",
+                "fan_in:read_query")
 
 
 def learner(p: argparse.ArgumentParser) -> None:
@@ -61,3 +64,17 @@ def soak(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rss-at", type=number(0.0), default=5.0,
                    help="minute whose peak RSS the end is compared with (at most 1/3 of the run)")
     p.add_argument("overrides", nargs="*", help="config key=value overrides")
+
+
+def nmn_synthetic(p: argparse.ArgumentParser) -> None:
+    """The options of ``sharedsg bench nmn-synthetic``."""
+    p.add_argument("--variants", type=names(*NMN_VARIANTS), default=",".join(NMN_VARIANTS),
+                   help="fewshot.ic_input:fewshot.oc_input pairs, comma separated")
+    p.add_argument("--seeds", type=integers(0), default="0,1,2,3,4", help="paired seeds (same weights and episodes per seed)")
+    p.add_argument("--steps", type=integer(1), default=1500, help="meta-updates of fewshot.meta_batch (16) episodes")
+    p.add_argument("--eval-every", type=integer(1), default=100, help="steps between held-out accuracies")
+    p.add_argument("--eval-batches", type=integer(1), default=8, help="held-out batches of episodes per accuracy")
+    p.add_argument("--noise", type=number(0.0), default=0.5, help="item noise relative to the prototype (std)")
+    p.add_argument("--leave", type=number(0.0), default=0.4, help="accuracy that counts as having left chance (1/N)")
+    p.add_argument("--threads", type=integer(1), default=1, help="torch threads")
+    p.add_argument("overrides", nargs="*", help="config key=value overrides (model.*, fewshot.*)")

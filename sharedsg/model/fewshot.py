@@ -136,7 +136,10 @@ class FewShotNMN(nn.Module):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """(B, T, 1, H, W) -> (B, T, D): f^E of every item (Eq. 1), through the LayerNorm with
         ``ic_input=layernorm``."""
-        feats = self.encoder(images)
+        return self.features(self.encoder(images))
+
+    def features(self, feats: torch.Tensor) -> torch.Tensor:
+        """f^E's output (..., D) as the IC takes it: through the LayerNorm with ``ic_input=layernorm``."""
         return feats if self.feature_norm is None else self.feature_norm(feats)
 
     def compose(self, m_bar: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
