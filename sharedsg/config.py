@@ -262,8 +262,8 @@ class FewShotConfig:
     # raw (as printed, PyTorch's LSTMCell init: the gates' pre-activations from the image have std ~3 and a
     # third of them |pre| > 3 at initialisation), layernorm (f^E's output through a LayerNorm), or fan_in
     # (the image columns of the IC's weight_ih drawn from U(+-1/sqrt(D)), D the feature width, instead of
-    # U(+-1/sqrt(k)): pre-activation std ~0.7)
-    ic_input: str = choice("raw", "layernorm", "fan_in")
+    # U(+-1/sqrt(k)): pre-activation std ~0.7), or layernorm_fan_in (both)
+    ic_input: str = choice("raw", "layernorm", "fan_in", "layernorm_fan_in")
     # Where the proposed NMN's per-episode fast weights (Eq. 10) act: support (the support items are run
     # again with them, so the memory is written by the adapted IC and OC, and the queries read it with the
     # meta-weights: with an oracle SG this is a true-gradient step of the query loss) or queries (the

@@ -6,7 +6,7 @@ training episodes (5-way 1-shot, ``--batches`` batches of 16, train mode as in m
 For every ``fewshot.ic_input`` (and both ``fewshot.oc_input`` forms for the logits) prints the
 std of the IC's gate pre-activations at the support steps from the image columns of weight_ih
 (W x) and from the label columns (W onehot), the fraction of the whole pre-activation with
-|pre| > 3, and the query logits' spread over the queries (std over an episode's queries, per
+|pre| > 3, the mean cosine between the features of different classes, and the query logits' spread over the queries (std over an episode's queries, per
 class) against over the classes (std over the classes, per query); then the same for MANN's
 controller (pixels and previous label) on the same episodes (docs/results/fewshot_nmn.md)."""
 import argparse
@@ -29,6 +29,15 @@ def gate_stats(w_ih: torch.Tensor, b: torch.Tensor, x: torch.Tensor, d: int) -> 
             "frac_abs_pre_gt3": round(float((pre.abs() > 3).float().mean()), 3)}
 
 
+def between_classes(feats: torch.Tensor) -> float:
+    """Mean cosine similarity of the features of an episode's support items of different classes
+    (5w1s: every pair), over the episodes: how much of what the IC sees is common to all items."""
+    f = F.normalize(feats, dim=-1)
+    sim = f @ f.transpose(1, 2)
+    n = sim.shape[-1]
+    return round(float((sim.sum((1, 2)) - n).mean() / (n * (n - 1))), 3)
+
+
 def spread(logits: torch.Tensor) -> dict:
     """(B, Q, N) logits: std over the queries (per episode and class) and over the classes (per query)."""
     return {"logit_std_over_queries": round(float(logits.std(1).mean()), 4),
@@ -44,7 +53,7 @@ def main() -> None:
     cfg = load_config(None, base + overrides)
     eps = OmniglotEpisodes(cfg, ways=5, shots=1)
     batches = [stack_episodes([eps.episode("train", 16 * i + j) for j in range(16)]) for i in range(args.batches)]
-    for ic_input in ("raw", "layernorm", "fan_in"):
+    for ic_input in ("raw", "layernorm", "fan_in", "layernorm_fan_in"):
         for oc_input in ("read", "read_query"):
             c = load_config(None, base + [f"fewshot.ic_input={ic_input}", f"fewshot.oc_input={oc_input}"] + overrides)
             m = FewShotNMNMethod(c, ways=5, seed=0, fast=False).model.train()
@@ -59,7 +68,8 @@ def main() -> None:
                     logits = m.queries(m.support(feats[:, :s_len], batch["sy"]), feats[:, s_len:])
                     rows.append({**stats, **spread(logits),
                                  "feature_mean": round(float(feats.mean()), 3),
-                                 "feature_rms": round(float(feats.pow(2).mean().sqrt()), 3)})
+                                 "feature_rms": round(float(feats.pow(2).mean().sqrt()), 3),
+                                 "feature_cos_between_classes": between_classes(feats[:, :s_len])})
             print(f"nmn ic_input={ic_input} oc_input={oc_input}", rows, flush=True)
     mann = MannMethod(cfg, ways=5, seed=0).model.train()
     rows = []

@@ -13,8 +13,8 @@ from sharedsg.bench.args import integer, integers, names, number
 
 LEARNER_CASES = ("trajectory", "sg_update", "fewshot")  # sharedsg bench learner --cases
 # sharedsg bench nmn-synthetic --variants: fewshot.ic_input:fewshot.oc_input
-NMN_VARIANTS = ("raw:read", "layernorm:read", "fan_in:read", "raw:read_query", "layernorm:read_query",
-                "fan_in:read_query")
+NMN_VARIANTS = ("raw:read", "layernorm:read", "fan_in:read", "layernorm_fan_in:read", "raw:read_query",
+                "layernorm:read_query", "fan_in:read_query", "layernorm_fan_in:read_query")
 
 
 def learner(p: argparse.ArgumentParser) -> None:

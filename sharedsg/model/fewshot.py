@@ -7,8 +7,8 @@ states persist through the episode and start from their initial values at every 
     x_t = [f^E(chi_t), onehot]          Eq. 1, plus the label (``label_input``: the item's own
                                         label, or the previous item's as in MANN); ``ic_input``:
                                         f^E's output as it is (raw), through a LayerNorm
-                                        (layernorm), or raw into fan-in-scaled image columns of
-                                        the IC's weight_ih (fan_in)
+                                        (layernorm), into fan-in-scaled image columns of the
+                                        IC's weight_ih (fan_in), or both (layernorm_fan_in)
     q_t = IC(x_t)                       Eq. 2
     z_t = softmax(s * cos(q_t, M_i))    Eq. 3 (content addressing, model.addressing)
     m_bar_t = z_t M_{t-1}               Eq. 4
@@ -105,7 +105,7 @@ class FewShotNMN(nn.Module):
                  write_input: str = "m", oc_input: str = "read", ic_input: str = "raw") -> None:
         """``write_input``: ``m`` (Eq. 6, WC(m_t)) or ``mq`` (WC([m_t, q_t]), not the paper);
         ``oc_input``: ``read`` (Eq. 5, OC(m_bar_t)) or ``read_query`` (OC([m_bar_t, q_t]));
-        ``ic_input``: ``raw``, ``layernorm`` or ``fan_in`` (module docstring). Every weight the
+        ``ic_input``: ``raw``, ``layernorm``, ``fan_in`` or ``layernorm_fan_in`` (module docstring). Every weight the
         options share is the same draw for a given ``seed`` whatever they are (paired comparisons):
         fan_in rescales the drawn image columns, read_query draws OC's q columns after the rest."""
         super().__init__()
@@ -114,9 +114,9 @@ class FewShotNMN(nn.Module):
         self.ways, self.label_input, self.write_input, self.oc_input = ways, label_input, write_input, oc_input
         self.encoder = ConvEncoder(cfg.conv_channels, cfg.conv_blocks, cfg.image_size)
         d = self.encoder.out_dim
-        self.feature_norm: Optional[nn.LayerNorm] = nn.LayerNorm(d) if ic_input == "layernorm" else None
+        self.feature_norm: Optional[nn.LayerNorm] = nn.LayerNorm(d) if ic_input.startswith("layernorm") else None
         self.ic = Controller(d + ways, k)
-        if ic_input == "fan_in":  # U(+-1/sqrt(k)) -> U(+-1/sqrt(d)) on the image columns
+        if ic_input.endswith("fan_in"):  # U(+-1/sqrt(k)) -> U(+-1/sqrt(d)) on the image columns
             with torch.no_grad():
                 self.ic.cell.weight_ih[:, :d] *= math.sqrt(k / d)
         self.oc = Controller(k, k)
@@ -135,11 +135,11 @@ class FewShotNMN(nn.Module):
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """(B, T, 1, H, W) -> (B, T, D): f^E of every item (Eq. 1), through the LayerNorm with
-        ``ic_input=layernorm``."""
+        ``ic_input=layernorm*``."""
         return self.features(self.encoder(images))
 
     def features(self, feats: torch.Tensor) -> torch.Tensor:
-        """f^E's output (..., D) as the IC takes it: through the LayerNorm with ``ic_input=layernorm``."""
+        """f^E's output (..., D) as the IC takes it: through the LayerNorm with ``ic_input=layernorm*``."""
         return feats if self.feature_norm is None else self.feature_norm(feats)
 
     def compose(self, m_bar: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
