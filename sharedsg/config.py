@@ -259,10 +259,10 @@ class FewShotConfig:
     # (the compose step of Neural Semantic Encoders [44], which the paper cites: m_t = OC([m_bar_t, q_t]))
     oc_input: str = choice("read", "read_query")
     # How f^E's 576-d conv features enter the memory learner's input controller (docs/results/fewshot_nmn.md):
-    # raw (as printed, PyTorch's LSTMCell init: the gates' pre-activations from the image have std ~3 and a
-    # third of them |pre| > 3 at initialisation), layernorm (f^E's output through a LayerNorm), or fan_in
-    # (the image columns of the IC's weight_ih drawn from U(+-1/sqrt(D)), D the feature width, instead of
-    # U(+-1/sqrt(k)): pre-activation std ~0.7), or layernorm_fan_in (both)
+    # raw (as printed with PyTorch's LSTMCell init: the gates' pre-activations from the image have std ~3 and
+    # a third of them |pre| > 3 at initialisation); layernorm (f^E's output through a LayerNorm); fan_in (the
+    # image columns of the IC's weight_ih drawn from U(+-1/sqrt(D)), D the feature width, not U(+-1/sqrt(k)));
+    # layernorm_fan_in (both: pre-activation std ~0.6, none saturated)
     ic_input: str = choice("raw", "layernorm", "fan_in", "layernorm_fan_in")
     # Where the proposed NMN's per-episode fast weights (Eq. 10) act: support (the support items are run
     # again with them, so the memory is written by the adapted IC and OC, and the queries read it with the

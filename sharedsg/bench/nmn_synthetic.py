@@ -11,7 +11,7 @@ query passes (Eq. 2-8, the encoder unused) and the baseline's meta-update: Adam 
 on the query cross-entropy, B episodes (``fewshot.meta_batch``) per step. Every variant of a seed
 starts from the same weights (FewShotNMN's paired draws) and sees the same episodes.
 
-Reported per variant and seed: the accuracy on ``--eval-batches`` batches of held-out episodes
+Each finished (variant, seed) run prints its curve on stderr. Reported per variant and seed: the accuracy on ``--eval-batches`` batches of held-out episodes
 (the same for every variant) every ``--eval-every`` steps, and the first step at which it
 reaches ``--leave`` (default 0.4: chance is 1/N); per variant the seeds' median of that step and
 the mean final accuracy.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -106,8 +107,10 @@ def run_nmn_synthetic_bench(args: argparse.Namespace) -> Dict[str, object]:
                               "meta_batch": int(cfg.fewshot.meta_batch), "meta_lr": float(cfg.fewshot.meta_lr)}
     for variant in args.variants:
         t0 = time.process_time()
-        curves = {s: train_variant(cfg, variant, s, args.steps, args.eval_every, args.eval_batches, args.noise)
-                  for s in args.seeds}
+        curves = {}
+        for s in args.seeds:
+            curves[s] = train_variant(cfg, variant, s, args.steps, args.eval_every, args.eval_batches, args.noise)
+            print(f"{variant} seed {s}: {curves[s]}", file=sys.stderr, flush=True)  # progress, one line per run
         left = [first_at(c, args.leave) for c in curves.values()]
         finals = [c[-1][1] for c in curves.values()]
         out[variant] = {"left_chance_at": left, "left_in": sum(x is not None for x in left),
