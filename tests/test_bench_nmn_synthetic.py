@@ -30,15 +30,15 @@ def test_first_at():
 
 
 @pytest.mark.slow
-def test_the_normalised_compose_form_leaves_chance_and_the_printed_one_does_not():
-    """Seed 0, 1,800 meta-updates of 16 episodes: fewshot.ic_input=layernorm_fan_in with the compose
-    reading of Eq. 5 leaves chance (40%), as printed (raw input, Eq. 5 literal) stays at it
-    (docs/results/fewshot_nmn.md, section 3: 0.50 against 0.20 for this seed at 1,800)."""
+def test_the_normalised_input_leaves_chance_and_the_printed_one_does_not():
+    """Seed 4, 2,000 meta-updates of 16 episodes, Eq. 5 as printed: with fewshot.ic_input=layernorm_fan_in
+    the learner leaves chance (40%), with the raw input it stays at it (docs/results/fewshot_nmn.md,
+    section 3: 45.6% against 20.7% for this seed)."""
     torch.set_num_threads(1)
     cfg = load_config(None, ["experiment.kind=fewshot", "model.encoder=conv", "fewshot.meta_batch=16",
                              "fewshot.meta_lr=0.001"])
-    run = dict(seed=0, steps=1800, eval_every=1800, eval_batches=4, noise=0.5)
-    chosen = train_variant(cfg, "layernorm_fan_in:read_query", **run)
+    run = dict(seed=4, steps=2000, eval_every=2000, eval_batches=4, noise=0.5)
+    chosen = train_variant(cfg, "layernorm_fan_in:read", **run)
     printed = train_variant(cfg, "raw:read", **run)
     assert chosen[-1][1] >= 0.4 and printed[-1][1] < 0.25, (chosen, printed)
 
