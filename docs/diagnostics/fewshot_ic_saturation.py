@@ -5,7 +5,7 @@ training episodes (5-way 1-shot, ``--batches`` batches of 16, train mode as in m
 
 For every ``fewshot.ic_input`` (and both ``fewshot.oc_input`` forms for the logits) prints the
 std of the input part of the IC's gate pre-activations at the support steps, from the image
-columns of weight_ih (W x) and from the label columns (W onehot), the fraction of W x + biases
+columns of weight_ih (W x) and from the label columns (W onehot), the fraction of their sum with the biases
 with |pre| > 3, the mean cosine between the features of different classes, and the query
 logits' spread over the queries (std over an episode's queries, per class) against over the
 classes (std over the classes, per query); then the same for MANN's controller (pixels and
