@@ -279,6 +279,16 @@ class FewShotConfig:
     # reaches the memory only through the address z_t) or mq (not the paper: WC([m_t, q_t]), so
     # what is written can carry the item; docs/design.md, "Where the item enters the memory")
     write_input: str = choice("m", "mq")
+    # What the NMN memory learner's output controller takes (docs/results/fewshot_nmn.md): read (Eq. 5 as
+    # printed: m_t = OC(m_bar_t), so what is written, WC(m_t), is a function of what was read) or read_query
+    # (the compose step of Neural Semantic Encoders [44], which the paper cites: m_t = OC([m_bar_t, q_t]))
+    oc_input: str = choice("read", "read_query")
+    # How f^E's 576-d conv features enter the memory learner's input controller (docs/results/fewshot_nmn.md):
+    # raw (as printed with PyTorch's LSTMCell init: the gates' pre-activations from the image have std ~3 and
+    # a third of them |pre| > 3 at initialisation); layernorm (f^E's output through a LayerNorm); fan_in (the
+    # image columns of the IC's weight_ih drawn from U(+-1/sqrt(D)), D the feature width, not U(+-1/sqrt(k)));
+    # layernorm_fan_in (both: pre-activation std ~0.6, none saturated)
+    ic_input: str = choice("raw", "layernorm", "fan_in", "layernorm_fan_in")
     # Where the proposed NMN's per-episode fast weights (Eq. 10) act: support (the support items are run
     # again with them, so the memory is written by the adapted IC and OC, and the queries read it with the
     # meta-weights: with an oracle SG this is a true-gradient step of the query loss) or queries (the

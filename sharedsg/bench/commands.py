@@ -1,4 +1,4 @@
-"""``sharedsg bench learner|data|runtime|server|soak|sg-fit [--json]``: benchmarks that print numbers."""
+"""``sharedsg bench learner|data|nmn-synthetic|runtime|server|soak|sg-fit [--json]``: benchmarks that print numbers."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ BENCHES = {
                 options.learner, "sharedsg.bench.learner", "run_learner_bench"),
     "data": ("Omniglot cold/warm load and N-way K-shot episodes per second",
              options.data, "sharedsg.bench.data", "run_data_bench"),
+    "nmn-synthetic": ("the few-shot NMN on synthetic 576-d features: when each IC/OC form leaves chance",
+                      options.nmn_synthetic, "sharedsg.bench.nmn_synthetic", "run_nmn_synthetic_bench"),
     "runtime": ("one process vs Ray replica vs Ray rpc, 1, 2 and 4 streams",
                 options.runtime, "sharedsg.runtime.bench", "run_runtime_bench"),  # imports ray: lives in runtime/
     "server": ("SG service capacity: N pushers against the server and a no-op sink",

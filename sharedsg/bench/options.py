@@ -12,6 +12,9 @@ from pathlib import Path
 from sharedsg.bench.args import integer, integers, names, number
 
 LEARNER_CASES = ("trajectory", "sg_update", "fewshot")  # sharedsg bench learner --cases
+# sharedsg bench nmn-synthetic --variants: fewshot.ic_input:fewshot.oc_input
+NMN_VARIANTS = ("raw:read", "layernorm:read", "fan_in:read", "layernorm_fan_in:read", "raw:read_query",
+                "layernorm:read_query", "fan_in:read_query", "layernorm_fan_in:read_query")
 
 
 def learner(p: argparse.ArgumentParser) -> None:
@@ -86,3 +89,17 @@ def sg_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ceiling-hidden", type=integer(1), default=256, help="the ceiling predictor's hidden size")
     p.add_argument("--ceiling-passes", type=integer(1), default=5, help="the ceiling's passes over its training sets")
     p.add_argument("overrides", nargs="*", help="config key=value overrides (on top of the task's shape), e.g. sg.lr=3e-4")
+
+
+def nmn_synthetic(p: argparse.ArgumentParser) -> None:
+    """The options of ``sharedsg bench nmn-synthetic``."""
+    p.add_argument("--variants", type=names(*NMN_VARIANTS), default=",".join(NMN_VARIANTS),
+                   help="fewshot.ic_input:fewshot.oc_input pairs, comma separated")
+    p.add_argument("--seeds", type=integers(0), default="0,1,2,3,4", help="paired seeds (same weights and episodes per seed)")
+    p.add_argument("--steps", type=integer(1), default=1500, help="meta-updates of fewshot.meta_batch (16) episodes")
+    p.add_argument("--eval-every", type=integer(1), default=100, help="steps between held-out accuracies")
+    p.add_argument("--eval-batches", type=integer(1), default=8, help="held-out batches of episodes per accuracy")
+    p.add_argument("--noise", type=number(0.0), default=0.5, help="item noise relative to the prototype (std)")
+    p.add_argument("--leave", type=number(0.0), default=0.4, help="accuracy that counts as having left chance (1/N)")
+    p.add_argument("--threads", type=integer(1), default=1, help="torch threads")
+    p.add_argument("overrides", nargs="*", help="config key=value overrides (model.*, fewshot.*)")

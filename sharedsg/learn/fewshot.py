@@ -136,8 +136,9 @@ class FewShotNMNMethod:
         """``train_sg`` (default: ``fast``): keep SG predictors trained by Eq. 11 even when the fast
         path is off (the MNIST ablation logs what the baseline's SG would have said)."""
         self.ways, self.fast = ways, fast
-        self.model = FewShotNMN(cfg.model, ways, str(cfg.fewshot.label_input), seed,
-                                str(cfg.fewshot.write_input)).to(cfg.learner.device)
+        fs = cfg.fewshot
+        self.model = FewShotNMN(cfg.model, ways, str(fs.label_input), seed, str(fs.write_input),
+                                str(fs.oc_input), str(fs.ic_input)).to(cfg.learner.device)
         self.alpha = float(cfg.learner.fast_lr)
         self.fast_weights = str(cfg.fewshot.fast_weights)  # where the fast weights act (:meth:`adapt`)
         self.impl = str(cfg.model.impl)  # how the fast step is computed (:func:`fast_step`)

@@ -5,11 +5,15 @@ come first, one per time step, each with a one-hot label; the memory and the con
 states persist through the episode and start from their initial values at every episode:
 
     x_t = [f^E(chi_t), onehot]          Eq. 1, plus the label (``label_input``: the item's own
-                                        label, or the previous item's as in MANN)
+                                        label, or the previous item's as in MANN); ``ic_input``:
+                                        f^E's output as it is (raw), through a LayerNorm
+                                        (layernorm), into fan-in-scaled image columns of the
+                                        IC's weight_ih (fan_in), or both (layernorm_fan_in)
     q_t = IC(x_t)                       Eq. 2
     z_t = softmax(s * cos(q_t, M_i))    Eq. 3 (content addressing, model.addressing)
     m_bar_t = z_t M_{t-1}               Eq. 4
-    m_t = OC(m_bar_t)                   Eq. 5
+    m_t = OC(m_bar_t)                   Eq. 5 (``oc_input=read_query``: OC([m_bar_t, q_t]), the
+                                        compose step of Neural Semantic Encoders [44])
     m'_t = WC(m_t)                      Eq. 6 (``write_input=mq``: WC([m_t, q_t]), not the paper)
     M_t = write(M_{t-1}, z_t, m'_t)     Eq. 7
 
@@ -85,22 +89,42 @@ def lstm_step(w: Weights, x: torch.Tensor, hc: LSTMState) -> LSTMState:
     return torch.sigmoid(o) * torch.tanh(c), c
 
 
+def widen_input(cell: nn.LSTMCell, extra: int) -> None:
+    """Append ``extra`` input columns to ``cell``'s weight_ih, drawn as LSTMCell draws its weights
+    (U(+-1/sqrt(hidden))) from the global generator; the existing columns are kept."""
+    bound = 1.0 / math.sqrt(cell.hidden_size)
+    new = torch.empty(cell.weight_ih.shape[0], extra).uniform_(-bound, bound)
+    cell.weight_ih = nn.Parameter(torch.cat([cell.weight_ih.detach(), new], dim=1))
+    cell.input_size += extra
+
+
 class FewShotNMN(nn.Module):
     """Encoder, IC/OC/WC controllers, learned initial memory and decoder of one N-way learner."""
 
     def __init__(self, cfg: DictConfig, ways: int, label_input: str = "own", seed: int = 0,
-                 write_input: str = "m") -> None:
-        """``write_input``: ``m`` (Eq. 6, WC(m_t)) or ``mq`` (WC([m_t, q_t]), not the paper)."""
+                 write_input: str = "m", oc_input: str = "read", ic_input: str = "raw") -> None:
+        """``write_input``: ``m`` (Eq. 6, WC(m_t)) or ``mq`` (WC([m_t, q_t]), not the paper);
+        ``oc_input``: ``read`` (Eq. 5, OC(m_bar_t)) or ``read_query`` (OC([m_bar_t, q_t]));
+        ``ic_input``: ``raw``, ``layernorm``, ``fan_in`` or ``layernorm_fan_in`` (module docstring). Every weight the
+        options share is the same draw for a given ``seed`` whatever they are (paired comparisons):
+        fan_in rescales the drawn image columns, read_query draws OC's q columns after the rest."""
         super().__init__()
         torch.manual_seed(seed)
         k = int(cfg.slot_width)
-        self.ways, self.label_input, self.write_input = ways, label_input, write_input
+        self.ways, self.label_input, self.write_input, self.oc_input = ways, label_input, write_input, oc_input
         self.encoder = ConvEncoder(cfg.conv_channels, cfg.conv_blocks, cfg.image_size)
-        self.ic = Controller(self.encoder.out_dim + ways, k)
+        d = self.encoder.out_dim
+        self.feature_norm: Optional[nn.LayerNorm] = nn.LayerNorm(d) if ic_input.startswith("layernorm") else None
+        self.ic = Controller(d + ways, k)
+        if ic_input.endswith("fan_in"):  # U(+-1/sqrt(k)) -> U(+-1/sqrt(d)) on the image columns
+            with torch.no_grad():
+                self.ic.cell.weight_ih[:, :d] *= math.sqrt(k / d)
         self.oc = Controller(k, k)
         self.wc = Controller(2 * k if write_input == "mq" else k, k)
         self.memory_init = nn.Parameter(torch.randn(int(cfg.slots), k) / math.sqrt(k))
         self.decoder = nn.Linear(k, ways)
+        if oc_input == "read_query":
+            widen_input(self.oc.cell, k)
         self.addressing, self.strength = str(cfg.addressing), float(cfg.address_strength)
 
     def controller(self, name: str) -> Controller:
@@ -110,8 +134,17 @@ class FewShotNMN(nn.Module):
         return address(q, memory) if self.addressing == "dot" else address_cosine(q, memory, self.strength)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, T, 1, H, W) -> (B, T, D): f^E of every item (Eq. 1)."""
-        return self.encoder(images)
+        """(B, T, 1, H, W) -> (B, T, D): f^E of every item (Eq. 1), through the LayerNorm with
+        ``ic_input=layernorm*``."""
+        return self.features(self.encoder(images))
+
+    def features(self, feats: torch.Tensor) -> torch.Tensor:
+        """f^E's output (..., D) as the IC takes it: through the LayerNorm with ``ic_input=layernorm*``."""
+        return feats if self.feature_norm is None else self.feature_norm(feats)
+
+    def compose(self, m_bar: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """OC's input: m_bar_t (Eq. 5), or [m_bar_t, q_t] with ``oc_input=read_query``."""
+        return m_bar if self.oc_input == "read" else torch.cat([m_bar, q], dim=-1)
 
     def support_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """(B, S) int labels -> (B, S, N) the one-hot label each support item enters with."""
@@ -143,7 +176,7 @@ class FewShotNMN(nn.Module):
                 outs[c].append(h_out)
                 if c == "ic":
                     z = self._address(h_out, memory)
-                    inp = read(z, memory)  # m_bar_t, OC's input
+                    inp = self.compose(read(z, memory), h_out)  # OC's input
                 elif c == "oc":
                     inp = h_out if self.write_input == "m" else torch.cat([h_out, outs["ic"][-1]], dim=-1)  # WC's input
                 else:
@@ -187,7 +220,7 @@ class FewShotNMN(nn.Module):
         memory = state.memory.repeat_interleave(q_len, dim=0)  # (B * Q, l, k): each query reads its episode's memory
         flat = q.reshape(b * q_len, k)
         m_bar = read(self._address(flat, memory), memory).reshape(b, q_len, k)  # Eq. 3-4 for every query
-        m = self._step("oc", m_bar, state.states["oc"], weights.get("oc"))[0]
+        m = self._step("oc", self.compose(m_bar, q), state.states["oc"], weights.get("oc"))[0]
         return self.decoder(m)
 
     def forward(self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor,
