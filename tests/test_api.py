@@ -329,3 +329,5 @@ def test_the_docs_in_process_snippet_runs_verbatim():
     exec(compile(code, "docs/api.md", "exec"), scope)
     fit = scope["sg"].fit()["h"]
     assert fit["steps"] == 4 and fit["version"] == 3 and scope["group"].pushes == {"mlp": 4}
+    readme = re.search(r"### Any PyTorch model\n.*?```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert readme.group(1) == code  # the README shows this very snippet
