@@ -106,6 +106,25 @@ def test_in_process_targets_arrive_once_and_the_synthetic_gradient_is_the_groups
     assert fit["steps"] == 6 and -1 <= fit["cosine"] <= 1 and fit["rel_mse"] > 0
 
 
+def test_in_process_the_streams_staleness_rule_decides_the_version_held():
+    """sg.max_staleness=2: the replica is refreshed once it is 2 versions behind (ExchangeRule, as for NMN streams)."""
+    group = SGGroup(kind="mlp", hidden=16, max_staleness=2)
+    rows = _steps(connect(group, "plain", DIMS, CONTEXT, mode="decoupled"), *_net(), 6)
+    learner, states = _reference([t for _, _, t in rows], kind="mlp", hidden=16)
+    assert [version for version, _, _ in rows] == [0, 0, 2, 2, 4, 4]
+    for version, below, (h, y, _) in rows:
+        torch.testing.assert_close(below, _predict(learner, states[version], h, y) / B)
+
+
+def test_in_process_rpc_transport_applies_the_groups_newest_synthetic_gradient():
+    group = SGGroup(kind="mlp", hidden=16, transport="rpc", max_staleness=2)  # a replica would lag
+    rows = _steps(connect(group, "plain", DIMS, CONTEXT, mode="decoupled"), *_net(), 4)
+    learner, states = _reference([t for _, _, t in rows], kind="mlp", hidden=16)
+    assert group.pushes == {"plain": 4}
+    for step, (_, below, (h, y, _)) in enumerate(rows):  # step k: the group has trained on k pushes
+        torch.testing.assert_close(below, _predict(learner, states[step], h, y) / B)
+
+
 class _Oracle(nn.Module):
     """SG(h, y) = the true per-sample dL/dh of a linear layer + cross entropy: (softmax(W h + b) - y) W."""
 
