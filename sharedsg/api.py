@@ -108,7 +108,7 @@ class Endpoint:
                             f"{context.shape[-1]}; this model connected with {self.dims}")
         if not (torch.is_grad_enabled() and h.requires_grad):
             return h
-        if name in self.marked or not self.marked:  # a new step: the newest weights the staleness bound asks for
+        if name in self.marked or not self.marked:  # a new step: the weights the staleness rule asks for
             self.marked, self.grads, self.synthetic = {}, {}, None
             self.lag = self.rule.before_step(self.endpoint, self)
         seq = (lambda t: t.detach().unsqueeze(1) if t.dim() == 2 else t.detach())

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from sharedsg.harness.stream import Stream  # noqa: E402
 from sharedsg.runtime.client import SGClient  # noqa: E402
 from sharedsg.runtime.endpoint import RayEndpoint  # noqa: E402
-from sharedsg.runtime.server import server_actor  # noqa: E402
+from sharedsg.runtime.registry import registry_actor  # noqa: E402
 from sharedsg.runtime.testing import local_ray, tiny_config  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def service(tmp_path):
 
     def start(*overrides):
         cfg = tiny_config(tmp_path, "sg.sharing=shared", *overrides)
-        registry = server_actor(cfg, str(tmp_path / cfg.experiment.name), detached=False)
+        registry = registry_actor(cfg, str(tmp_path / cfg.experiment.name), detached=False)
         registries.append(registry)
         model = OmegaConf.to_container(cfg.model, resolve=True)
         streams = {}
