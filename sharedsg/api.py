@@ -12,7 +12,7 @@ s matched g; :meth:`Endpoint.flush` and :meth:`Endpoint.detach`.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Deque, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Mapping, Optional, Tuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sharedsg.config import ApiConfig, ConfigError, ExperimentConfig, ModelConfig, SGConfig
 from sharedsg.configcheck import check_values
 from sharedsg.errors import DimensionMismatch, UserError
+from sharedsg.harness.endpoint import ExchangeRule, LocalEndpoint, SGEndpoint
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.types import SGState, SGTargets
 from sharedsg.model.synthetic import SGModules
@@ -37,15 +38,21 @@ def settings(schema: type, values: Mapping[str, Any]) -> DictConfig:
 
 
 class SGGroup:
-    """One SG group in this process: its predictors are built for the first model that joins and
-    take one Eq. 11 update on every target set sent, at once (the in-process reference)."""
+    """One SG group in this process: its predictors are built for the first model that joins; each
+    model exchanges with them through a :class:`~sharedsg.harness.endpoint.LocalEndpoint` (one Eq. 11
+    update per target set sent, at once: the in-process reference)."""
 
     def __init__(self, seed: int = 0, **sg: Any) -> None:
         self.sg, self.seed = settings(SGConfig, sg), seed
         self.learner: Optional[SGLearner] = None
-        self.pushes: Dict[str, int] = {}  # model -> target sets received
+        self.endpoints: Dict[str, LocalEndpoint] = {}  # the models connected now
 
-    def join(self, name: str, dims: Mapping[str, int]) -> "_Local":
+    @property
+    def pushes(self) -> Dict[str, int]:
+        """Target sets received per connected model."""
+        return {name: ep.seq for name, ep in self.endpoints.items()}
+
+    def join(self, name: str, dims: Mapping[str, int]) -> LocalEndpoint:
         if self.learner is None:
             with torch.random.fork_rng():  # the model's random stream is left as it was
                 self.learner = SGLearner(OmegaConf.structured(ModelConfig), self.sg, self.seed, dims=dims)
@@ -53,66 +60,58 @@ class SGGroup:
             self.learner.check_dims(dict(dims))
         except DimensionMismatch as exc:
             raise UserError(f"model '{name}' does not fit this SG group: {exc}") from None
-        self.pushes.setdefault(name, 0)
-        return _Local(self, name)
+        self.endpoints[name] = LocalEndpoint(self.learner)
+        return self.endpoints[name]
 
-
-class _Local:
-    """A model's link to an :class:`SGGroup` (the Ray one: :class:`sharedsg.runtime.link.RayLink`)."""
-
-    def __init__(self, group: SGGroup, name: str) -> None:
-        self.group, self.name, self.sg = group, name, group.sg
-
-    def receive(self, have_version: int) -> Optional[SGState]:
-        learner = self.group.learner
-        return learner.state() if learner.version != have_version else None
-
-    def send(self, targets: SGTargets, have_version: int) -> None:
-        self.group.pushes[self.name] += 1
-        with torch.enable_grad():  # called from a backward hook, where autograd is off
-            self.group.learner.update([targets])
-
-    def flush(self, have_version: int) -> Optional[SGState]:
-        return self.receive(have_version)
-
-    def close(self) -> None:
-        self.group.pushes.pop(self.name)
+    def leave(self, name: str) -> None:
+        self.endpoints.pop(name)
 
 
 class Endpoint:
-    """One model's side of an SG group; marks of one step are completed by one backward pass."""
+    """One model's side of an SG group, over the group's
+    :class:`~sharedsg.harness.endpoint.SGEndpoint` with the NMN streams' :class:`ExchangeRule`
+    (``sg.max_staleness``, ``sg.transport``); marks of one step are completed by one backward pass."""
 
-    def __init__(self, link: Any, dims: Mapping[str, int], cfg: DictConfig) -> None:
-        self.link, self.cfg, self.dims = link, cfg, dict(dims)
+    def __init__(self, endpoint: SGEndpoint, dims: Mapping[str, int], cfg: DictConfig, sg: DictConfig,
+                 synchronous: bool = False, leave: Optional[Callable[[], None]] = None) -> None:
+        self.endpoint: Optional[SGEndpoint] = endpoint
+        self.cfg, self.dims, self.leave = cfg, dict(dims), leave
+        self.rule = ExchangeRule.of(sg, synchronous)
         self.names = tuple(k for k in self.dims if k != "target")
         with torch.random.fork_rng():  # the replica's initial weights are never used: the model's random stream stays
-            self.modules = SGModules({n: self.dims[n] for n in self.names}, self.dims["target"], link.sg.hidden,
-                                     link.sg.kind, scaling=link.sg.target_scaling,
-                                     momentum=link.sg.scale_momentum).requires_grad_(False)
-        self.version = -1
-        self._load(link.receive(self.version))
+            self.modules = SGModules({n: self.dims[n] for n in self.names}, self.dims["target"], sg.hidden,
+                                     sg.kind, scaling=sg.target_scaling,
+                                     momentum=sg.scale_momentum).requires_grad_(False)
+        self.sg_version = -1
+        self.load_sg(endpoint.pull(-1))
+        self.lag = 0
         self.marked: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
         self.grads: Dict[str, torch.Tensor] = {}
         self.synthetic: Optional[Dict[str, torch.Tensor]] = None
         self.fits: Dict[str, Deque[Tuple[float, float, float]]] = {n: deque(maxlen=cfg.fit_window) for n in self.names}
 
-    def _load(self, state: Optional[SGState]) -> None:
-        if state is not None and state.version > self.version:
+    @property
+    def version(self) -> int:
+        """The version of the group's weights this model holds."""
+        return self.sg_version
+
+    def load_sg(self, state: Optional[SGState]) -> None:
+        if state is not None and state.version > self.sg_version:
             self.modules.load_state_dict(state.weights)
-            self.version = state.version
+            self.sg_version = state.version
 
     def mark(self, name: str, h: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """h (B, k) or (B, T, k), unchanged forward; on the way back its gradient is sent and replaced."""
-        if self.link is None:
+        if self.endpoint is None:
             raise UserError("this model was detached from its SG group; connect() it again")
         if self.dims.get(name) != h.shape[-1] or name == "target" or context.shape[-1] != self.dims["target"]:
             raise UserError(f"mark('{name}'): an activation of width {h.shape[-1]} with a context of width "
                             f"{context.shape[-1]}; this model connected with {self.dims}")
         if not (torch.is_grad_enabled() and h.requires_grad):
             return h
-        if name in self.marked or not self.marked:  # a new step: the newest weights the staleness bound asks for
+        if name in self.marked or not self.marked:  # a new step: the weights the staleness rule asks for
             self.marked, self.grads, self.synthetic = {}, {}, None
-            self._load(self.link.receive(self.version))
+            self.lag = self.rule.before_step(self.endpoint, self)
         seq = (lambda t: t.detach().unsqueeze(1) if t.dim() == 2 else t.detach())
         self.marked[name] = (seq(h), seq(context))
         out = h.view_as(h)
@@ -126,15 +125,18 @@ class Endpoint:
             if missing:
                 raise UserError(f"mark() every activation of the group each step; not marked: {', '.join(missing)}")
             y = next(iter(self.marked.values()))[1]
-            self.synthetic = self.modules({n: h for n, (h, _) in self.marked.items()}, y)  # Eq. 9
+            predict = self.endpoint.predict if self.rule.rpc else self.modules  # the group's, or the replica's
+            self.synthetic = predict({n: h for n, (h, _) in self.marked.items()}, y)  # Eq. 9
         per_sample = g.shape[0] if self.cfg.loss == "mean" else 1
         s = self.synthetic[name].reshape(g.shape) / per_sample
         self._note_fit(name, s, g)
         self.grads[name] = g.detach().reshape(self.marked[name][0].shape) * per_sample
         if len(self.grads) == len(self.names):
             y = next(iter(self.marked.values()))[1]
-            self.link.send(SGTargets({n: self.marked[n][0].cpu() for n in self.names}, y.float().cpu(),
-                                     {n: self.grads[n].cpu() for n in self.names}), self.version)
+            targets = SGTargets({n: self.marked[n][0].cpu() for n in self.names}, y.float().cpu(),
+                                {n: self.grads[n].cpu() for n in self.names})
+            with torch.enable_grad():  # a backward hook runs with autograd off; an in-process group's update needs it
+                self.rule.after_step(self.endpoint, self, targets, self.lag)
             self.marked, self.grads = {}, {}
         if self.cfg.mode == "add":
             return g + self.cfg.alpha * s
@@ -157,14 +159,16 @@ class Endpoint:
 
     def flush(self) -> int:
         """Wait until the group has trained on every target set sent; load its newest weights; the version."""
-        self._load(self.link.flush(self.version))
-        return self.version
+        self.endpoint.flush()
+        self.load_sg(self.endpoint.pull(self.sg_version))
+        return self.sg_version
 
     def detach(self) -> None:
         """Flush, then leave the group (which goes on serving its other models)."""
         self.flush()
-        self.link.close()
-        self.link = None
+        if self.leave is not None:
+            self.leave()
+        self.endpoint = None
 
 
 def connect(group: SGGroup | str, name: str, dims: Mapping[str, int], context_dim: int, *,
@@ -176,13 +180,14 @@ def connect(group: SGGroup | str, name: str, dims: Mapping[str, int], context_di
     cfg = settings(ApiConfig, api)
     full = {**{k: int(v) for k, v in dims.items()}, "target": int(context_dim)}
     if isinstance(group, SGGroup):
-        return Endpoint(group.join(name, full), full, cfg)
-    from sharedsg.runtime.link import RayLink  # ray loads only for a group on Ray
+        return Endpoint(group.join(name, full), full, cfg, group.sg, leave=lambda: group.leave(name))
+    from sharedsg.runtime.link import join  # ray loads only for a group on Ray
 
     experiment, _, group_name = str(group).partition("/")
     if not experiment or not group_name:
         raise UserError(f"group '{group}' is neither an SGGroup nor 'experiment/group'")
-    return Endpoint(RayLink(experiment, group_name, name, full, address), full, cfg)
+    endpoint, service = join(experiment, group_name, name, full, address)
+    return Endpoint(endpoint, full, cfg, service.sg, bool(service.experiment.synchronous))
 
 
 def serve(experiment: str, storage: str, **sg: Any) -> Any:

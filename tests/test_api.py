@@ -21,6 +21,7 @@ import sharedsg
 from sharedsg.api import Endpoint, SGGroup, connect, serve, settings
 from sharedsg.config import ApiConfig, ModelConfig, SGConfig
 from sharedsg.errors import UserError
+from sharedsg.harness.endpoint import LocalEndpoint
 from sharedsg.learn.sg import SGLearner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +106,25 @@ def test_in_process_targets_arrive_once_and_the_synthetic_gradient_is_the_groups
     assert fit["steps"] == 6 and -1 <= fit["cosine"] <= 1 and fit["rel_mse"] > 0
 
 
+def test_in_process_the_streams_staleness_rule_decides_the_version_held():
+    """sg.max_staleness=2: the replica is refreshed once it is 2 versions behind (ExchangeRule, as for NMN streams)."""
+    group = SGGroup(kind="mlp", hidden=16, max_staleness=2)
+    rows = _steps(connect(group, "plain", DIMS, CONTEXT, mode="decoupled"), *_net(), 6)
+    learner, states = _reference([t for _, _, t in rows], kind="mlp", hidden=16)
+    assert [version for version, _, _ in rows] == [0, 0, 2, 2, 4, 4]
+    for version, below, (h, y, _) in rows:
+        torch.testing.assert_close(below, _predict(learner, states[version], h, y) / B)
+
+
+def test_in_process_rpc_transport_applies_the_groups_newest_synthetic_gradient():
+    group = SGGroup(kind="mlp", hidden=16, transport="rpc", max_staleness=2)  # a replica would lag
+    rows = _steps(connect(group, "plain", DIMS, CONTEXT, mode="decoupled"), *_net(), 4)
+    learner, states = _reference([t for _, _, t in rows], kind="mlp", hidden=16)
+    assert group.pushes == {"plain": 4}
+    for step, (_, below, (h, y, _)) in enumerate(rows):  # step k: the group has trained on k pushes
+        torch.testing.assert_close(below, _predict(learner, states[step], h, y) / B)
+
+
 class _Oracle(nn.Module):
     """SG(h, y) = the true per-sample dL/dh of a linear layer + cross entropy: (softmax(W h + b) - y) W."""
 
@@ -116,39 +136,30 @@ class _Oracle(nn.Module):
         return {"h": (F.softmax(self.upper(h["h"]), -1) - y) @ self.upper.weight}
 
 
-class _Bench:
-    """A link that keeps what it is sent (the oracle needs no group)."""
-
+def _oracle_endpoint(upper: nn.Linear, mode: str, **api) -> Endpoint:
+    """An endpoint whose predictors are the oracle's, over an in-process group that counts the pushes."""
     sg = settings(SGConfig, {})
-
-    def __init__(self):
-        self.sent = []
-
-    def receive(self, have_version):
-        return None
-
-    def send(self, targets, have_version):
-        self.sent.append(targets)
+    group = SGLearner(OmegaConf.structured(ModelConfig), sg, dims={**DIMS, "target": CONTEXT})
+    ep = Endpoint(LocalEndpoint(group), {**DIMS, "target": CONTEXT}, settings(ApiConfig, {"mode": mode, **api}), sg)
+    ep.modules = _Oracle(upper)
+    return ep
 
 
 def test_decoupled_mode_with_an_oracle_sg_is_back_propagation():
     lower, upper = _net()
     ref_lower, ref_upper = _net()
-    link = _Bench()
-    ep = Endpoint(link, {**DIMS, "target": CONTEXT}, settings(ApiConfig, {"mode": "decoupled"}))
-    ep.modules = _Oracle(upper)
+    ep = _oracle_endpoint(upper, "decoupled")
     x, y = _batch(0)
     F.cross_entropy(upper(ep.mark("h", lower(x), F.one_hot(y, CONTEXT).float())), y).backward()
     F.cross_entropy(ref_upper(ref_lower(x)), y).backward()
     for p, q in zip([*lower.parameters(), *upper.parameters()], [*ref_lower.parameters(), *ref_upper.parameters()]):
         torch.testing.assert_close(p.grad, q.grad)
-    assert ep.fit()["h"]["rel_mse"] < 1e-10 and len(link.sent) == 1
+    assert ep.fit()["h"]["rel_mse"] < 1e-10 and ep.endpoint.seq == 1
 
 
 def test_add_mode_adds_alpha_times_the_synthetic_gradient():
     lower, upper = _net()
-    ep = Endpoint(_Bench(), {**DIMS, "target": CONTEXT}, settings(ApiConfig, {"mode": "add", "alpha": 0.5}))
-    ep.modules = _Oracle(upper)
+    ep = _oracle_endpoint(upper, "add", alpha=0.5)
     x, y = _batch(0)
     h0 = lower(x)
     true = torch.autograd.grad(F.cross_entropy(upper(h0), y), h0, retain_graph=True)[0]
@@ -192,16 +203,20 @@ def test_in_process_detach_leaves_the_group_serving_the_others():
 # -- on Ray ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def ray_service(tmp_path_factory):
-    ray = pytest.importorskip("ray")
-    from sharedsg.runtime.testing import local_ray
+def ray_service(ray_session, tmp_path_factory):
+    """An SG service on the test run's one Ray (tests/conftest.py), stopped with the module."""
+    pytest.importorskip("ray")
+    service = serve("api-test", str(tmp_path_factory.mktemp("service")), kind="mlp", hidden=16,
+                    policy="exact", coalesce_max=1, max_staleness=0)
+    yield service
+    service.stop()
 
-    with local_ray(num_cpus=6):
-        service = serve("api-test", str(tmp_path_factory.mktemp("service")), kind="mlp", hidden=16,
-                        policy="exact", coalesce_max=1, max_staleness=0)
-        yield service
-        service.stop()
-    assert not ray.is_initialized()
+
+def _group_state(ep: Endpoint):
+    """The Ray group's books (versions, pushes per model, duplicates, lost pushes)."""
+    import ray
+
+    return ray.get(ep.endpoint.client.actor.state.remote())
 
 
 def test_on_ray_targets_arrive_once_and_the_synthetic_gradient_is_the_groups(ray_service):
@@ -209,7 +224,7 @@ def test_on_ray_targets_arrive_once_and_the_synthetic_gradient_is_the_groups(ray
     lower, upper = _net()
     rows = _steps(ep, lower, upper, 6)
     assert ep.flush() == 6
-    state = ep.link.state()
+    state = _group_state(ep)
     assert (state["pushes"], state["trained"], state["duplicates"], state["lost_pushes"]) == (6, 6, 0, 0)
     assert state["streams"]["plain"]["last_seq"] == 6
     learner, states = _reference([t for _, _, t in rows], kind="mlp", hidden=16)
@@ -240,7 +255,7 @@ def test_on_ray_detach_leaves_the_group_serving_the_others(ray_service):
     a.detach()
     _steps(b, *_net(1), 3, first=4)
     assert b.flush() == 7
-    streams = b.link.state()["streams"]
+    streams = _group_state(b)["streams"]
     assert (streams["a"]["pushes"], streams["b"]["pushes"]) == (2, 5)
 
 

@@ -1,10 +1,11 @@
-"""LocalEndpoint: the in-process SG exchange's verbs and their guarantees (no Ray)."""
+"""LocalEndpoint: the in-process SG exchange's verbs and their guarantees; ExchangeRule: which verbs a
+step calls, in which order (no Ray)."""
 
 import pytest
 import torch
 
 from sharedsg.data.sources import make_source
-from sharedsg.harness.endpoint import LocalEndpoint
+from sharedsg.harness.endpoint import ExchangeRule, LocalEndpoint
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.stream import StreamLearner
 
@@ -81,3 +82,70 @@ def test_predict_is_the_groups(parts):
     t = targets[1]
     got, want = a.predict(t.h, t.y), group.predict(t.h, t.y)
     assert set(got) == {"ic", "oc", "wc"} and all(torch.equal(got[c], want[c]) for c in got)
+
+
+class _Recorder(LocalEndpoint):
+    """A LocalEndpoint that records the verbs called (name, wait)."""
+
+    def __init__(self, group: SGLearner) -> None:
+        super().__init__(group)
+        self.calls = []
+
+    def send(self, targets, lag, wait=False):
+        self.calls.append(("send", wait))
+        super().send(targets, lag, wait)
+
+    def flush(self):
+        self.calls.append(("flush", False))
+        super().flush()
+
+    def refresh(self, have_version, wait=False):
+        self.calls.append(("refresh", wait))
+        super().refresh(have_version, wait)
+
+    def receive(self, have_version, wait=False):
+        self.calls.append(("receive", wait))
+        return super().receive(have_version, wait)
+
+    def pull(self, have_version):
+        self.calls.append(("pull", False))
+        return super().pull(have_version)
+
+
+class _Copy:
+    """Any holder of a group's weights (an API model's replica, a stream's learner)."""
+
+    def __init__(self) -> None:
+        self.sg_version = 0
+
+    def load_sg(self, state) -> None:
+        self.sg_version = state.version
+
+
+@pytest.mark.parametrize("rule, before, after", [
+    (ExchangeRule(1), [("receive", False)], [("send", False), ("refresh", False)]),
+    (ExchangeRule(1, synchronous=True), [("receive", False)], [("send", False), ("flush", False), ("refresh", True)]),
+    (ExchangeRule(2), [("receive", False)], [("send", False)]),
+    (ExchangeRule(1, rpc=True), [], [("send", True)]),
+])
+def test_the_rule_calls_the_verbs_in_order(parts, rule, before, after):
+    group, _, _, targets = parts
+    ep, copy = _Recorder(group), _Copy()
+    assert rule.before_step(ep, copy) == 0 and ep.calls == before
+    ep.calls = []
+    rule.after_step(ep, copy, targets[0], 0)
+    assert ep.calls == after
+
+
+def test_the_rule_waits_then_pulls_only_when_the_copy_is_too_far_behind(parts):
+    """Another endpoint moved the group 3 versions on: receive, wait for the fetch, then pull."""
+    group, _, other, targets = parts
+    ep, copy = _Recorder(group), _Copy()
+    for t in targets:
+        other.send(t, lag=0.0)
+    ep.flush()  # the endpoint sees version 3; its copy holds 0 and nothing was fetched
+    ep.calls = []
+    assert ExchangeRule(1).before_step(ep, copy) == 0 and copy.sg_version == 3
+    assert ep.calls == [("receive", False), ("receive", True), ("pull", False)]
+    ep.calls = []
+    assert ExchangeRule(3).before_step(ep, _Copy()) == 3 and ep.calls == [("receive", False)]

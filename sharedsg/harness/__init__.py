@@ -2,7 +2,8 @@
 
 - :mod:`.stream`: ``Stream`` (one NMN stream: learner, data, SG group, and its SG exchange,
   ``Stream.train``) and the one place a stream's seed, batch size and SG group are decided;
-- :mod:`.endpoint`: ``SGEndpoint``, the verbs of a stream's side of the SG exchange, and
+- :mod:`.endpoint`: ``SGEndpoint``, the verbs of a stream's side of the SG exchange, ``ExchangeRule`` (when a step
+  calls which verb; streams and the public API alike), and
   ``LocalEndpoint`` (an SG group in this process);
 - :mod:`.backend`: the ``Backend`` protocol and ``LocalBackend`` (streams and SG groups in this
   process); ``sharedsg.runtime.backend.RayBackend`` is the same protocol on Ray actors;

@@ -4,8 +4,10 @@
 the SG service on Ray.
 
 An endpoint moves weights and targets and keeps the books; it decides nothing.
-:meth:`sharedsg.harness.stream.Stream.train` decides when to call which verb (the staleness
-rule, the transport, ``experiment.synchronous``), so ``--local`` and Ray run one algorithm.
+:class:`ExchangeRule` decides when to call which verb around one training step (the staleness
+rule, the transport, ``experiment.synchronous``), for an NMN stream
+(:meth:`sharedsg.harness.stream.Stream.train`) and a model of the public API
+(:class:`sharedsg.api.Endpoint`) alike, so ``--local``, Ray and the API run one algorithm.
 
 Guarantees every implementation gives:
 
@@ -24,9 +26,11 @@ Guarantees every implementation gives:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, Optional, Protocol
 
 import torch
+from omegaconf import DictConfig
 
 from sharedsg.learn.sg import SGLearner
 from sharedsg.learn.types import SGState, SGTargets
@@ -120,3 +124,57 @@ class LocalEndpoint:
     def info(self) -> Dict[str, Any]:
         return {"seq": self.seq, "acked": self.seq, "known_version": self.version, "push_errors": 0,
                 "max_in_flight": 0, "blocking_pulls": self.blocking_pulls, "reconnects": 0, "resumed_from_server": False}
+
+
+class SGCopy(Protocol):
+    """What holds a copy of a group's weights: a stream's learner, an API model's predictors."""
+
+    @property
+    def sg_version(self) -> int:
+        """The version of the weights held."""
+
+    def load_sg(self, state: SGState) -> None:
+        """Hold ``state``'s weights and version from now on."""
+
+
+@dataclass(frozen=True)
+class ExchangeRule:
+    """When a step calls which verb of its :class:`SGEndpoint` (docs/design.md, 'One training step'):
+    :meth:`before_step`, the step on the copy (Eq. 9-10), :meth:`after_step`."""
+
+    max_staleness: int
+    synchronous: bool = False
+    rpc: bool = False
+
+    @classmethod
+    def of(cls, sg: DictConfig, synchronous: bool = False) -> "ExchangeRule":
+        """The rule of ``sg.*`` settings (``sg.max_staleness``, ``sg.transport``) and ``experiment.synchronous``."""
+        return cls(int(sg.max_staleness), bool(synchronous), sg.transport == "rpc")
+
+    def before_step(self, ep: SGEndpoint, copy: SGCopy) -> int:
+        """``replica``: load the weights fetched since the last step; when the copy is more than
+        ``max_staleness`` versions behind the newest version seen, wait for the fetch in flight, and if
+        it is still that far behind, pull (blocking). The versions the step's copy lags (``rpc``: 0)."""
+        if self.rpc:
+            return 0
+        self._load(copy, ep.receive(copy.sg_version))
+        if ep.version - copy.sg_version > self.max_staleness:
+            self._load(copy, ep.receive(copy.sg_version, wait=True))
+        if ep.version - copy.sg_version > self.max_staleness:
+            self._load(copy, ep.pull(copy.sg_version))
+        return ep.version - copy.sg_version
+
+    @staticmethod
+    def _load(copy: SGCopy, state: Optional[SGState]) -> None:
+        if state is not None:  # newer than the copy: receive and pull return nothing else
+            copy.load_sg(state)
+
+    def after_step(self, ep: SGEndpoint, copy: SGCopy, targets: SGTargets, lag: int) -> None:
+        """Send the step's targets (``rpc``: wait for the acknowledgement); ``synchronous``: wait until
+        the group has trained on them; ``replica``: once the copy is ``max(1, max_staleness)`` versions
+        behind, start fetching (``synchronous``: the fetch completes here)."""
+        ep.send(targets, lag=float(lag), wait=self.rpc)
+        if self.synchronous:
+            ep.flush()
+        if not self.rpc and ep.version - copy.sg_version >= max(1, self.max_staleness):
+            ep.refresh(copy.sg_version, wait=self.synchronous)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from sharedsg.data.batch import Batch
 from sharedsg.data.sources import make_source
-from sharedsg.harness.endpoint import SGEndpoint
+from sharedsg.harness.endpoint import ExchangeRule, SGEndpoint
 from sharedsg.learn.stream import StreamLearner
 from sharedsg.learn.types import SGState
 
@@ -67,9 +67,7 @@ class Stream:
                                      device=device if device is not None else cfg.learner.device)
         self.train_src = make_source(cfg.data, self.data_class, "train", self.seed)
         self.test_src = make_source(cfg.data, self.data_class, "test", self.seed)
-        self.rpc = cfg.sg.transport == "rpc"
-        self.max_staleness = int(cfg.sg.max_staleness)
-        self.synchronous = bool(cfg.experiment.synchronous)
+        self.rule = ExchangeRule.of(cfg.sg, cfg.experiment.synchronous)
         self.endpoint: Optional[SGEndpoint] = None
 
     def join(self, endpoint: SGEndpoint, resumed: bool = False) -> None:
@@ -83,45 +81,24 @@ class Stream:
         if state is not None and (state.version > self.learner.sg_version or self.learner.steps == 0):
             self.learner.load_sg(state)
 
-    def _lag(self) -> int:
-        """Versions the SG copy is behind the newest version the endpoint has seen."""
-        return self.endpoint.version - self.learner.sg_version
-
     def train(self, batch: Optional[Batch] = None) -> Dict[str, float]:
         """One training step on ``batch`` (default: the next training batch) and its SG exchange
         (docs/design.md, 'One training step'); the step's metrics.
 
-        ``replica``: (1) load the weights fetched since the last step; when the copy is more than
-        ``sg.max_staleness`` versions behind, wait for the fetch in flight, and if it is still that
-        far behind, pull (blocking) — so the copy a step uses never lags more than ``sg.max_staleness``
-        versions behind the newest version seen; (2) the step on the copy (Eq. 9-10); (3) send the
-        targets; (4) once the copy is ``max(1, sg.max_staleness)`` versions behind, start fetching.
-        ``rpc``: the step with the group's synthetic gradients, then send and wait for the
-        acknowledgement. ``experiment.synchronous``: after sending, wait until the group has trained
-        on the push, and a fetch completes before the step returns (Ray then runs what ``--local`` does).
-        Without an endpoint (a stream with no SG group) only the step.
+        :meth:`ExchangeRule.before_step` (``replica``: the copy never lags more than
+        ``sg.max_staleness`` versions behind the newest version seen), the step on the copy (Eq. 9-10;
+        ``rpc``: with the group's synthetic gradients), :meth:`ExchangeRule.after_step` (send the
+        targets; ``experiment.synchronous``: wait until the group has trained on them, so Ray runs
+        what ``--local`` does; start fetching once the copy is behind). Without an endpoint (a stream
+        with no SG group) only the step.
         """
         batch = batch if batch is not None else self.train_src.next_batch(self.batch_size)
         ep = self.endpoint
         if ep is None:
             return dict(self.learner.step(batch).metrics)
-        if self.rpc:
-            result = self.learner.step(batch, ep.predict)
-            ep.send(result.targets, lag=0.0, wait=True)
-            lag = 0
-        else:
-            self._load(ep.receive(self.learner.sg_version))
-            if self._lag() > self.max_staleness:
-                self._load(ep.receive(self.learner.sg_version, wait=True))
-            if self._lag() > self.max_staleness:
-                self._load(ep.pull(self.learner.sg_version))
-            lag = self._lag()
-            result = self.learner.step(batch)
-            ep.send(result.targets, lag=float(lag))
-        if self.synchronous:
-            ep.flush()
-        if not self.rpc and self._lag() >= max(1, self.max_staleness):
-            ep.refresh(self.learner.sg_version, wait=self.synchronous)
+        lag = self.rule.before_step(ep, self.learner)
+        result = self.learner.step(batch, ep.predict if self.rule.rpc else None)
+        self.rule.after_step(ep, self.learner, result.targets, lag)
         metrics = dict(result.metrics)
         metrics.update(ep.losses)
         metrics["sg/version_lag"] = float(lag)

@@ -1,65 +1,42 @@
-"""The public API on Ray (:mod:`sharedsg.api`): a model's link to one group of an experiment's SG
-service, and a service started for API groups alone.
-
-:class:`RayLink` is a stream's side of the SG protocol (:class:`~sharedsg.runtime.client.SGClient`):
-the group's dimension check at registration, numbered pushes resolved into an acknowledgement
-watermark (exactly once, across restarts), at most ``sg.max_inflight_pushes`` in flight, and a
-replica of the weights refreshed by version: in the background once it is behind, waited for only
-when it is more than ``sg.max_staleness`` versions behind.
+"""The public API on Ray (:mod:`sharedsg.api`): a model joins one group of an experiment's SG
+service through a :class:`~sharedsg.runtime.endpoint.RayEndpoint` (the one NMN streams on Ray use:
+the group's dimension check at registration, exactly-once numbered pushes, at most
+``sg.max_inflight_pushes`` in flight, weights by version), and a service started for API groups alone.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import ray
 from omegaconf import DictConfig, OmegaConf
 
 from sharedsg.config import Config
 from sharedsg.errors import UserError
-from sharedsg.learn.types import SGState, SGTargets
 from sharedsg.runtime import with_defaults
 from sharedsg.runtime.client import SGClient
+from sharedsg.runtime.endpoint import RayEndpoint
 from sharedsg.runtime.job import connect, find_server
 from sharedsg.runtime.registry import registry_actor
 from sharedsg.storage import resolve_root
 
 
-class RayLink:
-    def __init__(self, experiment: str, group: str, name: str, dims: Mapping[str, int],
-                 address: Optional[str] = None) -> None:
-        connect(address, embedded_ok=False)
-        registry = find_server(experiment)
-        self.sg = with_defaults(ray.get(registry.config.remote())).sg
-        info = {"node": socket.gethostname(), "pid": os.getpid(), "api": True}
-        self.client = SGClient(registry, name, group, dict(dims), {"sg_dims": dict(dims)}, info, start_seq=None,
-                               max_inflight=int(self.sg.max_inflight_pushes), wire_dtype=str(self.sg.wire_dtype))
-        if self.client.error is not None:
-            raise UserError(self.client.error)
-
-    def receive(self, have_version: int) -> Optional[SGState]:
-        self.client.poll(wait_for=len(self.client.pending))  # the acknowledgements that are in
-        if have_version < 0:
-            return self.client.pull(-1)
-        return self.client.fresh(have_version, int(self.sg.max_staleness))
-
-    def send(self, targets: SGTargets, have_version: int) -> None:
-        self.client.push(targets, lag=float(self.client.known_version - have_version))
-        self.client.prefetch(have_version, int(self.sg.max_staleness))
-
-    def flush(self, have_version: int) -> Optional[SGState]:
-        self.client.flush()
-        ray.get(self.client.actor.drain.remote())
-        return self.client.pull(have_version)
-
-    def state(self) -> Dict[str, Any]:
-        """The group's state (versions, pushes per model, duplicates, lost pushes)."""
-        return ray.get(self.client.actor.state.remote())
-
-    def close(self) -> None:
-        self.client.flush()
+def join(experiment: str, group: str, name: str, dims: Mapping[str, int],
+         address: Optional[str] = None) -> Tuple[RayEndpoint, DictConfig]:
+    """Model ``name`` registers with ``group`` of SG service ``experiment`` (at ``address``, else the Ray
+    this process runs in, else the local Ray of attachable experiments); its endpoint and the service's
+    config. A model that does not fit the group: a one-line :class:`UserError`."""
+    connect(address, embedded_ok=False)
+    registry = find_server(experiment)
+    cfg = with_defaults(ray.get(registry.config.remote()))
+    info = {"node": socket.gethostname(), "pid": os.getpid(), "api": True}
+    client = SGClient(registry, name, group, dict(dims), {"sg_dims": dict(dims)}, info, start_seq=None,
+                      max_inflight=int(cfg.sg.max_inflight_pushes), wire_dtype=str(cfg.sg.wire_dtype))
+    if client.error is not None:
+        raise UserError(client.error)
+    return RayEndpoint(client), cfg
 
 
 class Service:
