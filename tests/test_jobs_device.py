@@ -98,7 +98,8 @@ def test_metatest_job_builds_its_networks_and_batches_on_its_device(method):
     assert cyclists.next_batch(4).x.device == META
     assert {adapt.x.device, adapt.y.device, held.x.device, held.y.device} == {META}
     if method == "proposed":
-        learner, sg = metatest._nmn_learners(cfg, method, 0, META)
+        stream = metatest._nmn_stream(cfg, method, 0, META)
+        learner, sg = stream.learner, stream.endpoint.group
         assert _devices(learner.nmn) == {META} and _devices(learner.sg) == {META} and _devices(sg.modules) == {META}
     else:
         net = metatest._seq2seq_net(cfg, method, 0, META)

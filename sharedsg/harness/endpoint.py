@@ -96,7 +96,7 @@ class LocalEndpoint:
 
     def _state(self, have_version: int) -> Optional[SGState]:
         self.version = max(self.version, self.group.version)
-        return self.group.state() if self.group.version > have_version else None
+        return self.group.state(on_device=True) if self.group.version > have_version else None
 
     def send(self, targets: SGTargets, lag: float, wait: bool = False) -> None:
         self.seq += 1

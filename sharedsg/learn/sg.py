@@ -133,8 +133,11 @@ class SGLearner:
         out = self.modules({c: v.to(self.device) for c, v in h.items()}, y.to(self.device))
         return dict(zip(self.names, torch.stack([out[c] for c in self.names]).cpu().unbind(0)))  # one transfer
 
-    def state(self) -> SGState:
-        return SGState(self.version, {k: v.detach().cpu().clone() for k, v in self.modules.state_dict().items()})
+    def state(self, on_device: bool = False) -> SGState:
+        """A copy of the weights at this version: CPU tensors (the wire's), or on the group's device
+        (``on_device``: a stream in this process loads them without a round trip through the host)."""
+        return SGState(self.version, {k: v.detach().clone() if on_device else v.detach().cpu().clone()
+                                      for k, v in self.modules.state_dict().items()})
 
     def state_dict(self) -> Dict[str, object]:
         return {"weights": self.state().weights, "optimizer": copy.deepcopy(self.optimizer.state_dict()),
