@@ -34,6 +34,7 @@ from sharedsg.data.mnist import load_mnist
 from sharedsg.errors import UserError
 
 HIDDEN, CLASSES = 256, 10
+SG = dict(kind="mlp", hidden=HIDDEN, policy="exact")  # the group's SG settings (sharedsg.config.SGConfig)
 ARMS = ("bp", "own", "shared")
 
 
@@ -85,6 +86,9 @@ def compare(args: argparse.Namespace) -> List[Dict[str, Any]]:
     """Every seed's three arms, the two models of an arm in parallel, each in its own Ray actor."""
     import ray
 
+    from sharedsg.runtime.job import token_auth_for_embedded_ray
+
+    token_auth_for_embedded_ray()  # as `sharedsg run` starts its Ray: token on, without Ray's warning
     # logical CPUs: the two model actors and the three groups of a seed (a group actor takes one)
     ray.init(address="local", num_cpus=5, include_dashboard=False, logging_level=logging.WARNING,
              object_store_memory=100 * 1024 * 1024)
@@ -94,8 +98,8 @@ def compare(args: argparse.Namespace) -> List[Dict[str, Any]]:
     shutil.rmtree(args.out / "service", ignore_errors=True)  # a service restores its groups from there: start afresh
     for seed in args.seeds:
         experiment = f"mnist-shared-sg-{seed}"
-        service = sharedsg.serve(experiment, str(args.out / "service" / f"seed{seed}"), kind="mlp", hidden=HIDDEN,
-                                 policy="exact")
+        service = sharedsg.serve(experiment, str(args.out / "service" / f"seed{seed}"), **SG, lr=args.sg_lr,
+                                 target_scaling=args.sg_scaling)
         for arm in ARMS:
             groups = {"bp": {}, "own": {k: f"{experiment}/own-{k}" for k in models},
                       "shared": {k: f"{experiment}/shared" for k in models}}[arm]
@@ -159,6 +163,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=400, help="Adam steps per model and arm")
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--sg-lr", type=float, default=1e-3,
+                   help="the SG group's Adam rate (sg.lr), chosen by the SG fit (relative MSE, docs/api.md); "
+                        "the NMN default, 9e-3, fits the NMN controllers' targets")
+    p.add_argument("--sg-scaling", choices=("rms", "none"), default="none",
+                   help="sg.target_scaling of the SG group; none fits these targets better (docs/api.md)")
     p.add_argument("--attach", metavar="EXPERIMENT/GROUP", help="train one MLP through a running experiment's group")
     p.add_argument("--address", help="the Ray cluster of --attach (default: the local Ray of attachable experiments)")
     args = p.parse_args(argv)
