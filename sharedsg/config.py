@@ -89,11 +89,14 @@ class SGConfig:
     # a group's learner takes up to this many accepted pushes into one update (one Adam step on their
     # concatenated batch, one version); 1: an update per push
     coalesce_max: int = bounded(8, ge=1)
-    # how a group trains on what it accepted (runtime): exact = every pushed target set once, in arrival
-    # order (pushes wait when sg.buffer_size are queued; experiment.synchronous always uses it);
+    # how a group trains on what it accepted (runtime): exact = every pushed target set once, each stream's
+    # in the order sent (pushes wait when sg.buffer_size are queued; experiment.synchronous always uses it);
     # buffered = the newest sg.buffer_size sets, newest first, at the learner's pace (evictions counted)
     policy: str = choice("exact", "buffered", default="buffered")
     buffer_size: int = bounded(64, ge=1)  # target sets a group holds before exact makes pushes wait / buffered evicts
+    # a group queues each stream's pushes in the order sent: a push that overtook an earlier one waits for it
+    # this long at most (it waits out the limit only for a push lost with a group that crashed)
+    reorder_wait_s: float = bounded(5.0, ge=0)
     # dtype of the pushed targets on the wire (runtime): float16 halves the bytes per push; the group
     # trains in float32 either way (SG quality: docs/runtime.md)
     wire_dtype: str = choice("float32", "float16")

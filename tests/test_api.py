@@ -27,6 +27,7 @@ from sharedsg.learn.sg import SGLearner
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "mnist_shared_sg.py"
 DIMS, CONTEXT, B = {"h": 6}, 3, 5
+STEPS = 40  # on Ray: enough pushes in flight together that an out-of-order arrival would show
 
 
 def _net(seed: int = 0):
@@ -222,11 +223,11 @@ def _group_state(ep: Endpoint):
 def test_on_ray_targets_arrive_once_and_the_synthetic_gradient_is_the_groups(ray_service):
     ep = connect("api-test/once", "plain", DIMS, CONTEXT, mode="decoupled")
     lower, upper = _net()
-    rows = _steps(ep, lower, upper, 6)
-    assert ep.flush() == 6
+    rows = _steps(ep, lower, upper, STEPS)
+    assert ep.flush() == STEPS
     state = _group_state(ep)
-    assert (state["pushes"], state["trained"], state["duplicates"], state["lost_pushes"]) == (6, 6, 0, 0)
-    assert state["streams"]["plain"]["last_seq"] == 6
+    assert (state["pushes"], state["trained"], state["duplicates"], state["lost_pushes"]) == (STEPS, STEPS, 0, 0)
+    assert state["streams"]["plain"]["last_seq"] == STEPS
     learner, states = _reference([t for _, _, t in rows], kind="mlp", hidden=16)
     for k, v in ep.modules.state_dict().items():  # the group's weights, version 6, as pulled
         torch.testing.assert_close(v, learner.modules.state_dict()[k])

@@ -115,6 +115,27 @@ def test_exact_trains_every_push_once_in_order_and_counts_lost(tmp_path):
         ray.kill(registry, no_restart=True)
 
 
+def test_a_push_that_overtook_an_earlier_one_waits_for_it(tmp_path):
+    """An async actor may start a stream's calls in any order: a push names the earlier ones still in
+    flight (``before``) and is queued only after them, or after sg.reorder_wait_s when one never comes."""
+    cfg, registry, learner, targets, model = service(tmp_path, "experiment.name=server-order", "sg.policy=exact",
+                                                     "sg.reorder_wait_s=1.5")
+    parts = [ray.put(p) for p in targets.parts()]
+    try:
+        group = ray.get(registry.register.remote("a", "shared", learner.dims, model))["actor"]
+        second = group.push.remote("a", 2, dict(meta(), before=[1]), *parts)
+        assert ray.wait([second], timeout=0.5)[0] == []  # held back for push 1
+        assert ray.get(group.push.remote("a", 1, meta(), *parts))["applied"]
+        assert ray.get(second, timeout=1.0)["applied"]
+        ray.get(group.drain.remote())
+        lonely = group.push.remote("a", 4, dict(meta(), before=[3]), *parts)  # push 3 was lost: no wait forever
+        assert ray.wait([lonely], timeout=0.5)[0] == [] and ray.get(lonely, timeout=5)["applied"]
+        s = ray.get(group.state.remote())
+        assert (s["overtaking"], s["pushes"], s["streams"]["a"]["last_seq"], s["streams"]["a"]["ahead"]) == (2, 3, 2, [4])
+    finally:
+        ray.kill(registry, no_restart=True)
+
+
 def test_buffered_evicts_the_oldest_and_counts_them(tmp_path):
     cfg, registry, learner, targets, model = service(
         tmp_path, "experiment.name=server-buffered", "sg.policy=buffered", "sg.buffer_size=3",

@@ -70,7 +70,7 @@ class SGClient:
         self.poll(self.max_inflight - 1)
         self.seq += 1
         meta = {"acked": self.ledger.watermark, "in_flight": len(self.pending) + 1, "lag": lag,
-                "pull_s": self.pull_s}
+                "pull_s": self.pull_s, "before": sorted(self.pending.values())}
         self.pull_s = []
         parts = targets.parts()
         if self.wire != np.float32:  # narrower on the wire; the group trains in float32

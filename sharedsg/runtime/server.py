@@ -113,8 +113,10 @@ class SGGroupServer:
         self.streams: Dict[str, Dict[str, Any]] = {}
         self.accepted: Dict[str, PushLedger] = {}  # deduplication at ingest
         self.consumed: Dict[str, PushLedger] = {}  # trained on or evicted: what a checkpoint holds
+        self.settled: Dict[str, PushLedger] = {}  # queued or refused by this incarnation: the order of ingest
+        self.reorder_wait_s = float(sg.reorder_wait_s)
         self.counts = {k: 0 for k in ("pushes", "trained", "updates", "coalesced", "duplicates", "lost_pushes",
-                                      "overflow", "restarts", "checkpoints", "publishes", "pulls")}
+                                      "overflow", "restarts", "checkpoints", "publishes", "pulls", "overtaking")}
         self.since_ckpt = 0
         self.last_ckpt = time.monotonic()
         self.started = time.monotonic()
@@ -148,13 +150,18 @@ class SGGroupServer:
             self._loop = asyncio.get_running_loop()
             self._changed = asyncio.Event()
 
-    async def _until(self, ready) -> None:
-        """Wait (without blocking the loop) until ``ready()`` holds; rechecked after every update."""
+    async def _until(self, ready, limit_s: Optional[float] = None) -> None:
+        """Wait (without blocking the loop) until ``ready()`` holds, or ``limit_s`` has passed;
+        rechecked after every update and every queued push."""
         self._bind_loop()
+        deadline = None if limit_s is None else time.monotonic() + limit_s
         while not ready():
+            left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if left <= 0:
+                return
             self._changed.clear()
             try:
-                await asyncio.wait_for(self._changed.wait(), 0.5)
+                await asyncio.wait_for(self._changed.wait(), left)
             except asyncio.TimeoutError:
                 pass
 
@@ -179,6 +186,7 @@ class SGGroupServer:
                 "resumed_from_server": 0, "lag": 0.0, "dims": dict(dims)})
             self.accepted.setdefault(stream, PushLedger())
             self.consumed.setdefault(stream, PushLedger())
+            self.settled.setdefault(stream, self.accepted[stream].copy())
             entry["registrations"] += 1
             if entry["registrations"] > 1 and info.get("checkpoint_seq") is None:
                 entry["resumed_from_server"] += 1  # restarted without a checkpoint: continues after ``high``
@@ -192,10 +200,17 @@ class SGGroupServer:
         the reply comes as soon as they are queued (``exact``: once there is room in the queue).
 
         ``meta``: ``acked`` (every push of the stream up to it was acknowledged), ``in_flight``,
-        ``lag`` (the stream's version lag) and ``pull_s`` (its pull latencies since the last push).
+        ``before`` (the stream's pushes sent before this one and not acknowledged: an async actor may
+        start its calls in any order, so this push waits until those are queued, at most
+        ``sg.reorder_wait_s``), ``lag`` (the stream's version lag) and ``pull_s`` (its pull latencies
+        since the last push).
         """
         self._bind_loop()
         seq = int(seq)
+        before = [int(s) for s in meta.get("before", ())]
+        if not self._settled(stream, before):
+            self.counts["overtaking"] += 1
+            await self._until(lambda: self._settled(stream, before), self.reorder_wait_s)
         with self._lock:
             entry = self.streams.get(stream)
             if entry is None:
@@ -205,11 +220,14 @@ class SGGroupServer:
             if not self.accepted[stream].mark(seq):
                 entry["duplicates"] += 1
                 self.counts["duplicates"] += 1
+                self.settled[stream].mark(seq)
                 return {"applied": False, "seq": seq, "version": self.version, "losses": self.losses}
         item = Pending(stream, seq, self.sg.targets(parts))
         if self.ingest.full():
             await self._until(lambda: not self.ingest.full())
         with self._lock:
+            self.settled[stream].mark(seq)
+            self._changed.set()  # a push that overtook this one may go on
             evicted = self.ingest.put(item)
             if evicted is not None:
                 self.counts["overflow"] += 1
@@ -219,6 +237,12 @@ class SGGroupServer:
             self.ingest_rate.add()
             self._work.notify()
             return {"applied": True, "seq": seq, "version": self.version, "losses": self.losses}
+
+    def _settled(self, stream: str, seqs: List[int]) -> bool:
+        """Every one of ``seqs`` (the stream's) is queued or refused as a duplicate by this incarnation."""
+        with self._lock:
+            ledger = self.settled.get(stream)
+            return ledger is None or all(ledger.done(s) for s in seqs)
 
     def _note(self, stream: str, entry: Dict[str, Any], meta: Dict[str, Any]) -> None:
         """The stream's report: reconcile its acknowledgement watermark, keep its lag and pull latencies."""
@@ -347,6 +371,7 @@ class SGGroupServer:
         self.streams = {n: dict(s) for n, s in saved["streams"].items()}
         self.consumed = {n: PushLedger.from_state(s) for n, s in saved["consumed"].items()}
         self.accepted = {n: l.copy() for n, l in self.consumed.items()}
+        self.settled = {n: l.copy() for n, l in self.consumed.items()}
         self.counts.update({k: int(v) for k, v in saved["counts"].items() if k in self.counts})
 
     async def checkpoint(self) -> str:
