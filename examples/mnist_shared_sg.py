@@ -86,7 +86,7 @@ def compare(args: argparse.Namespace) -> List[Dict[str, Any]]:
     """Every seed's three arms, the two models of an arm in parallel, each in its own Ray actor."""
     import ray
 
-    from sharedsg.runtime.job import token_auth_for_embedded_ray
+    from sharedsg.runtime.cluster.connection import token_auth_for_embedded_ray
 
     token_auth_for_embedded_ray()  # as `sharedsg run` starts its Ray: token on, without Ray's warning
     # logical CPUs: the two model actors and the three groups of a seed (a group actor takes one)

@@ -181,7 +181,7 @@ def connect(group: SGGroup | str, name: str, dims: Mapping[str, int], context_di
     full = {**{k: int(v) for k, v in dims.items()}, "target": int(context_dim)}
     if isinstance(group, SGGroup):
         return Endpoint(group.join(name, full), full, cfg, group.sg, leave=lambda: group.leave(name))
-    from sharedsg.runtime.link import join  # ray loads only for a group on Ray
+    from sharedsg.runtime.service.link import join  # ray loads only for a group on Ray
 
     experiment, _, group_name = str(group).partition("/")
     if not experiment or not group_name:
@@ -193,8 +193,8 @@ def connect(group: SGGroup | str, name: str, dims: Mapping[str, int], context_di
 def serve(experiment: str, storage: str, **sg: Any) -> Any:
     """Start SG service ``experiment`` on the Ray this process is connected to (checkpoints under
     ``storage``); models join its groups with ``connect("experiment/group", ...)``. It lives while the
-    returned :class:`~sharedsg.runtime.link.Service` is held (or until its ``stop()``)."""
-    from sharedsg.runtime.link import Service
+    returned :class:`~sharedsg.runtime.service.link.Service` is held (or until its ``stop()``)."""
+    from sharedsg.runtime.service.link import Service
 
     name = settings(ExperimentConfig, {"name": experiment}).name  # no '/': connect() splits there
     return Service(name, storage, settings(SGConfig, sg))

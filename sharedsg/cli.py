@@ -15,9 +15,9 @@ from sharedsg.errors import UserError
 # Subcommand modules; each has add_parser(subparsers) that sets ``func(args) -> int``.
 COMMAND_MODULES = (
     "sharedsg.commands.run",
-    "sharedsg.runtime.commands",
-    "sharedsg.bench.commands",
-    "sharedsg.data.commands",
+    "sharedsg.commands.cluster",
+    "sharedsg.commands.bench",
+    "sharedsg.commands.data",
     "sharedsg.commands.sweep",
     "sharedsg.commands.report",
 )

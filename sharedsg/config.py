@@ -205,7 +205,7 @@ class ExperimentConfig:
 
 @dataclass
 class ResourcesConfig:
-    """What a run reserves on Ray (sharedsg/runtime/placement.py: one placement group per run)."""
+    """What a run reserves on Ray (sharedsg/runtime/hosting/placement.py: one placement group per run)."""
 
     # GPUs per stream actor, a string: "auto" (the streams share the GPUs there are: 1/k of a GPU each,
     # the smallest k that fits them all; none: CPU) or a number ("0", "0.25" packs four streams on a GPU, "1")

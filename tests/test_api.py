@@ -296,7 +296,7 @@ def test_a_plain_model_attaches_to_a_running_attachable_experiment(tmp_path):
 
     import psutil
 
-    from sharedsg.runtime.testing import tiny_yaml
+    from sharedsg.bench.raytools import tiny_yaml
 
     cfg = tiny_yaml(tmp_path / "tiny.yaml", tmp_path / "runs", name="api-attach")
     env = dict(os.environ, RAY_ADDRESS="", CUDA_VISIBLE_DEVICES="", SHAREDSG_CACHE=str(tmp_path / "cache"),

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from sharedsg.bench.commands import BENCHES
+from sharedsg.commands.bench import BENCHES
 from sharedsg.cli import build_parser
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from sharedsg.data.check import check_root
-from sharedsg.data.commands import main
+from sharedsg.commands.data import main
 from sharedsg.data.errors import HOW_TO_GET
 from sharedsg.data.sample import SAMPLE_PATH
 

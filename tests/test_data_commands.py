@@ -12,14 +12,14 @@ import pytest
 
 from sharedsg.bench.data import run_data_bench
 from sharedsg.config import data_root
-from sharedsg.data.commands import main
+from sharedsg.commands.data import main
 from sharedsg.data.sample import SAMPLE_PATH
 
 
 @pytest.mark.needs_data("omniglot", "mnist", "sdd")
 def test_check_json_prints_the_counts():
     result = subprocess.run(
-        [sys.executable, "-m", "sharedsg.data.commands", "data", "check", "--root", str(data_root()), "--json"],
+        [sys.executable, "-m", "sharedsg.commands.data", "data", "check", "--root", str(data_root()), "--json"],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from sharedsg.data import download as dl
-from sharedsg.data.commands import main
+from sharedsg.commands.data import main
 
 
 def _closed_port() -> int:

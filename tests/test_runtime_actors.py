@@ -8,7 +8,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from sharedsg.runtime.actors import stop_actors  # noqa: E402
+from sharedsg.runtime.hosting.actors import stop_actors  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("ray_session")  # the test run's one Ray (tests/conftest.py)

@@ -8,10 +8,10 @@ from sharedsg.harness.backend import LocalBackend  # noqa: E402
 from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
 from sharedsg.harness.launcher import Launcher  # noqa: E402
 from sharedsg.experiments.train import run_training  # noqa: E402
-from sharedsg.runtime import job  # noqa: E402
-from sharedsg.runtime.backend import RayBackend, server_scalars  # noqa: E402
-from sharedsg.runtime.registry import registry_actor  # noqa: E402
-from sharedsg.runtime.testing import tiny_config  # noqa: E402
+from sharedsg.commands.cluster import format_status  # noqa: E402
+from sharedsg.runtime.hosting.backend import RayBackend, server_scalars  # noqa: E402
+from sharedsg.runtime.service.registry import registry_actor  # noqa: E402
+from sharedsg.bench.raytools import tiny_config  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("ray_session")  # the test run's one Ray (tests/conftest.py)
@@ -48,7 +48,7 @@ def test_sharing_groups(tmp_path, sharing):
         backend.flush()
         state = backend.server_state()
         groups = {n: backend.info(n)["group"] for n in cfg.streams}
-        text = job.format_status({cfg.experiment.name: state})
+        text = format_status({cfg.experiment.name: state})
     finally:
         backend.close()
         log.close()

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # each benchmark starts Ray in a subprocess
 
-from sharedsg.runtime.testing import TINY  # noqa: E402
+from sharedsg.bench.raytools import TINY  # noqa: E402
 
 
 def test_bench_runtime_smoke():

@@ -8,10 +8,10 @@ ray = pytest.importorskip("ray")
 from omegaconf import OmegaConf  # noqa: E402
 
 from sharedsg.harness.stream import Stream  # noqa: E402
-from sharedsg.runtime.client import SGClient  # noqa: E402
-from sharedsg.runtime.endpoint import RayEndpoint  # noqa: E402
-from sharedsg.runtime.registry import registry_actor  # noqa: E402
-from sharedsg.runtime.testing import tiny_config  # noqa: E402
+from sharedsg.runtime.service.client import SGClient  # noqa: E402
+from sharedsg.runtime.service.endpoint import RayEndpoint  # noqa: E402
+from sharedsg.runtime.service.registry import registry_actor  # noqa: E402
+from sharedsg.bench.raytools import tiny_config  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("ray_session")  # the test run's one Ray (tests/conftest.py)
 

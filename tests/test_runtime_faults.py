@@ -7,10 +7,11 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
-from sharedsg.runtime import NAMESPACE, checkpoint, group_actor_name  # noqa: E402
-from sharedsg.runtime.backend import RayBackend  # noqa: E402
-from sharedsg.runtime.registry import registry_actor  # noqa: E402
-from sharedsg.runtime.testing import kill_and_wait, settled_state, tiny_config  # noqa: E402
+from sharedsg.runtime import NAMESPACE, group_actor_name  # noqa: E402
+from sharedsg.runtime.service import checkpoint  # noqa: E402
+from sharedsg.runtime.hosting.backend import RayBackend  # noqa: E402
+from sharedsg.runtime.service.registry import registry_actor  # noqa: E402
+from sharedsg.bench.raytools import kill_and_wait, settled_state, tiny_config  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("ray_session")  # the test run's one Ray (tests/conftest.py)

@@ -1,4 +1,4 @@
-"""The local Ray of attachable runs (sharedsg/runtime/local_head.py), through the README's attach
+"""The local Ray of attachable runs (sharedsg/runtime/cluster/local_head.py), through the README's attach
 example, verbatim, on one machine without a cluster (subprocesses, no fixtures): the run starts
 a local Ray that outlives it, the stream attaches and trains, its events land in the run's
 directory, ``status`` lists it, ``stop`` ends the experiment and the local Ray, and no Ray

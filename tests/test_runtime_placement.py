@@ -25,8 +25,10 @@ from ray.util.placement_group import placement_group_table  # noqa: E402
 
 from sharedsg.config import load_config  # noqa: E402
 from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
-from sharedsg.runtime import NAMESPACE, job, placement  # noqa: E402
-from sharedsg.runtime.testing import TINY, tiny_config  # noqa: E402
+from sharedsg.runtime import NAMESPACE  # noqa: E402
+from sharedsg.runtime.cluster import connection, launcher  # noqa: E402
+from sharedsg.runtime.hosting import placement  # noqa: E402
+from sharedsg.bench.raytools import TINY, tiny_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = [  # configs/knowledge_sharing.yaml, shrunk: one seed, a few iterations, a tiny NMN
@@ -44,9 +46,9 @@ def cluster(own_ray):
                                                       "object_store_memory": 100 * 1024 * 1024})
     worker = c.add_node(num_cpus=4, num_gpus=1, object_store_memory=100 * 1024 * 1024)
     c.wait_for_nodes()
-    job.connect(c.address)
+    connection.connect(c.address)
     yield c, worker.node_id
-    job.disconnect()
+    connection.disconnect()
     c.shutdown()
 
 
@@ -111,7 +113,7 @@ def test_streams_on_the_gpu_worker_server_where_server_gpus_says(cluster, tmp_pa
                       "resources.server_gpus=0.5", "resources.require_cuda=false",
                       "resources.cpus_per_stream=0.5", "resources.server_cpus=0.5")
     log = RunLog(run_path(cfg))
-    backend = job.ray_backend(cfg, log)
+    backend = launcher.ray_backend(cfg, log)
     try:
         # the group actor starts when it is placed, before any stream registers: it boots beside them
         assert ray.get_actor("sggroup:placed:shared", namespace=NAMESPACE) is not None

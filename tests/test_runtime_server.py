@@ -10,10 +10,10 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from sharedsg.data.batch import Batch  # noqa: E402
 from sharedsg.learn.stream import StreamLearner  # noqa: E402
-from sharedsg.runtime import checkpoint  # noqa: E402
-from sharedsg.runtime.registry import registry_actor  # noqa: E402
-from sharedsg.runtime.server import percentile  # noqa: E402
-from sharedsg.runtime.testing import tiny_config  # noqa: E402
+from sharedsg.runtime.service import checkpoint  # noqa: E402
+from sharedsg.runtime.service.registry import registry_actor  # noqa: E402
+from sharedsg.runtime.service.server import percentile  # noqa: E402
+from sharedsg.bench.raytools import tiny_config  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("ray_session")  # the test run's one Ray (tests/conftest.py)
@@ -156,7 +156,7 @@ def test_buffered_evicts_the_oldest_and_counts_them(tmp_path):
 
 def test_float16_wire_is_trained_in_float32(tmp_path):
     """sg.wire_dtype=float16: the client sends half the bytes; the group trains on float32 copies."""
-    from sharedsg.runtime.client import SGClient
+    from sharedsg.runtime.service.client import SGClient
 
     cfg, registry, learner, targets, model = service(tmp_path, "experiment.name=server-wire", "sg.policy=exact")
     try:

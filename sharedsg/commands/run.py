@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(max(1, int(cfg.resources.cpus_per_stream)))
         launcher = local_launcher()
     else:
-        from sharedsg.runtime.job import connect, ray_launcher  # only the runtime imports ray
+        from sharedsg.runtime.cluster.launcher import ray_launcher
+        from sharedsg.runtime.cluster.connection import connect  # only the runtime imports ray
 
         if args.address or os.environ.get("RAY_ADDRESS"):
             connect(args.address, cfg)  # a wrong address fails before anything is written

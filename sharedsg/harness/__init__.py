@@ -6,7 +6,7 @@
   calls which verb; streams and the public API alike), and
   ``LocalEndpoint`` (an SG group in this process);
 - :mod:`.backend`: the ``Backend`` protocol and ``LocalBackend`` (streams and SG groups in this
-  process); ``sharedsg.runtime.backend.RayBackend`` is the same protocol on Ray actors;
+  process); ``sharedsg.runtime.hosting.backend.RayBackend`` is the same protocol on Ray actors;
 - :mod:`.loop`: the train loop (schedules, evaluations, TensorBoard) of ``run`` and ``attach``;
 - :mod:`.schedule`: which streams train at which iteration;
 - :mod:`.launcher`: what an experiment runs on (a backend factory and a job map);

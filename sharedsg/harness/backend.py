@@ -1,6 +1,6 @@
 """Where streams run. Experiments drive streams through the :class:`Backend` protocol;
 :class:`LocalBackend` runs everything in this process (``--local``, the reference and the
-benchmark baseline), ``sharedsg.runtime.backend.RayBackend`` runs the same schedule on Ray
+benchmark baseline), ``sharedsg.runtime.hosting.backend.RayBackend`` runs the same schedule on Ray
 actors. Both hold the same :class:`~sharedsg.harness.stream.Stream` objects.
 """
 

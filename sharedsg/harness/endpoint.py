@@ -1,6 +1,6 @@
 """``SGEndpoint``: a stream's side of the SG exchange, one verb per act (as dni-pytorch's
 ``send`` / ``receive``); :class:`LocalEndpoint` is the in-process one over an
-:class:`~sharedsg.learn.sg.SGLearner`, ``sharedsg.runtime.endpoint.RayEndpoint`` the one over
+:class:`~sharedsg.learn.sg.SGLearner`, ``sharedsg.runtime.service.endpoint.RayEndpoint`` the one over
 the SG service on Ray.
 
 An endpoint moves weights and targets and keeps the books; it decides nothing.

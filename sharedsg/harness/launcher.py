@@ -1,7 +1,7 @@
 """What an experiment runs on: streams (a :class:`Backend`) and independent jobs (``map``).
 
 ``local_launcher()`` runs everything in this process (``--local``);
-``sharedsg.runtime.job.ray_launcher`` runs streams as actors and jobs as parallel Ray tasks.
+``sharedsg.runtime.cluster.launcher.ray_launcher`` runs streams as actors and jobs as parallel Ray tasks.
 """
 
 from __future__ import annotations

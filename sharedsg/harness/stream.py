@@ -3,7 +3,7 @@ and the SG exchange with that group (:meth:`Stream.train`), through an
 :class:`~sharedsg.harness.endpoint.SGEndpoint`.
 
 :class:`~sharedsg.harness.backend.LocalBackend` holds its streams in this process with a
-:class:`~sharedsg.harness.endpoint.LocalEndpoint` each; ``sharedsg.runtime.stream.StreamActor``
+:class:`~sharedsg.harness.endpoint.LocalEndpoint` each; ``sharedsg.runtime.hosting.stream.StreamActor``
 wraps the very same class in a Ray actor with a ``RayEndpoint`` (RLlib's Learner pattern: one
 class, local or remote), and the meta-test runs it on its own batches. So the exchange, its
 staleness rule and its order are written once, here.

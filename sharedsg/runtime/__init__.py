@@ -1,19 +1,20 @@
 """The distributed runtime: the only package of sharedsg that imports ray. It wraps the ray-free
 harness (:mod:`sharedsg.harness`) and never imports :mod:`sharedsg.experiments`.
 
-- :mod:`.registry`: ``SGRegistry``, the experiment's named SG service (``sgserver:<experiment>``);
-- :mod:`.server`: ``SGGroupServer``, one actor per SG group (ingest apart from learning);
-- :mod:`.client`: ``SGClient``, a stream's side of the SG protocol (pushes, acknowledgements, weights);
-- :mod:`.endpoint`: ``RayEndpoint``, the harness's ``SGEndpoint`` over an ``SGClient``;
-- :mod:`.stream`: ``StreamActor``, one NMN stream (the ray-free :class:`~sharedsg.harness.stream.Stream`);
-- :mod:`.backend`: ``RayBackend``, the harness's :class:`~sharedsg.harness.backend.Backend` on Ray;
-- :mod:`.placement`: one placement group per run (server groups + streams, all or nothing, GPU shares);
-- :mod:`.job`: connecting to / starting Ray, ``run``, ``attach``, ``status``, ``stop``;
-- :mod:`.local_head`: the local Ray of attachable experiments on one machine (outlives the command);
-- :mod:`.sweep`: jobs (Omniglot, MNIST, meta-test) as named, resumable job actors with progress;
-- :mod:`.commands`: the ``attach``, ``status`` and ``stop`` subcommands;
-- :mod:`.checkpoint`: where the server's and streams' checkpoints live in ``experiment.storage``
-  (written atomically by :mod:`sharedsg.checkpoint`, loaded with ``torch.load(weights_only=True)``).
+Folders by what they do (docs/design.md, "Layers"):
+
+- :mod:`.service`: the SG service: ``SGRegistry``, the experiment's named service
+  (``sgserver:<experiment>``); ``SGGroupServer``, one actor per SG group (ingest apart from
+  learning); ``SGClient``, a stream's side of the protocol; ``RayEndpoint``, the harness's
+  ``SGEndpoint`` over it; checkpoints; ``join`` / ``Service`` for the public API;
+- :mod:`.hosting`: stream hosting: ``StreamActor`` (one NMN stream, the ray-free
+  :class:`~sharedsg.harness.stream.Stream`), ``RayBackend`` (the harness's
+  :class:`~sharedsg.harness.backend.Backend` on Ray), placement, stopping actors;
+- :mod:`.cluster`: connecting to (or starting) Ray once, the local Ray of attachable experiments,
+  launching a run, ``attach`` / ``status`` / ``stop``;
+- :mod:`.sweep`: jobs (Omniglot, MNIST, meta-test) as named, resumable job actors with progress.
+
+This module holds the names the folders share (actor names, namespace) and the config helpers.
 """
 
 from typing import Dict, Optional

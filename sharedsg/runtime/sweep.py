@@ -39,9 +39,9 @@ from omegaconf import OmegaConf
 from sharedsg.errors import UserError
 from sharedsg.harness.jobs import Finish, JobSpec, SweepResults, job_location
 from sharedsg.runtime import NAMESPACE, with_defaults
-from sharedsg.runtime.actors import stop_actors
-from sharedsg.runtime.job import connect
-from sharedsg.runtime.stream import assigned_device
+from sharedsg.runtime.hosting.actors import stop_actors
+from sharedsg.runtime.cluster.connection import connect
+from sharedsg.runtime.hosting.stream import assigned_device
 
 JOB_PREFIX = "job:"
 
@@ -257,3 +257,9 @@ def progress_table(actors: Dict[str, Any], done: int, total: int) -> str:
         s = states.get(name, {"status": "waiting for resources", "message": ""})
         lines.append(f"  {name}: {s['status']}  {s.get('message', '')}".rstrip())
     return "\n".join(lines)
+
+
+def job_actors() -> List[str]:
+    """Names of the sweep job actors alive on the connected cluster."""
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a.get("namespace") == NAMESPACE and a["name"].startswith(JOB_PREFIX)]

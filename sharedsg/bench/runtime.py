@@ -131,9 +131,9 @@ class _Ray:
         import ray
 
         from sharedsg.runtime import stream_actor_name
-        from sharedsg.runtime.registry import registry_actor
-        from sharedsg.runtime.stream import stream_actor
-        from sharedsg.runtime.testing import settled_state
+        from sharedsg.runtime.service.registry import registry_actor
+        from sharedsg.runtime.hosting.stream import stream_actor
+        from sharedsg.bench.raytools import settled_state
 
         self.server = registry_actor(cfg, run_dir, detached=False)
         self.actors = [stream_actor(cfg, n, run_dir,
@@ -188,7 +188,7 @@ def _push_throughput(cfg, run_dir: str, pushes: int) -> Dict[str, float]:
     import ray
 
     from sharedsg.learn.stream import StreamLearner
-    from sharedsg.runtime.registry import registry_actor
+    from sharedsg.runtime.service.registry import registry_actor
     from sharedsg.data.sources import make_source
     from omegaconf import OmegaConf
 

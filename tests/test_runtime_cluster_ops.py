@@ -14,8 +14,10 @@ from omegaconf import OmegaConf  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from sharedsg.harness.runlog import RunLog, run_path  # noqa: E402
-from sharedsg.runtime import job  # noqa: E402
-from sharedsg.runtime.testing import tiny_config, tiny_yaml  # noqa: E402
+from sharedsg.config import ConfigError  # noqa: E402
+from sharedsg.runtime.cluster import connection, launcher, ops  # noqa: E402
+from sharedsg.runtime.service.registry import experiments  # noqa: E402
+from sharedsg.bench.raytools import tiny_config, tiny_yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,7 +31,7 @@ def cluster(own_ray):
     c.add_node(num_cpus=2, num_gpus=0, object_store_memory=100 * 1024 * 1024)
     c.wait_for_nodes()
     yield c
-    job.disconnect()
+    connection.disconnect()
     c.shutdown()
 
 
@@ -55,7 +57,7 @@ def test_attach_status_stop(cluster, tmp_path):
 
     cfg = tiny_config(tmp_path / "runs", f"experiment.name={EXPERIMENT}", "experiment.attachable=true")
     log = RunLog(run_path(cfg))
-    backend = job.ray_backend(cfg, log, address=cluster.address)
+    backend = launcher.ray_backend(cfg, log, address=cluster.address)
     backend.add_streams(cfg.streams)
     for it in range(3):
         backend.train(list(cfg.streams), it)
@@ -90,7 +92,7 @@ def test_attach_status_stop(cluster, tmp_path):
     backend.close()
     log.close()
     # attachable: the server outlives its driver until `sharedsg stop`
-    assert EXPERIMENT in job.experiments()
+    assert EXPERIMENT in experiments()
     proc = cli("stop", "--experiment", EXPERIMENT, "--address", cluster.address)
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = cli("status", "--address", cluster.address)
@@ -186,8 +188,8 @@ def test_attach_config_refuses_a_malformed_stream_config(tmp_path, text, needle)
     """No Ray needed: the stream config is checked on the driver before anything connects."""
     path = tmp_path / "streams.yaml"
     path.write_text(text)
-    with pytest.raises(job.ConfigError) as info:
-        job.attach_config(OmegaConf.to_container(tiny_config(tmp_path)), str(path), [])
+    with pytest.raises(ConfigError) as info:
+        ops.attach_config(OmegaConf.to_container(tiny_config(tmp_path)), str(path), [])
     assert needle in str(info.value) and "\n" not in str(info.value)
 
 
@@ -197,17 +199,17 @@ from pathlib import Path
 import numpy as np
 import ray
 from ray._private.internal_api import memory_summary
-from sharedsg.runtime import job
-from sharedsg.runtime.testing import tiny_config
+from sharedsg.runtime.cluster import connection
+from sharedsg.bench.raytools import tiny_config
 
 for kb in (2048, 100):  # the default, then Ray's own limit
-    job.connect(None, tiny_config(sys.argv[1], f"resources.inline_object_kb={kb}"), num_cpus=1)
+    connection.connect(None, tiny_config(sys.argv[1], f"resources.inline_object_kb={kb}"), num_cpus=1)
     f = ray.remote(lambda: np.zeros(500_000 // 8))  # a push of a batch-16 stream is ~400 KB
     ray.get([f.remote() for _ in range(4)])
     summary = memory_summary(address=ray.get_runtime_context().gcs_address, stats_only=True)  # this Ray, not the newest
     line = next(s for s in summary.splitlines() if s.startswith("Plasma memory usage"))
     print(kb, line, flush=True)
-    job.disconnect()
+    connection.disconnect()
 """
 
 
@@ -235,7 +237,7 @@ def test_the_embedded_ray_starts_without_the_token_warning(tmp_path):
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Token authentication" not in proc.stderr and "WARNING" not in proc.stderr, proc.stderr[-2000:]
-    script = "from sharedsg.runtime import job; import os; job.token_auth_for_embedded_ray(); print(os.environ['RAY_AUTH_MODE'])"
+    script = "from sharedsg.runtime.cluster import connection; import os; connection.token_auth_for_embedded_ray(); print(os.environ['RAY_AUTH_MODE'])"
     for given, want in ((None, "token"), ("disabled", "disabled")):
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                              env=dict(env, **({"RAY_AUTH_MODE": given} if given else {})))

@@ -8,7 +8,7 @@ Streams scheduled in the same iteration step in parallel; with ``experiment.sync
 The driver writes everything to TensorBoard on its own machine: each stream's metrics come
 back with its step, the server's state is polled (``server/`` in the run directory).
 Every stream actor starts inside its bundle of the run's placement group
-(:class:`~sharedsg.runtime.placement.Reservation`); streams that join later (attach) reserve
+(:class:`~sharedsg.runtime.hosting.placement.Reservation`); streams that join later (attach) reserve
 theirs together, all or nothing.
 """
 
@@ -24,10 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from sharedsg.errors import UserError
 from sharedsg.harness.runlog import RunLog
 from sharedsg.harness.stream import group_of
-from sharedsg.runtime import NAMESPACE, group_actor_name, placement, stream_actor_name
-from sharedsg.runtime.actors import stop_actors
-from sharedsg.runtime.placement import Reservation
-from sharedsg.runtime.stream import stream_actor
+from sharedsg.runtime import NAMESPACE, group_actor_name, stream_actor_name
+from sharedsg.runtime.hosting import placement
+from sharedsg.runtime.hosting.actors import stop_actors
+from sharedsg.runtime.hosting.placement import Reservation
+from sharedsg.runtime.hosting.stream import stream_actor
 
 SERVER_LOG_EVERY = 10  # iterations between polls of the server's state for TensorBoard
 CLOSE_TIMEOUT_S = 30.0  # close() waits at most this long in all (pushes in flight, last state, checkpoint)

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m sharedsg.data.commands ...`` (the same as ``sharedsg data ...``)."""
+    """``python -m sharedsg.commands.data ...`` (the same as ``sharedsg data ...``)."""
     parser = argparse.ArgumentParser(prog="sharedsg")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """``RayEndpoint``: the :class:`~sharedsg.harness.endpoint.SGEndpoint` of a stream on Ray, over
-its :class:`~sharedsg.runtime.client.SGClient` (pushes, acknowledgements, reconnection) and
-its group's :class:`~sharedsg.runtime.server.SGGroupServer`.
+its :class:`~sharedsg.runtime.service.client.SGClient` (pushes, acknowledgements, reconnection) and
+its group's :class:`~sharedsg.runtime.service.server.SGGroupServer`.
 
 What the transport adds to the verbs' guarantees: a push is acknowledged once it is queued at the
 group (``exact``: once there is room), before it is trained on, so :attr:`RayEndpoint.version`
@@ -17,7 +17,7 @@ import ray
 import torch
 
 from sharedsg.learn.types import SGState, SGTargets
-from sharedsg.runtime.client import SGClient
+from sharedsg.runtime.service.client import SGClient
 
 
 class RayEndpoint:

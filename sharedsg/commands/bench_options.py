@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sharedsg.bench.args import integer, integers, names, number
+from sharedsg.commands.args import integer, integers, names, number
 
 LEARNER_CASES = ("trajectory", "sg_update", "fewshot")  # sharedsg bench learner --cases
 # sharedsg bench nmn-synthetic --variants: fewshot.ic_input:fewshot.oc_input

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import json
 
-from sharedsg.bench import options
+from sharedsg.commands import bench_options as options
 
 # name -> (help, its options, the module that runs it, its run function); the module is imported
 # only when that benchmark runs (the learner's imports torch, the runtime ones ray)
@@ -18,13 +18,13 @@ BENCHES = {
     "nmn-synthetic": ("the few-shot NMN on synthetic 576-d features: when each IC/OC form leaves chance",
                       options.nmn_synthetic, "sharedsg.bench.nmn_synthetic", "run_nmn_synthetic_bench"),
     "runtime": ("one process vs Ray replica vs Ray rpc, 1, 2 and 4 streams",
-                options.runtime, "sharedsg.runtime.bench", "run_runtime_bench"),  # imports ray: lives in runtime/
+                options.runtime, "sharedsg.bench.runtime", "run_runtime_bench"),
     "server": ("SG service capacity: N pushers against the server and a no-op sink",
-               options.server, "sharedsg.runtime.bench_server", "run_server_bench"),
+               options.server, "sharedsg.bench.server", "run_server_bench"),
     "sg-fit": ("held-out fit of the SG predictors to recorded true gradients, settings compared",
                options.sg_fit, "sharedsg.bench.sgfit", "run_sg_fit_bench"),
     "soak": ("N streams for minutes, the SG group actor killed twice and one stream once",
-             options.soak, "sharedsg.runtime.bench_soak", "run_soak_bench"),
+             options.soak, "sharedsg.bench.soak", "run_soak_bench"),
 }
 
 

@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from sharedsg.runtime.testing import settled_state  # noqa: E402
+from sharedsg.bench.raytools import settled_state  # noqa: E402
 
 
 def test_settled_state_waits_until_every_group_answers():

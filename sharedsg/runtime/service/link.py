@@ -1,5 +1,5 @@
 """The public API on Ray (:mod:`sharedsg.api`): a model joins one group of an experiment's SG
-service through a :class:`~sharedsg.runtime.endpoint.RayEndpoint` (the one NMN streams on Ray use:
+service through a :class:`~sharedsg.runtime.service.endpoint.RayEndpoint` (the one NMN streams on Ray use:
 the group's dimension check at registration, exactly-once numbered pushes, at most
 ``sg.max_inflight_pushes`` in flight, weights by version), and a service started for API groups alone.
 """
@@ -16,10 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 from sharedsg.config import Config
 from sharedsg.errors import UserError
 from sharedsg.runtime import with_defaults
-from sharedsg.runtime.client import SGClient
-from sharedsg.runtime.endpoint import RayEndpoint
-from sharedsg.runtime.job import connect, find_server
-from sharedsg.runtime.registry import registry_actor
+from sharedsg.runtime.service.client import SGClient
+from sharedsg.runtime.service.endpoint import RayEndpoint
+from sharedsg.runtime.cluster.connection import connect
+from sharedsg.runtime.service.registry import find_server
+from sharedsg.runtime.service.registry import registry_actor
 from sharedsg.storage import resolve_root
 
 

@@ -2,7 +2,7 @@
 
 A small named actor, ``sgserver:<experiment>`` in namespace ``sharedsg`` (detached when
 ``experiment.attachable``), that holds no SG state itself: it starts one
-:class:`~sharedsg.runtime.server.SGGroupServer` per SG group (when the driver places it, else
+:class:`~sharedsg.runtime.service.server.SGGroupServer` per SG group (when the driver places it, else
 when the first stream of that group registers), hands the stream the group actor's handle
 (pushes and pulls go straight to it, never through here), and gathers the groups' state for
 ``status`` and TensorBoard.
@@ -29,8 +29,10 @@ from typing import Any, Dict, List, Optional
 import ray
 from omegaconf import OmegaConf
 
-from sharedsg.runtime import NAMESPACE, checkpoint, group_actor_name, server_name, with_defaults, was_reconstructed
-from sharedsg.runtime.server import group_actor
+from sharedsg.errors import UserError
+from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, group_actor_name, server_name, with_defaults, was_reconstructed
+from sharedsg.runtime.service import checkpoint
+from sharedsg.runtime.service.server import group_actor
 
 STATE_TIMEOUT_S = 10.0
 # summed over the groups in ``state``
@@ -206,7 +208,7 @@ class SGRegistry:
 def registry_actor(cfg, run_path: str, *, detached: bool, node_id: Optional[str] = None,
                    group_options: Optional[Dict[str, Any]] = None):
     """Start the experiment's SG service: its named ``SGRegistry`` (``sgserver:<experiment>`` in
-    namespace ``sharedsg``), which starts one :func:`~sharedsg.runtime.server.group_actor` per group
+    namespace ``sharedsg``), which starts one :func:`~sharedsg.runtime.service.server.group_actor` per group
     as streams register (``group_options`` for each). The registry takes no CPU of its own
     (``resources.server_cpus`` is each group actor's)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -223,3 +225,21 @@ def registry_actor(cfg, run_path: str, *, detached: bool, node_id: Optional[str]
         group_options.setdefault("scheduling_strategy", NodeAffinitySchedulingStrategy(node_id=node_id, soft=True))
     plain = OmegaConf.to_container(cfg, resolve=True)
     return ray.remote(SGRegistry).options(**options).remote(plain, str(run_path), group_options)
+
+
+def experiments() -> List[str]:
+    """Names of the experiments whose server runs on the connected cluster."""
+    names = ray.util.list_named_actors(all_namespaces=True)
+    return sorted(a["name"][len(SERVER_PREFIX):] for a in names
+                  if a.get("namespace") == NAMESPACE and a["name"].startswith(SERVER_PREFIX))
+
+
+def find_server(experiment: str):
+    try:
+        return ray.get_actor(server_name(experiment), namespace=NAMESPACE)
+    except ValueError:
+        running = experiments()
+        listed = ", ".join(running) if running else "none"
+        raise UserError(f"no experiment '{experiment}' in Ray namespace '{NAMESPACE}' "
+                        f"(actor '{server_name(experiment)}'); experiments running there: {listed}") from None
+

@@ -49,7 +49,8 @@ from sharedsg.config import ModelConfig
 from sharedsg.errors import DimensionMismatch
 from sharedsg.learn.ingest import Ingest, Pending
 from sharedsg.learn.ledger import PushLedger
-from sharedsg.runtime import NAMESPACE, checkpoint, group_actor_name, with_defaults, was_reconstructed
+from sharedsg.runtime import NAMESPACE, group_actor_name, with_defaults, was_reconstructed
+from sharedsg.runtime.service import checkpoint
 
 if TYPE_CHECKING:  # torch loads in the group's own process (``SGGroupServer.__init__``), not here
     import torch

@@ -1,6 +1,6 @@
 """``StreamActor``: one NMN stream on Ray — the ray-free :class:`~sharedsg.harness.stream.Stream`
 that :class:`~sharedsg.harness.backend.LocalBackend` runs in-process, exchanging with the
-experiment's SG service through a :class:`~sharedsg.runtime.endpoint.RayEndpoint` instead of a
+experiment's SG service through a :class:`~sharedsg.runtime.service.endpoint.RayEndpoint` instead of a
 :class:`~sharedsg.harness.endpoint.LocalEndpoint`. The exchange itself (:meth:`Stream.train`)
 is the same code.
 
@@ -36,9 +36,10 @@ from omegaconf import OmegaConf
 from sharedsg import storage
 from sharedsg.errors import UserError
 from sharedsg.harness.stream import Stream
-from sharedsg.runtime import NAMESPACE, checkpoint, with_defaults, server_name, was_reconstructed
-from sharedsg.runtime.client import SGClient
-from sharedsg.runtime.endpoint import RayEndpoint
+from sharedsg.runtime import NAMESPACE, with_defaults, server_name, was_reconstructed
+from sharedsg.runtime.service import checkpoint
+from sharedsg.runtime.service.client import SGClient
+from sharedsg.runtime.service.endpoint import RayEndpoint
 
 
 def assigned_device(require_cuda: bool) -> Tuple[str, Optional[str]]:
@@ -153,7 +154,7 @@ class StreamActor:
 
 def stream_actor(cfg, name: str, run_path: str, *, options: Dict[str, Any], actor_name: str):
     """Start ``StreamActor`` for ``name`` with the Ray ``options`` of its placement
-    (:meth:`~sharedsg.runtime.placement.Reservation.stream_options`: CPUs, GPUs, its bundle)."""
+    (:meth:`~sharedsg.runtime.hosting.placement.Reservation.stream_options`: CPUs, GPUs, its bundle)."""
     opts: Dict[str, Any] = dict(name=actor_name, namespace=NAMESPACE, max_restarts=int(cfg.resources.max_restarts),
                                 max_task_retries=-1, **options)
     plain = OmegaConf.to_container(cfg, resolve=True)

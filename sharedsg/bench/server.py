@@ -1,6 +1,6 @@
 """SG service capacity: N pusher actors replaying recorded target sets against the server and a no-op sink.
 
-Each pusher is an actor (``num_cpus=0``) with an :class:`~sharedsg.runtime.client.SGClient`, the
+Each pusher is an actor (``num_cpus=0``) with an :class:`~sharedsg.runtime.service.client.SGClient`, the
 very client a stream uses: it pushes one recorded target set every ``1 / --rate`` seconds (at
 most ``sg.max_inflight_pushes`` in flight, as a stream), and when its weight copy is a version
 behind the newest it has seen it pulls (blocking, timed) and fetches the weights; the version
@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from sharedsg.runtime.bench import cpu_seconds
+from sharedsg.bench.runtime import cpu_seconds
 
 DEMO_OVERRIDES = [  # configs/knowledge_sharing.yaml's model and data shape, on the bundled real SDD sample
     "model.encoder_hidden=30", "model.slots=10", "model.slot_width=32", "data.obs_len=50", "data.pred_len=50",
@@ -52,7 +52,7 @@ class Pusher:
         self.client = None
 
     def connect(self, registry: Any, name: str, group: str, dims: Dict[str, int], model: Dict[str, Any]) -> bool:
-        from sharedsg.runtime.client import SGClient
+        from sharedsg.runtime.service.client import SGClient
 
         self.client = SGClient(registry, name, group, dims, model, {"bench": True}, start_seq=None,
                                max_inflight=self.max_inflight, wire_dtype=self.wire_dtype)
@@ -177,7 +177,7 @@ def _row(pushers: List[Any], target: Any, counts, pids, n: int, seconds: float, 
     """Warm up, then ``seconds`` measured: the pushers' view and the target's counters."""
     import ray
 
-    from sharedsg.runtime.server import percentile
+    from sharedsg.runtime.service.server import percentile
 
     ray.get([p.run.remote(warmup) for p in pushers[:n]])
     before, cpu0, t0 = counts(), cpu_seconds(pids()), time.perf_counter()
@@ -207,8 +207,8 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
 
     from sharedsg.config import load_config
     from sharedsg.runtime import NAMESPACE, system_config
-    from sharedsg.runtime.registry import registry_actor
-    from sharedsg.runtime.testing import settled_state
+    from sharedsg.runtime.service.registry import registry_actor
+    from sharedsg.bench.raytools import settled_state
 
     torch.set_num_threads(1)
     ns, policies = list(args.streams), list(args.policies)

@@ -23,7 +23,7 @@ from typing import Any, Dict, List
 
 import psutil
 
-from sharedsg.runtime.bench import BENCH_OVERRIDES, STREAMS
+from sharedsg.bench.runtime import BENCH_OVERRIDES, STREAMS
 
 
 def _rss(pid: int) -> float:
@@ -38,8 +38,8 @@ def run_soak_bench(args: argparse.Namespace) -> Dict[str, Any]:
 
     from sharedsg.config import load_config
     from sharedsg.runtime import NAMESPACE, group_actor_name, system_config
-    from sharedsg.runtime.backend import RayBackend
-    from sharedsg.runtime.registry import registry_actor
+    from sharedsg.runtime.hosting.backend import RayBackend
+    from sharedsg.runtime.service.registry import registry_actor
 
     n = max(1, min(int(args.streams), 1 + len(STREAMS)))
     seconds = 60.0 * float(args.minutes)

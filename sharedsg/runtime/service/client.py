@@ -1,5 +1,5 @@
 """``SGClient``: a stream's side of the SG protocol on Ray, the transport under
-:class:`~sharedsg.runtime.endpoint.RayEndpoint` (and the server benchmark's pushers).
+:class:`~sharedsg.runtime.service.endpoint.RayEndpoint` (and the server benchmark's pushers).
 
 - registers with the experiment's registry and talks to its group's actor from then on;
 - numbers its pushes and never has more than ``max_inflight`` of them un-acknowledged; a
