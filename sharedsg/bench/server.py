@@ -1,11 +1,13 @@
 """SG service capacity: N pusher actors replaying recorded target sets against the server and a no-op sink.
 
-Each pusher is an actor (``num_cpus=0``) with an :class:`~sharedsg.runtime.service.client.SGClient`, the
-very client a stream uses: it pushes one recorded target set every ``1 / --rate`` seconds (at
-most ``sg.max_inflight_pushes`` in flight, as a stream), and when its weight copy is a version
-behind the newest it has seen it pulls (blocking, timed) and fetches the weights; the version
-lag is recorded before that pull (how far behind the copy was when the pusher looked). No NMN is
-computed, so the server alone is measured. The target sets are recorded first from a real
+Each pusher is an actor (``num_cpus=0``) with the very exchange a stream runs: an
+:class:`~sharedsg.runtime.service.client.SGClient` under a
+:class:`~sharedsg.runtime.service.endpoint.RayEndpoint` and the streams'
+:class:`~sharedsg.harness.endpoint.ExchangeRule` (``sg.max_staleness``: background fetches, a
+blocking pull, timed, only when the copy is further behind; at most ``sg.max_inflight_pushes`` in
+flight). It takes one step every ``1 / --rate`` seconds, the push of one recorded target set, and
+records the version lag of its copy at that step. No NMN is computed, so the server alone is
+measured. The target sets are recorded first from a real
 ``StreamLearner`` stepping on real data (the demo's shape: 50 observed + 50 predicted frames,
 batch 16, the knowledge-sharing model).
 
@@ -41,6 +43,17 @@ DEMO_OVERRIDES = [  # configs/knowledge_sharing.yaml's model and data shape, on 
 ]
 
 
+class _Version:
+    """A pusher's stand-in for a stream's SG copy (:class:`~sharedsg.harness.endpoint.SGCopy`):
+    no predictor is run, so only the version held matters."""
+
+    def __init__(self, version: int) -> None:
+        self.sg_version = version
+
+    def load_sg(self, state: Any) -> None:
+        self.sg_version = state.version
+
+
 class Pusher:
     """Replays recorded target sets into an SG service (or the sink) through an :class:`SGClient`."""
 
@@ -60,8 +73,11 @@ class Pusher:
 
     def run(self, seconds: float) -> Dict[str, Any]:
         """Push at the fixed rate for ``seconds``; what this pusher saw."""
+        from sharedsg.harness.endpoint import ExchangeRule
+        from sharedsg.runtime.service.endpoint import RayEndpoint
+
         c = self.client
-        have = c.known_version
+        ep, rule, copy = RayEndpoint(c), ExchangeRule(self.max_staleness), _Version(c.known_version)
         lags: List[float] = []
         pulls: List[float] = []
         first = c.seq
@@ -69,14 +85,10 @@ class Pusher:
         due = t0
         i = 0
         while time.perf_counter() - t0 < seconds:
-            c.poll(wait_for=len(c.pending))
-            lags.append(float(c.known_version - have))  # how far behind the copy is when it looks
-            if lags[-1] >= max(1, self.max_staleness):
-                state = c.pull(have)
-                pulls.append(c.pull_s[-1])
-                if state is not None:
-                    have = state.version
-            c.push(self.records[i % len(self.records)], lag=lags[-1])
+            lag = rule.before_step(ep, copy)
+            lags.append(float(lag))
+            pulls.extend(c.pull_s)  # this step's blocking pulls (the push reports them to the group)
+            rule.after_step(ep, copy, self.records[i % len(self.records)], lag)
             i += 1
             due = max(due + self.period, time.perf_counter() - self.period)  # no burst after a stall
             delay = due - time.perf_counter()
