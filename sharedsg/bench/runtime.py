@@ -229,6 +229,9 @@ def run_runtime_bench(args: argparse.Namespace) -> Dict[str, Any]:
         local = _Local(_config(overrides, 1, "bench", run_dir), warmup)
         started_here = not ray.is_initialized()
         if started_here:
+            from sharedsg.runtime.cluster.connection import token_auth_for_embedded_ray
+
+            token_auth_for_embedded_ray()  # as the CLI sets it: no token warning
             # four streams and one SG group actor (one logical CPU each)
             ray.init(address="local", num_cpus=max(int(os.cpu_count() or 1), 5), include_dashboard=False,
                      namespace=NAMESPACE,

@@ -238,6 +238,9 @@ def run_server_bench(args: argparse.Namespace) -> Dict[str, Any]:
         out["wire_quality"] = wire_quality(base, records, wire)
     started_here = not ray.is_initialized()
     if started_here:
+        from sharedsg.runtime.cluster.connection import token_auth_for_embedded_ray
+
+        token_auth_for_embedded_ray()  # as the CLI sets it: no token warning
         ray.init(address="local", num_cpus=max(int(os.cpu_count() or 1), 2) + 1, include_dashboard=False,
                  namespace=NAMESPACE, object_store_memory=400 * 2**20, logging_level="WARNING",
                  _system_config=system_config())

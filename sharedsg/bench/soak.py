@@ -47,6 +47,9 @@ def run_soak_bench(args: argparse.Namespace) -> Dict[str, Any]:
     extra = [f"streams.{s}.data_class={c}" for s, c in list(STREAMS.items())[:n - 1]]
     started_here = not ray.is_initialized()
     if started_here:
+        from sharedsg.runtime.cluster.connection import token_auth_for_embedded_ray
+
+        token_auth_for_embedded_ray()  # as the CLI sets it: no token warning
         ray.init(address="local", num_cpus=n + 2, include_dashboard=False, namespace=NAMESPACE,
                  object_store_memory=200 * 2**20, logging_level="WARNING", _system_config=system_config())
     out: Dict[str, Any] = {"minutes": args.minutes, "streams": n}
