@@ -137,3 +137,74 @@ def test_server_scalars_skip_a_group_that_did_not_answer():
     assert values["sg/version/other"] == 7 and "sg/version/shared" not in values
     assert values["server/groups_unreachable"] == 1 and values["server/pushes_per_s"] == 10.0
     assert values["server/buffer_fill"] == 0.5
+
+
+def test_a_reset_runs_a_seed_on_the_same_actors_as_new_actors_run_it(tmp_path):
+    """RayBackend.reset (the knowledge-sharing seeds, Ray Tune's reuse_actors): seed 1 on the stream and
+    SG group actors that ran seed 0 gives what seed 1 on new actors gives (synchronous: every step's
+    loss and SG version, the held-out losses, the group's version), in the same processes; a reused
+    actor that crashes comes back in the run it serves now."""
+    from sharedsg.bench.raytools import kill_and_wait, settled_state
+
+    def config(seed, name):
+        return tiny_config(tmp_path, "experiment.synchronous=true", f"experiment.seed={seed}",
+                           f"experiment.name={name}", f"experiment.run_name=seed{seed}")
+
+    def run(backend, cfg, iterations):
+        losses, versions = steps(backend, cfg, iterations)
+        held_out = {n: backend.evaluate(n)["loss/eval"] for n in cfg.streams}
+        return losses, versions, held_out, backend.sg_versions()
+
+    def processes(backend, cfg):
+        groups = backend.server_state()["groups"]
+        return {n: backend.info(n)["pid"] for n in cfg.streams}, {g: groups[g]["pid"] for g in groups}
+
+    cfg0, cfg1 = config(0, "reuse"), config(1, "reuse")
+    backend, log0 = ray_backend(cfg0)
+    log1 = RunLog(run_path(cfg1))
+    try:
+        run(backend, cfg0, 3)  # seed 0: 3 iterations, so that its group's version differs from seed 1's
+        before = processes(backend, cfg0)
+        backend.reset(cfg1, log1)
+        reused = run(backend, cfg1, 5)
+        after = processes(backend, cfg1)
+        # the group restarted by Ray (with the arguments of seed 0) restores seed 1's checkpoint
+        ray.get(backend.server.checkpoint.remote())
+        kill_and_wait(ray.get(backend.server.group.remote("shared")))
+        restarted = settled_state(backend.server_state)["groups"]["shared"]
+    finally:
+        backend.close()
+        log0.close()
+        log1.close()
+    cfg = config(1, "fresh")
+    backend, log = ray_backend(cfg)
+    try:
+        fresh = run(backend, cfg, 5)
+    finally:
+        backend.close()
+        log.close()
+    assert after == before and len(set(after[0].values()) | set(after[1].values())) == 3
+    (got_losses, got_versions, got_eval, got_sg), (want_losses, want_versions, want_eval, want_sg) = reused, fresh
+    assert got_sg == want_sg == {"shared": 10}
+    for name in cfg.streams:
+        assert got_losses[name] == pytest.approx(want_losses[name], abs=1e-6), name
+        assert got_versions[name] == want_versions[name], name
+        assert got_eval[name] == pytest.approx(want_eval[name], abs=1e-6), name
+    assert restarted["restarts"] == 1 and restarted["version"] == 10 + int(cfg.sg.checkpoint_every_pushes) + 1
+    assert (log1.path / "checkpoints" / "sg-shared.pt").is_file() and (log0.path / "checkpoints" / "server.json").is_file()
+
+
+def test_an_actor_started_for_a_run_finds_where_resets_moved_it():
+    """Ray restarts a crashed actor with the arguments it was created with: current_args follows the
+    resets' notes from them to the run it serves now, until the run's end forgets them."""
+    from sharedsg.runtime import current_args, forget_resets, record_reset
+
+    record_reset("/runs/r/seed0", {"seed": 1}, "/runs/r/seed1")
+    record_reset("/runs/r/seed1", {"seed": 2}, "/runs/r/seed2")
+    try:
+        assert current_args({"seed": 0}, "/runs/r/seed0") == ({"seed": 2}, "/runs/r/seed2")
+        assert current_args({"seed": 1}, "/runs/r/seed1") == ({"seed": 2}, "/runs/r/seed2")
+        assert current_args({"seed": 5}, "/runs/other") == ({"seed": 5}, "/runs/other")
+    finally:
+        forget_resets(["/runs/r/seed0", "/runs/r/seed1"])
+    assert current_args({"seed": 0}, "/runs/r/seed0") == ({"seed": 0}, "/runs/r/seed0")

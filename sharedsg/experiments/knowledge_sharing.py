@@ -5,9 +5,11 @@ iterations (after the first 100, every 100th, with 10 examples: ``streams.pedest
 Two arms run side by side with the same seeds: ``shared`` (one SG group for both streams)
 and ``separate`` (an SG group per stream). ``sg.sharing`` picks them: ``both`` (the config's
 default here) runs both arms, ``shared`` or ``separate`` only that one. Each seed of
-``experiment.seeds`` is one backend (two streams per arm), so on Ray both arms of a seed
-train in parallel. A stream's group is the one :func:`~sharedsg.harness.stream.sharing_group`
-gives under its arm's sharing.
+``experiment.seeds`` is one run of the backend (two streams per arm), so on Ray both arms of a
+seed train in parallel; the seeds run one after another on the same actors, each started over
+for its seed as new actors would start (:meth:`~sharedsg.harness.backend.Backend.reset`). A
+stream's group is the one :func:`~sharedsg.harness.stream.sharing_group` gives under its arm's
+sharing.
 
 Outputs in the run directory: TensorBoard under ``seed<S>/<arm>-<role>/``, Fig. 8-style
 learning curves (``fig8_learning_curves.png``), Fig. 9-style trajectories
@@ -19,7 +21,7 @@ of each controller's SG fit, ``sg_fit``: cosine, relative MSE and norm ratio, do
 from __future__ import annotations
 
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,6 +31,7 @@ from sharedsg.config import Config
 from sharedsg.data.sources import make_source
 from sharedsg.errors import UserError
 from sharedsg.experiments.summary import auc, spread
+from sharedsg.harness.backend import Backend
 from sharedsg.harness.runlog import RunLog, write_json_atomic
 from sharedsg.harness.launcher import Launcher
 from sharedsg.harness.loop import train_loop
@@ -91,18 +94,26 @@ def run_knowledge_sharing(cfg: DictConfig, launcher: Launcher, log: RunLog) -> D
     histories: Dict[int, dict] = {}
     versions: Dict[int, dict] = {}
     rows: List[dict] = []
-    for seed in seeds:
-        scfg = seed_config(cfg, seed)
-        seed_log = log.child(f"seed{seed}")
-        backend = launcher.backend(scfg, seed_log)
-        try:
-            histories[seed] = train_loop(scfg, backend, seed_log, desc=f"{cfg.experiment.name} seed {seed}")
+    backend: Optional[Backend] = None
+    logs: List[RunLog] = []  # each seed's, open until the backend has ended its run
+    try:
+        for seed in seeds:
+            scfg = seed_config(cfg, seed)
+            logs.append(log.child(f"seed{seed}"))
+            if backend is None:
+                backend = launcher.backend(scfg, logs[-1])
+            else:  # the actors of the seeds before, started over (the seed before's last state into its log)
+                backend.reset(scfg, logs[-1])
+                logs.pop(0).close()
+            histories[seed] = train_loop(scfg, backend, logs[-1], desc=f"{cfg.experiment.name} seed {seed}")
             versions[seed] = backend.sg_versions()
             if seed == seeds[0]:
                 with torch.no_grad():
                     rows = _fig9_rows(cfg, backend, 3)
-        finally:
+    finally:
+        if backend is not None:
             backend.close()
+        for seed_log in logs:
             seed_log.close()
     arms = arms_of(cfg)
     iterations = histories[seeds[0]][f"{arms[0]}-cyclist"]["iteration"]

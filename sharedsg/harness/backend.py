@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from sharedsg.harness.endpoint import LocalEndpoint
+from sharedsg.harness.runlog import RunLog
 from sharedsg.harness.stream import Stream
 from sharedsg.learn.sg import SGLearner
 
@@ -34,6 +35,11 @@ class Backend(Protocol):
 
     def sg_versions(self) -> Dict[str, int]:
         """SG group -> its version, once it has trained on every push made so far."""
+
+    def reset(self, cfg: DictConfig, log: RunLog) -> None:
+        """End this run and start ``cfg``'s (another seed of the experiment: the same streams and SG
+        groups), logging to ``log``, with what can be reused (Ray: the actors); it runs as on a
+        new backend of ``cfg``. Its streams are added with :meth:`add_streams`, as on a new backend."""
 
     def close(self) -> None: ...
 
@@ -74,6 +80,11 @@ class LocalBackend:
 
     def sg_versions(self) -> Dict[str, int]:
         return {g: sg.version for g, sg in self.groups.items()}
+
+    def reset(self, cfg: DictConfig, log: RunLog) -> None:
+        """In one process there is nothing to reuse: a new start with ``cfg``."""
+        self.close()
+        self.cfg = cfg
 
     def close(self) -> None:
         self.streams.clear()

@@ -17,7 +17,8 @@ Folders by what they do (docs/design.md, "Layers"):
 This module holds the names the folders share (actor names, namespace) and the config helpers.
 """
 
-from typing import Dict, Optional
+import json
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 from omegaconf import DictConfig
 
@@ -25,6 +26,7 @@ NAMESPACE = "sharedsg"
 SERVER_PREFIX = "sgserver:"
 STREAM_PREFIX = "stream:"
 GROUP_PREFIX = "sggroup:"
+RESET_PREFIX = "reset:"  # keys of the resets' notes in Ray's key-value store (namespace ``sharedsg``)
 
 
 def server_name(experiment: str) -> str:
@@ -48,6 +50,40 @@ def was_reconstructed() -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+
+def record_reset(old_run_path: str, cfg: Dict[str, Any], run_path: str) -> None:
+    """Note that the actors started for ``old_run_path`` now serve ``cfg`` in ``run_path`` (a reset,
+    ``RayBackend.reset``), in the cluster's key-value store (Ray's internal one, which Ray's own
+    libraries use): Ray restarts a crashed actor with the arguments it was first created with, and
+    :func:`current_args` follows these notes from them."""
+    from ray.experimental import internal_kv
+
+    note = json.dumps({"cfg": cfg, "run_path": str(run_path)})
+    internal_kv._internal_kv_put(RESET_PREFIX + str(old_run_path), note, namespace=NAMESPACE)
+
+
+def forget_resets(old_run_paths: Iterable[str]) -> None:
+    """Remove the notes of :func:`record_reset` for these run paths (the run has ended)."""
+    from ray.experimental import internal_kv
+
+    for path in old_run_paths:
+        internal_kv._internal_kv_del(RESET_PREFIX + str(path), namespace=NAMESPACE)
+
+
+def current_args(cfg: Dict[str, Any], run_path: str) -> Tuple[Dict[str, Any], str]:
+    """Inside an actor's constructor: the config and run path it serves now. Those it was created
+    with, unless resets moved it on since (:func:`record_reset`); then the newest."""
+    from ray.experimental import internal_kv
+
+    seen = {str(run_path)}
+    while (note := internal_kv._internal_kv_get(RESET_PREFIX + str(run_path), namespace=NAMESPACE)) is not None:
+        moved = json.loads(note)
+        cfg, run_path = moved["cfg"], moved["run_path"]
+        if run_path in seen:
+            break
+        seen.add(run_path)
+    return cfg, str(run_path)
 
 
 def with_defaults(plain):

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from sharedsg.errors import UserError
 from sharedsg.harness.runlog import RunLog
 from sharedsg.harness.stream import group_of
-from sharedsg.runtime import NAMESPACE, group_actor_name, stream_actor_name
+from sharedsg.runtime import NAMESPACE, forget_resets, group_actor_name, record_reset, stream_actor_name
 from sharedsg.runtime.hosting import placement
 from sharedsg.runtime.hosting.actors import stop_actors
 from sharedsg.runtime.hosting.placement import Reservation
@@ -67,6 +67,8 @@ class RayBackend:
             reservation if reservation is not None else placement.reserve_streams(cfg, list(cfg.streams))]
         self.run_path = log.location if log is not None else ray.get(server.state.remote())["run_path"]
         self.actors: Dict[str, Any] = {}
+        self.idle: Dict[str, Any] = {}  # stream actors of the run before a reset, until their stream is added
+        self.moved_from: List[str] = []  # the run paths that resets moved on from
         self.groups: Dict[str, str] = {}
         self._state_ref = None
         self._last_state: Optional[Dict[str, Any]] = None
@@ -85,21 +87,29 @@ class RayBackend:
     # -- Backend protocol ------------------------------------------------------------------
     def add_streams(self, streams: Mapping[str, DictConfig]) -> None:
         """Start every stream's actor at once, then wait for all their setups: the processes start in
-        parallel. If one is refused, none of them stays (its one-line reason is raised)."""
+        parallel; a stream whose actor a :meth:`reset` kept starts over in it. If one is refused, none
+        of them stays (its one-line reason is raised)."""
         for name, stream_cfg in streams.items():
             if name not in self.cfg.streams:  # attach and tests may add a stream not in the config
                 self.cfg = OmegaConf.merge(self.cfg, {"streams": {name: stream_cfg}})
         self.cfg = OmegaConf.merge(self.cfg, {"streams": {n: {"group": group_of(self.cfg, n)} for n in streams}})
         started: Dict[str, Any] = {}
+        setups: List[ray.ObjectRef] = []
+        plain = OmegaConf.to_container(self.cfg, resolve=True)
         try:
             for name in streams:
+                if name in self.idle:  # kept from the run before a reset: it starts over in this one
+                    started[name] = self.idle.pop(name)
+                    setups.append(started[name].reset.remote(plain, str(self.run_path)))
+                    continue
                 try:
                     started[name] = stream_actor(self.cfg, name, self.run_path, options=self._options(name),
                                                  actor_name=stream_actor_name(self.cfg.experiment.name, name))
                 except ValueError as exc:  # the name is taken
                     raise UserError(f"stream '{name}' of experiment '{self.cfg.experiment.name}' is already "
                                     f"running: {exc}") from None
-            infos = dict(zip(started, ray.get([a.setup.remote() for a in started.values()])))
+                setups.append(started[name].setup.remote())
+            infos = dict(zip(started, ray.get(setups)))
             refused = [info["error"] for info in infos.values() if info.get("error")]
             if refused:
                 raise UserError(refused[0])
@@ -168,6 +178,49 @@ class RayBackend:
         if self._state_ref is None and (force or iteration % SERVER_LOG_EVERY == 0):
             self._state_ref = self.server.state.remote()
 
+    def _finish(self, deadline: float) -> None:
+        """The end of a run, before its actors stop or start over: every push in flight trained on,
+        the server's last state in TensorBoard, a checkpoint of the SG service (when this backend owns it)."""
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        if self.actors:
+            ray.get([a.flush.remote() for a in self.actors.values()], timeout=left())
+        if self.log is not None:
+            self._state_ref = None
+            self._log_server(int(self.cfg.experiment.iterations), force=True)
+            self._log_server(int(self.cfg.experiment.iterations), force=True, wait_s=left())
+            self.log.flush()
+        if self.owns_server:
+            ray.get(self.server.checkpoint.remote(), timeout=left())
+
+    def reset(self, cfg: DictConfig, log: RunLog) -> None:
+        """End this run (as :meth:`close` does, the actors kept) and run ``cfg`` on the same actors
+        from now on, logging to ``log``: another seed of the experiment (the same streams, SG groups
+        and model; Ray Tune's ``reuse_actors``). The SG groups start over first, each as a new group
+        actor of ``cfg`` would (the seed's initial SG weights, version 0, no ledgers or counters,
+        checkpoints in ``log``'s run); each stream then starts over in its actor when
+        :meth:`add_streams` adds it (the seed's weights and data order) and registers afresh. What the
+        run produces is what new actors produce (tested). A reused actor that crashes later comes
+        back in this run (:func:`~sharedsg.runtime.record_reset`)."""
+        if not self.owns_server or self.closed:
+            raise ValueError("reset: only an open backend of a run (which owns its SG service) starts over")
+        if ({n: group_of(cfg, n) for n in cfg.streams} != {n: group_of(self.cfg, n) for n in self.cfg.streams}
+                or cfg.experiment.name != self.cfg.experiment.name or cfg.model != self.cfg.model
+                or cfg.resources != self.cfg.resources):
+            raise ValueError("reset: the new config must run the same streams and SG groups, with the same "
+                             "model and resources, in the same experiment (another seed)")
+        self._finish(time.monotonic() + CLOSE_TIMEOUT_S)
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        record_reset(str(self.run_path), plain, str(log.location))
+        self.moved_from.append(str(self.run_path))
+        ray.get(self.server.reset.remote(plain, str(log.location)))
+        self.cfg, self.log, self.run_path = cfg, log, log.location
+        self.idle.update(self.actors)
+        self.actors.clear()
+        self._state_ref, self._last_state, self._last_poll = None, None, (time.perf_counter(), 0)
+        log.config("server", cfg)
+
     def close(self) -> None:
         """Wait for pushes in flight, log the server's last state, stop the streams (and the server
         unless the experiment is attachable). Safe to call twice and after Ctrl-C; all its waiting
@@ -176,28 +229,19 @@ class RayBackend:
             return
         self.closed = True
         deadline = time.monotonic() + CLOSE_TIMEOUT_S  # all the waiting below, together
-
-        def left() -> float:
-            return max(0.0, deadline - time.monotonic())
-
         try:
-            if self.actors:
-                ray.get([a.flush.remote() for a in self.actors.values()], timeout=left())
-            if self.log is not None:
-                self._state_ref = None
-                self._log_server(int(self.cfg.experiment.iterations), force=True)
-                self._log_server(int(self.cfg.experiment.iterations), force=True, wait_s=left())
-                self.log.flush()
-            if self.owns_server:
-                ray.get(self.server.checkpoint.remote(), timeout=left())
+            self._finish(deadline)
         except (ray.exceptions.RayError, KeyboardInterrupt):
             pass
         finally:
-            ending = list(self.actors.values())
+            ending = list(self.actors.values()) + list(self.idle.values())
             self.actors.clear()
+            self.idle.clear()
             if self.owns_server and not self.cfg.experiment.attachable:  # the SG groups first, then the registry
                 ending += self._group_actors() + [self.server]
-            stop_actors(ending, timeout_s=max(left(), 2.0))
+            stop_actors(ending, timeout_s=max(deadline - time.monotonic(), 2.0))
+            if self.moved_from:
+                forget_resets(self.moved_from)
             for r in self.reservations:  # an attachable server keeps its own (detached) bundles
                 r.release(servers=not self.cfg.experiment.attachable)
             self.reservations.clear()

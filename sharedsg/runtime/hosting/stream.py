@@ -36,7 +36,7 @@ from omegaconf import OmegaConf
 from sharedsg import storage
 from sharedsg.errors import UserError
 from sharedsg.harness.stream import Stream
-from sharedsg.runtime import NAMESPACE, with_defaults, server_name, was_reconstructed
+from sharedsg.runtime import NAMESPACE, current_args, with_defaults, server_name, was_reconstructed
 from sharedsg.runtime.service import checkpoint
 from sharedsg.runtime.service.client import SGClient
 from sharedsg.runtime.service.endpoint import RayEndpoint
@@ -64,8 +64,15 @@ class StreamActor:
 
     def __init__(self, cfg: Dict[str, Any], name: str, run_path: str, threads: int = 1) -> None:
         torch.set_num_threads(max(1, int(threads)))
-        self.cfg = with_defaults(cfg)
         self.name = name
+        cfg, run_path = current_args(cfg, run_path)  # a restart after a reset: the run it serves now
+        self._begin(cfg, run_path, reconstructed=was_reconstructed())
+
+    def _begin(self, cfg: Dict[str, Any], run_path: str, reconstructed: bool) -> None:
+        """The stream of one run (:meth:`reset` starts it again): its :class:`Stream` (the run's seed:
+        weights and data order), its checkpoint if there is one, registered with its SG group."""
+        self.cfg = with_defaults(cfg)
+        self.group: Optional[str] = None
         # found by name (not passed in): a restarted actor finds the restarted registry too
         registry = ray.get_actor(server_name(self.cfg.experiment.name), namespace=NAMESPACE)
         self.ckpt_every = int(self.cfg.resources.stream_checkpoint_every)
@@ -77,11 +84,11 @@ class StreamActor:
                 self.error = str(exc)
         if self.error is not None:  # setup() reports it; nothing registered with the server
             return
-        self.stream = Stream(self.cfg, name, device=self.device)
+        self.stream = Stream(self.cfg, self.name, device=self.device)
         self.learner = self.stream.learner
-        self.ckpt_path = checkpoint.stream_checkpoint(run_path, name)
+        self.ckpt_path = checkpoint.stream_checkpoint(run_path, self.name)
         self.restored_step: Optional[int] = None
-        self.reconstructed = was_reconstructed()
+        self.reconstructed = reconstructed
         try:
             saved = checkpoint.load(self.ckpt_path)
         except UserError as exc:  # a damaged checkpoint: setup() reports it; nothing registered with the server
@@ -94,7 +101,7 @@ class StreamActor:
             start_seq = int(saved["seq"])
             self.restored_step = self.learner.steps
         info = {"node": socket.gethostname(), "device": self.device, "data_class": self.stream.data_class}
-        self.sg = SGClient(registry, name, self.stream.group, self.learner.dims,
+        self.sg = SGClient(registry, self.name, self.stream.group, self.learner.dims,
                            OmegaConf.to_container(self.cfg.model, resolve=True), info,
                            start_seq=start_seq, max_inflight=int(self.cfg.sg.max_inflight_pushes),
                            wire_dtype=str(self.cfg.sg.wire_dtype))
@@ -103,13 +110,20 @@ class StreamActor:
             self.group = self.sg.group
             self.stream.join(RayEndpoint(self.sg), resumed=saved is not None)
 
+    def reset(self, cfg: Dict[str, Any], run_path: str) -> Dict[str, Any]:
+        """Run the same stream in another run (the next seed of an experiment, ``RayBackend.reset``;
+        its SG group reset first) in this process, as a new actor of ``cfg`` and ``run_path`` would
+        (:meth:`_begin`); its :meth:`setup`."""
+        self._begin(cfg, run_path, reconstructed=False)
+        return self.setup()
+
     # -- setup and info ----------------------------------------------------------------------
     def setup(self) -> Dict[str, Any]:
         """``{"error": ...}`` when the server refused the stream, else its info."""
         return {"error": self.error} if self.error else self.info()
 
     def info(self) -> Dict[str, Any]:
-        out = {"name": self.name, "group": getattr(self, "group", None), "steps": self.learner.steps,
+        out = {"name": self.name, "group": self.group, "steps": self.learner.steps,
                "sg_version": self.learner.sg_version, "restored_step": self.restored_step,
                "reconstructed": self.reconstructed, "device": self.device, "node": socket.gethostname(),
                "pid": os.getpid()}

@@ -30,7 +30,8 @@ import ray
 from omegaconf import OmegaConf
 
 from sharedsg.errors import UserError
-from sharedsg.runtime import NAMESPACE, SERVER_PREFIX, group_actor_name, server_name, with_defaults, was_reconstructed
+from sharedsg.runtime import (NAMESPACE, SERVER_PREFIX, current_args, group_actor_name, server_name, with_defaults,
+                              was_reconstructed)
 from sharedsg.runtime.service import checkpoint
 from sharedsg.runtime.service.server import group_actor
 
@@ -50,18 +51,12 @@ class SGRegistry:
     """The plain class; :func:`registry_actor` wraps it in ``ray.remote`` (an async actor)."""
 
     def __init__(self, cfg: Dict[str, Any], run_path: str, group_options: Optional[Dict[str, Any]] = None) -> None:
-        self.plain = cfg
-        self.cfg = with_defaults(cfg)
-        self.run_path = str(run_path)
-        self.ckpt_path = checkpoint.server_checkpoint(self.run_path)
         self.group_options = dict(group_options or {})
         self.placed: Dict[str, Dict[str, Any]] = {}  # per-group Ray options given by place()
         self.groups: Dict[str, Any] = {}  # group -> its actor
         self.models: Dict[str, Dict[str, Any]] = {}  # group -> model config it was started with
-        self.streams: Dict[str, str] = {}  # stream -> group
-        self.restarts = 0
-        self.pushes = 0  # the groups' total at the last state/checkpoint (for the checkpoint file)
-        self.started = time.time()
+        cfg, run_path = current_args(cfg, run_path)  # a restart after a reset: the run it serves now
+        self._begin(cfg, run_path)
         saved = checkpoint.load_json(self.ckpt_path)
         if saved is not None:
             self.models, self.streams = dict(saved["groups"]), dict(saved["streams"])
@@ -70,6 +65,26 @@ class SGRegistry:
                 self.groups[g] = self._start(g, model)
         if was_reconstructed():
             self.restarts += 1
+
+    def _begin(self, cfg: Dict[str, Any], run_path: str) -> None:
+        """The registry's record of one run (:meth:`reset` starts it again): no streams, no restarts."""
+        self.plain = cfg
+        self.cfg = with_defaults(cfg)
+        self.run_path = str(run_path)
+        self.ckpt_path = checkpoint.server_checkpoint(self.run_path)
+        self.streams: Dict[str, str] = {}  # stream -> group
+        self.restarts = 0
+        self.pushes = 0  # the groups' total at the last state/checkpoint (for the checkpoint file)
+        self.started = time.time()
+
+    async def reset(self, cfg: Dict[str, Any], run_path: str) -> Dict[str, int]:
+        """Serve another run of the experiment (its next seed, ``RayBackend.reset``) with the group
+        actors there are: each starts over (:meth:`SGGroupServer.reset`), and streams register afresh.
+        Group -> its version."""
+        groups = list(self.groups)
+        versions = await asyncio.gather(*[self.groups[g].reset.remote(cfg, str(run_path)) for g in groups])
+        self._begin(cfg, run_path)
+        return dict(zip(groups, versions))
 
     # -- groups ----------------------------------------------------------------------------
     def _start(self, group: str, model: Dict[str, Any]):

@@ -49,7 +49,7 @@ from sharedsg.config import ModelConfig
 from sharedsg.errors import DimensionMismatch
 from sharedsg.learn.ingest import Ingest, Pending
 from sharedsg.learn.ledger import PushLedger
-from sharedsg.runtime import NAMESPACE, group_actor_name, with_defaults, was_reconstructed
+from sharedsg.runtime import NAMESPACE, current_args, group_actor_name, with_defaults, was_reconstructed
 from sharedsg.runtime.service import checkpoint
 
 if TYPE_CHECKING:  # torch loads in the group's own process (``SGGroupServer.__init__``), not here
@@ -92,24 +92,37 @@ class SGGroupServer:
         # (to start group actors) and stays torch-free
         import torch
 
-        from sharedsg.learn.sg import SGLearner
-
         torch.set_num_threads(1)
-        self.cfg = with_defaults(cfg)
         self.group = group
         self.model = model
+        self.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+        self._lock = threading.Lock()  # ingest, ledgers, counters
+        self._work = threading.Condition(self._lock)  # the learner waits here for targets
+        self._model_lock = threading.Lock()  # the SGLearner: update, predict, state_dict
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._changed: Optional[asyncio.Event] = None  # set (on the loop) after every update
+        cfg, run_path = current_args(cfg, run_path)  # a restart after a reset: the run it serves now
+        self._begin(cfg, run_path, reconstructed=was_reconstructed())
+
+    def _begin(self, cfg: Dict[str, Any], run_path: str, reconstructed: bool) -> None:
+        """Everything of one run of the group (:meth:`reset` starts it again): the SG learner of the
+        run's seed at version 0, empty ledgers and counters, its checkpoint if there is one (then, or
+        when Ray ``reconstructed`` the actor, a restart), and the learner thread."""
+        from sharedsg.learn.sg import SGLearner
+
+        self.cfg = with_defaults(cfg)
         self.run_path = str(run_path)
-        self.ckpt_path = checkpoint.group_checkpoint(self.run_path, group)
+        self.ckpt_path = checkpoint.group_checkpoint(self.run_path, self.group)
         sg = self.cfg.sg
         self.policy = "exact" if self.cfg.experiment.synchronous else str(sg.policy)
         self.every_pushes = int(sg.checkpoint_every_pushes)
         self.every_s = float(sg.checkpoint_every_s)
         self.coalesce_max = int(sg.coalesce_max)
-        self.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
         # a group started by the public API (sharedsg.api) names its activations' widths in ``sg_dims``
-        model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), {k: v for k, v in model.items() if k != "sg_dims"})
+        model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig),
+                                    {k: v for k, v in self.model.items() if k != "sg_dims"})
         self.sg = SGLearner(model_cfg, sg, seed=int(self.cfg.experiment.seed), device=self.device,
-                            dims=model.get("sg_dims"))
+                            dims=self.model.get("sg_dims"))
         self.ingest = Ingest(self.policy, int(sg.buffer_size))
         self.streams: Dict[str, Dict[str, Any]] = {}
         self.accepted: Dict[str, PushLedger] = {}  # deduplication at ingest
@@ -125,25 +138,33 @@ class SGGroupServer:
         self.ingest_rate, self.update_rate = _Rate(), _Rate()
         self.pull_s: Deque[float] = deque(maxlen=SAMPLES)
         self.lags: Deque[float] = deque(maxlen=SAMPLES)
-        self._lock = threading.Lock()  # ingest, ledgers, counters
-        self._work = threading.Condition(self._lock)  # the learner waits here for targets
-        self._model_lock = threading.Lock()  # the SGLearner: update, predict, state_dict
         self._learning = 0  # target sets in the update that runs now
         self._busy = False  # the learner is between taking a batch and its checkpoint / notification
         self._stopping = False
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._changed: Optional[asyncio.Event] = None  # set (on the loop) after every update
         self._published: Optional[Tuple[int, ray.ObjectRef]] = None
         saved = checkpoint.load(self.ckpt_path)
         if saved is not None:
             self._restore(saved)
-        if was_reconstructed() or saved is not None:
+        if reconstructed or saved is not None:
             self.counts["restarts"] += 1
             self.sg.version += self.every_pushes + 1  # never behind any version served before the crash
         self.version = self.sg.version
         self._snapshot: SGState = self.sg.state()
-        self._learner = threading.Thread(target=self._learn, name=f"sg-learner-{group}", daemon=True)
+        self._learner = threading.Thread(target=self._learn, name=f"sg-learner-{self.group}", daemon=True)
         self._learner.start()
+
+    async def reset(self, cfg: Dict[str, Any], run_path: str) -> int:
+        """Serve another run (the next seed of an experiment, ``RayBackend.reset``) in this process:
+        once every accepted push is trained on, the learner thread ends and the group starts over
+        as a new actor of ``cfg`` and ``run_path`` would (:meth:`_begin`); streams register afresh.
+        Its version (0: the run has no checkpoint yet)."""
+        await self._until(self._idle)
+        with self._lock:
+            self._stopping = True
+            self._work.notify_all()
+        await asyncio.get_running_loop().run_in_executor(None, self._learner.join)
+        self._begin(cfg, run_path, reconstructed=False)
+        return self.version
 
     # -- serving path: the event loop ------------------------------------------------------
     def _bind_loop(self) -> None:
