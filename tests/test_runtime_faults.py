@@ -108,7 +108,7 @@ def test_stream_killed_without_checkpoint_continues_after_the_servers_watermark(
     assert state["pushes"] == 24 and state["duplicates"] == 0
 
 
-@pytest.mark.parametrize("max_staleness", [1, 100])
+@pytest.mark.parametrize("max_staleness", [1, pytest.param(100, marks=pytest.mark.slow)])  # 100: in make test-all
 def test_registry_killed_mid_run_streams_carry_on(tmp_path, max_staleness):
     """The registry holds no SG state: when Ray restarts it, it starts its groups again from their
     checkpoints and the streams register again with the new group actor (sg.max_staleness=100: the

@@ -36,6 +36,7 @@ def _events(directory: Path):
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+@pytest.mark.slow  # a whole Omniglot setting as Ray job actors, stopped and resumed: make test-all
 @pytest.mark.needs_data("omniglot")
 def test_omniglot_setting_as_actors_writes_results_and_resumes(tmp_path, capsys):
     args = ["sweep", str(REPO / "configs/omniglot/5w1s.yaml"), f"experiment.run_dir={tmp_path}",
