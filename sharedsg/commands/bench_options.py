@@ -100,6 +100,8 @@ def nmn_synthetic(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every", type=integer(1), default=100, help="steps between held-out accuracies")
     p.add_argument("--eval-batches", type=integer(1), default=8, help="held-out batches of episodes per accuracy")
     p.add_argument("--noise", type=number(0.0), default=0.5, help="item noise relative to the prototype (std)")
+    p.add_argument("--common", type=number(0.0), default=0.0,
+                   help="weight of a pattern every item shares, relative to the prototype (0: none)")
     p.add_argument("--leave", type=number(0.0), default=0.4, help="accuracy that counts as having left chance (1/N)")
     p.add_argument("--threads", type=integer(1), default=1, help="torch threads")
     p.add_argument("overrides", nargs="*", help="config key=value overrides (model.*, fewshot.*)")
