@@ -38,7 +38,7 @@ from sharedsg.config import load_config
 from sharedsg.experiments.omniglot import OmniglotEpisodes
 from sharedsg.learn.fewshot import FewShotNMNMethod, stack_episodes
 from sharedsg.model.fewshot import cell_weights, lstm_step
-from sharedsg.model.memory import attention_entropy, read
+from sharedsg.model.memory import attention_entropy, read, write
 
 
 def nearest_is_own_class(sim: torch.Tensor, sy: torch.Tensor, qy: torch.Tensor) -> float:
@@ -66,7 +66,7 @@ def chain(model, sf: torch.Tensor, sy: torch.Tensor, qf: torch.Tensor, qy: torch
     for t in range(s_len):
         z = model._address(keys_s[:, t], memory)
         z_s.append(z)
-        memory = memory * (1 - z.unsqueeze(-1)) + z.unsqueeze(-1) * written[:, t].unsqueeze(1)
+        memory = write(memory, z, written[:, t])
     z_s = torch.stack(z_s, 1)  # (B, S, l)
     label = qf.new_zeros(qf.shape[0], qf.shape[1], model.ways)
     q = model._step("ic", torch.cat([qf, label], -1), sp.states["ic"], None)[0]  # (B, Q, k)
@@ -81,7 +81,9 @@ def chain(model, sf: torch.Tensor, sy: torch.Tensor, qf: torch.Tensor, qy: torch
         zero = f.new_zeros(*f.shape[:-1], k)
         return lstm_step(w, torch.cat([f, f.new_zeros(*f.shape[:-1], model.ways)], -1), (zero, zero))[0]
 
-    centre = lambda x: x - x.mean(1, keepdim=True)
+    def centre(x: torch.Tensor) -> torch.Tensor:
+        return x - x.mean(1, keepdim=True)
+
     overlap = z_s @ z_s.transpose(1, 2)  # (B, S, S)
     eye = torch.eye(s_len, dtype=torch.bool)
     return {
@@ -98,22 +100,25 @@ def chain(model, sf: torch.Tensor, sy: torch.Tensor, qf: torch.Tensor, qy: torch
     }
 
 
-def omniglot_batches(cfg, n: int, seed: int):
-    """``n`` batches of 16 real 5w1s training episodes, each a function of the model giving chain()'s arguments."""
+def omniglot_batches(cfg, n: int):
+    """``n`` batches of 16 real 5w1s training episodes (the same for every seed), each a function of
+    the model giving chain()'s arguments."""
     eps = OmniglotEpisodes(cfg, ways=5, shots=1)
     for i in range(n):
         b = stack_episodes([eps.episode("train", 16 * i + j) for j in range(16)])
-        yield lambda model, b=b: split(model, model.encode(torch.cat([b["sx"], b["qx"]], 1)), b["sy"], b["qy"])
+        yield lambda model, b=b: split(model.encode(torch.cat([b["sx"], b["qx"]], 1)), b["sy"], b["qy"])
 
 
 def synthetic_batches(common: float, noise: float, n: int, seed: int):
+    """``n`` batches of 16 synthetic episodes as ``bench nmn-synthetic`` draws a seed's training batches."""
     g, pattern = torch.Generator().manual_seed(seed), common_pattern(576, seed)
     for _ in range(n):
         b = synthetic_batch(16, 5, 5, 576, noise, g, common, pattern)
         yield lambda model, b=b: (model.features(b["sf"]), b["sy"], model.features(b["qf"]), b["qy"])
 
 
-def split(model, feats: torch.Tensor, sy: torch.Tensor, qy: torch.Tensor):
+def split(feats: torch.Tensor, sy: torch.Tensor, qy: torch.Tensor):
+    """An episode batch's features (B, S + Q, D) -> chain()'s support and query arguments."""
     s_len = sy.shape[1]
     return feats[:, :s_len], sy, feats[:, s_len:], qy
 
@@ -135,7 +140,7 @@ def main() -> None:
             method.load_state_dict(torch.load(args.checkpoint, weights_only=False)["method"])
         model = method.model.train()
         batches = (synthetic_batches(*args.synthetic, args.batches, seed) if args.synthetic
-                   else omniglot_batches(cfg, args.batches, seed))
+                   else omniglot_batches(cfg, args.batches))
         with torch.no_grad():
             rows += [chain(model, *make(model)) for make in batches]
     out = {key: round(sum(r[key] for r in rows) / len(rows), 3) for key in rows[0]}
