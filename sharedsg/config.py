@@ -278,6 +278,11 @@ class FewShotConfig:
     # The NMN memory learner: a support item enters with its own one-hot label (own) or with the
     # previous item's (previous, MANN's offset); mann always uses previous (its authors' protocol)
     label_input: str = choice("own", "previous")
+    # MANN's per-step loss for the NMN memory learner: every support item's label is predicted, f^D(m_t)
+    # (Eq. 8 at that step), before it is shown (needs label_input=previous); the episode's loss is the mean
+    # cross-entropy over the S support and Q query predictions, so the SG targets of the support steps
+    # (Eq. 11) include the gradient of each step's own prediction (docs/results/sg_fit.md)
+    step_loss: bool = False
     # What the NMN memory learner's write controller takes: m (Eq. 6: m'_t = WC(m_t), so the item
     # reaches the memory only through the address z_t) or mq (not the paper: WC([m_t, q_t]), so
     # what is written can carry the item; docs/design.md, "Where the item enters the memory")
@@ -447,6 +452,9 @@ def validate(cfg: DictConfig) -> None:
         for m in cfg.fewshot[kind]:
             if m not in FEWSHOT_METHODS:
                 raise ConfigError(f"config error: fewshot.{kind}: '{m}' is not one of {', '.join(FEWSHOT_METHODS)}")
+    if cfg.fewshot.step_loss and cfg.fewshot.label_input != "previous":
+        raise ConfigError("config error: fewshot.step_loss: each support item would be shown the label it is to "
+                          "predict; add fewshot.label_input=previous")
     if len(set(cfg.fewshot.seeds)) != len(cfg.fewshot.seeds):
         raise ConfigError(f"config error: fewshot.seeds: {list(cfg.fewshot.seeds)} repeats a seed")
 

@@ -197,6 +197,7 @@ def test_every_bound_and_choice_is_enforced():
     ("fewshot.settings=5w1s", "fewshot.settings: must be a list"),
     ("fewshot.settings=[5x1]", "fewshot.settings: '5x1' is not NwKs"),
     ("learner.lr=1e999", "learner.lr: must be a finite number, got inf"),
+    ("fewshot.step_loss=true", "fewshot.step_loss: each support item would be shown the label it is to predict"),
 ])
 def test_range_finiteness_and_shape_messages(override, message):
     with pytest.raises(ConfigError) as info:

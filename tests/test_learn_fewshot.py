@@ -76,11 +76,12 @@ def test_write_controller_gets_a_non_zero_true_gradient(episodes, write):
     assert all(float(g.abs().sum()) > 0 for g in grads)
 
 
-FORMS = [[], ["fewshot.ic_input=layernorm_fan_in", "fewshot.oc_input=read_query"], ["fewshot.ic_input=fan_in"]]
+STEP_LOSS = ["fewshot.label_input=previous", "fewshot.step_loss=true"]
+FORMS = [[], ["fewshot.ic_input=layernorm_fan_in", "fewshot.oc_input=read_query"], ["fewshot.ic_input=fan_in"], STEP_LOSS]
 
 
 @pytest.mark.needs_data("omniglot")
-@pytest.mark.parametrize("form", FORMS, ids=["as_printed", "normalised_compose", "fan_in"])
+@pytest.mark.parametrize("form", FORMS, ids=["as_printed", "normalised_compose", "fan_in", "step_loss"])
 @pytest.mark.parametrize("where", ["support", "queries"])
 def test_baseline_is_proposed_with_the_fast_path_off(episodes, where, form):
     prop, base = _method(True, f"fewshot.fast_weights={where}", *form), _method(False, *form)
@@ -100,6 +101,38 @@ def test_baseline_is_proposed_with_the_fast_path_off(episodes, where, form):
         torch.testing.assert_close(targets[c], none[c], rtol=1e-4, atol=1e-9)
     for n in gb:
         torch.testing.assert_close(gp[n], gb[n], rtol=1e-4, atol=1e-7, msg=n)
+
+
+@pytest.mark.needs_data("omniglot")
+def test_step_loss_predicts_every_support_label_before_it_is_shown(episodes):
+    """fewshot.step_loss (MANN's protocol): the loss is the mean cross-entropy over f^D(m_t) of every
+    support step and the queries; an item enters with the previous item's label (the first with none),
+    and the SG targets are the gradients of that loss, which now reach the OC's output at the last
+    support step directly (without the step loss only through the queries' start state)."""
+    torch.manual_seed(0)
+    m, plain = _method(False, *STEP_LOSS), _method(False, "fewshot.label_input=previous")
+    batch = stack_episodes(episodes[:3])
+    assert torch.equal(m.model.support_labels(batch["sy"])[:, 0], torch.zeros(3, 5))
+    torch.testing.assert_close(m.model.support_labels(batch["sy"])[:, 1:], F.one_hot(batch["sy"][:, :-1], 5).float())
+    loss, logits, _, targets, _, _ = m.gradients(batch)
+    s_len = batch["sx"].shape[1]
+    feats = m.model.encode(torch.cat([batch["sx"], batch["qx"]], dim=1))
+    sp = m.model.support(feats[:, :s_len], batch["sy"])
+    every = torch.cat([torch.stack([m.model.decoder(h) for h in sp.h_out["oc"]], 1), m.model.queries(sp, feats[:, s_len:])], 1)
+    want = F.cross_entropy(every.reshape(-1, 5), torch.cat([batch["sy"], batch["qy"]], 1).reshape(-1),
+                           reduction="none").reshape(3, -1).mean(1)
+    torch.testing.assert_close(loss, want.detach(), rtol=1e-5, atol=1e-6)
+    outs = torch.autograd.grad(want.sum(), sp.h_out["ic"] + sp.h_out["oc"])
+    for i, c in enumerate(FAST_CONTROLLERS):
+        torch.testing.assert_close(targets[c], torch.stack(outs[i * s_len:(i + 1) * s_len], 1), rtol=1e-4, atol=1e-8)
+    # the last support step's OC output: the queries' part (scaled by Q / (S + Q)) plus its own prediction's
+    # W^T (softmax(y_hat) - y) / (S + Q), a function of (h, y) alone
+    n_all = s_len + batch["qy"].shape[1]
+    without = plain.gradients(batch)[3]["oc"][:, -1] * batch["qy"].shape[1] / n_all
+    last = m.model.decoder(sp.h_out["oc"][-1])
+    own = (torch.softmax(last, -1) - F.one_hot(batch["sy"][:, -1], 5).float()) @ m.model.decoder.weight / n_all
+    torch.testing.assert_close(targets["oc"][:, -1], without + own.detach(), rtol=1e-4, atol=1e-8)
+    assert float(own.detach().norm()) > 0.1 * float(targets["oc"][:, -1].norm())
 
 
 @pytest.mark.needs_data("omniglot")

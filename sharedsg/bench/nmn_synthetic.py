@@ -12,8 +12,9 @@ remove (its classes' features keep a cosine of 0.35 after it), and items of a cl
 much closer to each other than to the other classes (docs/diagnostics/fewshot_retrieval_chain.py).
 Solving an episode needs the memory (its prototypes are new). The features go through
 :class:`~sharedsg.model.fewshot.FewShotNMN`'s support and query passes (Eq. 2-8, the encoder
-unused) and the baseline's meta-update: Adam (``fewshot.meta_lr``) on the query cross-entropy, B
-episodes (``fewshot.meta_batch``) per step. Every variant of a seed starts from the same weights
+unused) and the baseline's meta-update: Adam (``fewshot.meta_lr``) on the query cross-entropy (with
+``fewshot.step_loss``, MANN's per-step loss: and every support step's prediction), B episodes
+(``fewshot.meta_batch``) per step. Every variant of a seed starts from the same weights
 (FewShotNMN's paired draws) and sees the same episodes.
 
 Each finished (variant, seed) run prints its curve on stderr. Reported per variant and seed: the
@@ -33,9 +34,9 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from omegaconf import DictConfig
-from torch.nn import functional as F
 
 from sharedsg.config import load_config
+from sharedsg.learn.fewshot import episode_loss
 from sharedsg.model.fewshot import FewShotNMN
 
 FEATURE_MEAN, FEATURE_STD = 0.91, 0.80  # f^E's output at initialisation on Omniglot 5w1s training episodes
@@ -94,7 +95,8 @@ def train_variant(cfg: DictConfig, variant: str, seed: int, steps: int, eval_eve
     curve = [(0, accuracy(model, evals))]
     for step in range(1, steps + 1):
         b = synthetic_batch(batch, ways, queries, dim, noise, g, common, pattern)
-        loss = F.cross_entropy(logits(model, b).reshape(-1, ways), b["qy"].reshape(-1))
+        sp = model.support(model.features(b["sf"]), b["sy"])
+        loss = episode_loss(model, sp, model.queries(sp, model.features(b["qf"])), b, bool(fs.step_loss)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

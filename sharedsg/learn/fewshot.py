@@ -19,9 +19,11 @@ One meta-training step is one forward/backward over B episodes (the batch dimens
   even with an oracle SG (docs/results/omniglot.md). The step is a constant in the meta-gradient
   (first order, as FOMAML): the query loss is differentiated at theta + delta.
 * **Slow path, both methods.** Adam (``fewshot.meta_lr``) on the mean over episodes of the
-  query cross-entropy, every module (encoder, IC, OC, WC, initial memory, decoder).
+  query cross-entropy (with ``fewshot.step_loss``, MANN's protocol: of the support steps' and the
+  queries' predictions together, :func:`episode_loss`), every module (encoder, IC, OC, WC, initial
+  memory, decoder).
 * **SG training (Eq. 11).** The target of SG_c at support step t is the true gradient of the
-  episode's query loss with respect to h_c,t from the rest of the network (the path through the
+  episode's loss with respect to h_c,t from the rest of the network (the path through the
   controller's own recurrence excluded: the fast step adds it by back-propagating through the
   unroll), taken on the support pass the loss depends on (with ``support``, the re-run one);
   the SG's input is the first pass's h_c,t, the one it sees before the step. With an oracle SG
@@ -122,6 +124,19 @@ def unroll_gradients(w: Weights, inputs: torch.Tensor, start: Tuple[torch.Tensor
             "bias_ih": gb, "bias_hh": gb.clone()}
 
 
+def episode_loss(model: FewShotNMN, sp: SupportPass, logits: torch.Tensor, batch: Dict[str, torch.Tensor],
+                 step_loss: bool) -> torch.Tensor:
+    """Per-episode loss (B,): the mean cross-entropy of the query logits (B, Q, N) against ``batch["qy"]``;
+    with ``step_loss`` (MANN's per-step loss) the mean over the S support steps' predictions
+    (:meth:`FewShotNMN.support_logits` of ``sp``, against ``batch["sy"]``) and the Q queries together."""
+    y = batch["qy"]
+    if step_loss:
+        logits = torch.cat([model.support_logits(sp), logits], dim=1)
+        y = torch.cat([batch["sy"], y], dim=1)
+    b, n = logits.shape[0], logits.shape[-1]
+    return F.cross_entropy(logits.reshape(-1, n), y.reshape(-1), reduction="none").reshape(b, -1).mean(1)
+
+
 def stack_episodes(episodes: List[Episode]) -> Dict[str, torch.Tensor]:
     """B episodes as batch tensors: support (B, S, 1, H, W), (B, S); queries (B, Q, 1, H, W), (B, Q)."""
     return {"sx": torch.stack([e.support_x for e in episodes]), "sy": torch.stack([e.support_y for e in episodes]),
@@ -141,6 +156,7 @@ class FewShotNMNMethod:
                                 str(fs.oc_input), str(fs.ic_input)).to(cfg.learner.device)
         self.alpha = float(cfg.learner.fast_lr)
         self.fast_weights = str(cfg.fewshot.fast_weights)  # where the fast weights act (:meth:`adapt`)
+        self.step_loss = bool(fs.step_loss)  # MANN's per-step loss (:func:`episode_loss`)
         self.impl = str(cfg.model.impl)  # how the fast step is computed (:func:`fast_step`)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(cfg.fewshot.meta_lr))
         k = int(cfg.model.slot_width)
@@ -192,13 +208,13 @@ class FewShotNMNMethod:
         return self.model.queries(sp, queries), sp
 
     def gradients(self, batch: Dict[str, torch.Tensor]):
-        """One forward/backward over the batch of episodes: (per-episode query loss (B,), query logits,
-        the meta-gradient {name: mean over episodes}, the SG targets {controller: (B, S, k)}: the
-        gradient with respect to the outputs of the support pass the loss depends on, the support pass
+        """One forward/backward over the batch of episodes: (per-episode loss (B,) (:func:`episode_loss`),
+        query logits, the meta-gradient {name: mean over episodes}, the SG targets {controller: (B, S, k)}:
+        the gradient with respect to the outputs of the support pass the loss depends on, the support pass
         the SGs saw (their input), the synthetic gradients or None)."""
         logits, sp, first, s = self.forward(batch)
-        b, n = logits.shape[0], self.ways
-        per_episode = F.cross_entropy(logits.reshape(-1, n), batch["qy"].reshape(-1), reduction="none").reshape(b, -1).mean(1)
+        b = logits.shape[0]
+        per_episode = episode_loss(self.model, sp, logits, batch, self.step_loss)
         names, params = zip(*self.model.named_parameters())
         outputs = [h for c in FAST_CONTROLLERS for h in sp.h_out[c]]
         grads = torch.autograd.grad(per_episode.sum(), list(params) + outputs)
@@ -216,8 +232,11 @@ class FewShotNMNMethod:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         # the metrics stay on the device until one transfer at the end (no host sync per metric)
-        metrics = {"loss/query_train": per_episode.mean(),
+        query_loss = F.cross_entropy(logits.reshape(-1, self.ways), batch["qy"].reshape(-1))
+        metrics = {"loss/query_train": query_loss,
                    "accuracy/query_train": (logits.argmax(-1) == batch["qy"]).float().mean()}
+        if self.step_loss:
+            metrics["loss/train"] = per_episode.mean()  # the support steps' and the queries' predictions
         for c in FAST_CONTROLLERS:
             metrics[f"grad_norm/{c}/true"] = targets[c].norm(dim=-1).mean()
         if self.sg is not None:

@@ -190,6 +190,11 @@ class FewShotNMN(nn.Module):
                            start=start, h_out=outs,
                            last_label=F.one_hot(labels[:, -1], self.ways).float())
 
+    def support_logits(self, sp: SupportPass) -> torch.Tensor:
+        """Eq. 8 at every support step, y_hat_t = f^D(m_t) from the OC's outputs: (B, S, N), the
+        predictions of MANN's per-step loss (``fewshot.step_loss``)."""
+        return self.decoder(torch.stack(sp.h_out["oc"], dim=1))
+
     def _support_step(self, name: str, inp: torch.Tensor, hc: LSTMState,
                       weights: Optional[Dict[str, Weights]]) -> LSTMState:
         """One support step of controller ``name`` for (B, in) inputs, with its per-episode weights if given."""
