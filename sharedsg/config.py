@@ -285,8 +285,9 @@ class FewShotConfig:
     step_loss: bool = False
     # What the NMN memory learner's write controller takes: m (Eq. 6: m'_t = WC(m_t), so the item
     # reaches the memory only through the address z_t) or mq (not the paper: WC([m_t, q_t]), so
-    # what is written can carry the item; docs/design.md, "Where the item enters the memory")
-    write_input: str = choice("m", "mq")
+    # what is written can carry the item) or q (not the paper: m'_t = q_t, the IC's key is written as
+    # MANN writes its key, and there is no WC); docs/design.md, "Where the item enters the memory"
+    write_input: str = choice("m", "mq", "q")
     # What the NMN memory learner's output controller takes (docs/results/fewshot_nmn.md): read (Eq. 5 as
     # printed: m_t = OC(m_bar_t), so what is written, WC(m_t), is a function of what was read) or read_query
     # (the compose step of Neural Semantic Encoders [44], which the paper cites: m_t = OC([m_bar_t, q_t]))

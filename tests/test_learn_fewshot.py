@@ -13,6 +13,7 @@ from sharedsg.config import load_config
 from sharedsg.experiments.omniglot import OmniglotEpisodes
 from sharedsg.learn.fewshot import FewShotNMNMethod, fast_step, stack_episodes
 from sharedsg.model.fewshot import FAST_CONTROLLERS, cell_weights, lstm_step
+from sharedsg.model.memory import write
 
 TINY = ["experiment.kind=fewshot", "model.encoder=conv", "model.decoder=classification", "model.conv_channels=4",
         "model.conv_blocks=2", "model.slot_width=8", "model.slots=6", "sg.hidden=8", "fewshot.queries=2",
@@ -77,11 +78,12 @@ def test_write_controller_gets_a_non_zero_true_gradient(episodes, write):
 
 
 STEP_LOSS = ["fewshot.label_input=previous", "fewshot.step_loss=true"]
-FORMS = [[], ["fewshot.ic_input=layernorm_fan_in", "fewshot.oc_input=read_query"], ["fewshot.ic_input=fan_in"], STEP_LOSS]
+FORMS = [[], ["fewshot.ic_input=layernorm_fan_in", "fewshot.oc_input=read_query"], ["fewshot.ic_input=fan_in"], STEP_LOSS,
+         ["fewshot.write_input=q"]]
 
 
 @pytest.mark.needs_data("omniglot")
-@pytest.mark.parametrize("form", FORMS, ids=["as_printed", "normalised_compose", "fan_in", "step_loss"])
+@pytest.mark.parametrize("form", FORMS, ids=["as_printed", "normalised_compose", "fan_in", "step_loss", "key_write"])
 @pytest.mark.parametrize("where", ["support", "queries"])
 def test_baseline_is_proposed_with_the_fast_path_off(episodes, where, form):
     prop, base = _method(True, f"fewshot.fast_weights={where}", *form), _method(False, *form)
@@ -137,9 +139,10 @@ def test_step_loss_predicts_every_support_label_before_it_is_shown(episodes):
 
 @pytest.mark.needs_data("omniglot")
 @pytest.mark.parametrize("impl", ["reference", "fast"])
-@pytest.mark.parametrize("write", ["m", "mq", "compose"])
+@pytest.mark.parametrize("write", ["m", "mq", "q", "compose"])
 def test_oracle_sg_fast_step_is_the_true_gradient_step(episodes, write, impl):
-    """compose: fewshot.oc_input=read_query (OC([m_bar_t, q_t])) with the normalised IC input."""
+    """compose: fewshot.oc_input=read_query (OC([m_bar_t, q_t])) with the normalised IC input; q: the
+    key written (the OC's support outputs but the last feed nothing: a zero target)."""
     torch.manual_seed(0)
     form = (["fewshot.ic_input=layernorm_fan_in", "fewshot.oc_input=read_query"] if write == "compose"
             else [f"fewshot.write_input={write}"])
@@ -156,7 +159,8 @@ def test_oracle_sg_fast_step_is_the_true_gradient_step(episodes, write, impl):
               for c in FAST_CONTROLLERS}
     logits = m.model.queries(sp, feats[:, s_len:], frozen)
     per_episode = F.cross_entropy(logits.reshape(-1, 5), batch["qy"].reshape(-1), reduction="none").reshape(3, -1).mean(1)
-    outs = {c: torch.autograd.grad(per_episode.sum(), sp.h_out[c], retain_graph=True) for c in FAST_CONTROLLERS}
+    outs = {c: torch.autograd.grad(per_episode.sum(), sp.h_out[c], retain_graph=True, materialize_grads=True)
+            for c in FAST_CONTROLLERS}
     oracle = {c: torch.stack(outs[c], dim=1) for c in FAST_CONTROLLERS}  # s = the true gradient (Eq. 11 targets)
     fast = fast_step(m.model, sp, oracle, alpha, impl)
     for c in FAST_CONTROLLERS:
@@ -236,7 +240,7 @@ def test_proposed_trains_its_sgs_and_takes_fast_steps(episodes):
 
 
 @pytest.mark.needs_data("omniglot")
-@pytest.mark.parametrize("label,write", [("own", "m"), ("previous", "m"), ("own", "mq"), ("previous", "mq")])
+@pytest.mark.parametrize("label,write", [("own", "m"), ("previous", "m"), ("own", "mq"), ("previous", "mq"), ("own", "q")])
 def test_fast_impl_is_the_reference(label, write):
     """model.impl=fast (the fast step of Eq. 10 by hand) against reference (torch.func) on 2-shot
     episodes (10 support steps), with SGs trained away from their zero start: the same query
@@ -300,6 +304,24 @@ def test_the_normalised_input_controller_is_not_saturated_at_initialisation():
     assert std < 1.0 and frac < 0.01, (std, frac)
     std, frac = stats("raw")
     assert std > 2.5 and frac > 0.2, (std, frac)
+
+
+@pytest.mark.needs_data("omniglot")
+def test_key_write_puts_the_ic_keys_in_the_memory(episodes):
+    """fewshot.write_input=q (not the paper, MANN's write): no WC; each support step writes its IC key q_t
+    with its address z_t (Eq. 7), and the other weights are the printed form's draws."""
+    m, printed = _method(False, "fewshot.write_input=q"), _method(False)
+    assert m.model.wc is None and not any(n.startswith("wc.") for n, _ in m.model.named_parameters())
+    for name, value in m.model.state_dict().items():
+        assert torch.equal(value, printed.model.state_dict()[name]), name
+    batch = stack_episodes(episodes[:2])
+    with torch.no_grad():
+        sp = m.model.support(m.model.encode(batch["sx"]), batch["sy"])
+        memory = m.model.memory_init.unsqueeze(0).expand(2, -1, -1)
+        for q in sp.h_out["ic"]:
+            memory = write(memory, m.model._address(q, memory), q)
+    assert set(sp.h_out) == {"ic", "oc"}
+    torch.testing.assert_close(sp.memory, memory, rtol=0, atol=0)
 
 
 def test_the_forms_start_from_the_same_draws():

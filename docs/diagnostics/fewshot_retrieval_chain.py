@@ -59,7 +59,7 @@ def chain(model, sf: torch.Tensor, sy: torch.Tensor, qf: torch.Tensor, qy: torch
     s_len = sy.shape[1]
     sp = model.support(sf, sy)
     keys_s = torch.stack(sp.h_out["ic"], 1)  # (B, S, k)
-    written = torch.stack(sp.h_out["wc"], 1)  # (B, S, k): m'_t
+    written = torch.stack(sp.h_out["wc" if model.wc is not None else "ic"], 1)  # (B, S, k): m'_t (write_input=q: q_t)
     # the support items' attention, re-computed along the support pass (memory before each write)
     memory = model.memory_init.unsqueeze(0).expand(sy.shape[0], -1, -1)
     z_s = []

@@ -217,7 +217,8 @@ class FewShotNMNMethod:
         per_episode = episode_loss(self.model, sp, logits, batch, self.step_loss)
         names, params = zip(*self.model.named_parameters())
         outputs = [h for c in FAST_CONTROLLERS for h in sp.h_out[c]]
-        grads = torch.autograd.grad(per_episode.sum(), list(params) + outputs)
+        # materialize: an output nothing consumes (write_input=q: OC's support outputs but the last) has a zero target
+        grads = torch.autograd.grad(per_episode.sum(), list(params) + outputs, materialize_grads=True)
         meta = {name: g / b for name, g in zip(names, grads)}  # the mean over episodes
         s_len, flat = batch["sy"].shape[1], grads[len(params):]
         targets = {c: torch.stack(flat[i * s_len:(i + 1) * s_len], dim=1) for i, c in enumerate(FAST_CONTROLLERS)}

@@ -14,7 +14,8 @@ states persist through the episode and start from their initial values at every 
     m_bar_t = z_t M_{t-1}               Eq. 4
     m_t = OC(m_bar_t)                   Eq. 5 (``oc_input=read_query``: OC([m_bar_t, q_t]), the
                                         compose step of Neural Semantic Encoders [44])
-    m'_t = WC(m_t)                      Eq. 6 (``write_input=mq``: WC([m_t, q_t]), not the paper)
+    m'_t = WC(m_t)                      Eq. 6 (``write_input=mq``: WC([m_t, q_t]); ``q``: m'_t = q_t, the
+                                        key itself as MANN writes it, and no WC; neither the paper)
     M_t = write(M_{t-1}, z_t, m'_t)     Eq. 7
 
 Each query then takes one step from the state after the last support item (in parallel,
@@ -103,7 +104,8 @@ class FewShotNMN(nn.Module):
 
     def __init__(self, cfg: DictConfig, ways: int, label_input: str = "own", seed: int = 0,
                  write_input: str = "m", oc_input: str = "read", ic_input: str = "raw") -> None:
-        """``write_input``: ``m`` (Eq. 6, WC(m_t)) or ``mq`` (WC([m_t, q_t]), not the paper);
+        """``write_input``: ``m`` (Eq. 6, WC(m_t)), ``mq`` (WC([m_t, q_t])) or ``q`` (m'_t = q_t, no WC), the
+        last two not the paper;
         ``oc_input``: ``read`` (Eq. 5, OC(m_bar_t)) or ``read_query`` (OC([m_bar_t, q_t]));
         ``ic_input``: ``raw``, ``layernorm``, ``fan_in`` or ``layernorm_fan_in`` (module docstring). Every weight the
         options share is the same draw for a given ``seed`` whatever they are (paired comparisons):
@@ -120,7 +122,9 @@ class FewShotNMN(nn.Module):
             with torch.no_grad():
                 self.ic.cell.weight_ih[:, :d] *= math.sqrt(k / d)
         self.oc = Controller(k, k)
-        self.wc = Controller(2 * k if write_input == "mq" else k, k)
+        wc = Controller(2 * k if write_input == "mq" else k, k)  # drawn in every form: the draws after it are paired
+        self.wc: Optional[Controller] = None if write_input == "q" else wc
+        self.controllers = ("ic", "oc") if self.wc is None else ("ic", "oc", "wc")
         self.memory_init = nn.Parameter(torch.randn(int(cfg.slots), k) / math.sqrt(k))
         self.decoder = nn.Linear(k, ways)
         if oc_input == "read_query":
@@ -163,13 +167,13 @@ class FewShotNMN(nn.Module):
         label_in = self.support_labels(labels)
         memory = self.memory_init.unsqueeze(0).expand(b, -1, -1)
         zeros = feats.new_zeros(b, k)
-        states = {c: (zeros, zeros) for c in ("ic", "oc", "wc")}
+        states = {c: (zeros, zeros) for c in self.controllers}
         start = {c: (zeros, zeros) for c in states}
         inputs: Dict[str, List[torch.Tensor]] = {c: [] for c in states}
         outs: Dict[str, List[torch.Tensor]] = {c: [] for c in states}
         for t in range(s_len):
             inp = torch.cat([feats[:, t], label_in[:, t]], dim=-1)
-            for c in ("ic", "oc", "wc"):
+            for c in self.controllers:
                 states[c] = self._support_step(c, inp, states[c], weights)
                 h_out = states[c][0].view_as(states[c][0])  # what the rest of the network consumes
                 inputs[c].append(inp.detach())
@@ -177,6 +181,8 @@ class FewShotNMN(nn.Module):
                 if c == "ic":
                     z = self._address(h_out, memory)
                     inp = self.compose(read(z, memory), h_out)  # OC's input
+                elif c == "oc" and self.wc is None:
+                    memory = write(memory, z, outs["ic"][-1])  # write_input=q: the key is written (MANN)
                 elif c == "oc":
                     inp = h_out if self.write_input == "m" else torch.cat([h_out, outs["ic"][-1]], dim=-1)  # WC's input
                 else:
